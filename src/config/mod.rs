@@ -1,0 +1,352 @@
+//! The configuration file: types, defaults, and validation with errors that name the key,
+//! line and column.
+//!
+//! Every option is documented in `config.example.toml`. Unknown keys and wrong types are
+//! rejected; [`load`] reports every problem it can find, not just the first.
+
+mod load;
+mod secret;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{ConfigError, ConfigErrors, load, parse};
+pub use secret::{Secret, SecretSource};
+pub use validate::Purpose;
+
+use crate::core::{AnswerMode, AnswerPolicy, CoreConfig, UserId};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Who this device is.
+    pub device: DeviceConfig,
+    /// How it reaches the signaling server.
+    pub signaling: SignalingConfig,
+    /// Which calls it answers by itself.
+    pub answer: AnswerConfig,
+    /// The development room server, started in-process when enabled.
+    pub room_server: RoomServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[device]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Stable id: MQTT client id and topic segment. Letters, digits, `-` and `_`.
+    pub id: String,
+    /// Human-readable name shown on dashboards and used to name rooms the device creates.
+    pub name: String,
+}
+
+impl DeviceConfig {
+    /// The display name, falling back to the id.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// `[signaling]`: the RTCPeer-compatible server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalingConfig {
+    /// HTTP API base, e.g. `https://meet.example.com/app` (the seed's `host`).
+    pub host: String,
+    /// Control socket path under `host` (WebSocket, `?SID=` appended).
+    pub socket_path: String,
+    /// `deviceType` announced at registration: `tv` for a room appliance.
+    pub device_type: DeviceType,
+    /// TURN relay `host:port` (the seed's `relayServer`).
+    pub relay_server: Option<String>,
+    /// TURN user name.
+    pub relay_username: Option<String>,
+    /// TURN password.
+    pub relay_password: Option<Secret>,
+    /// `relay`: media only through the TURN relay; `all`: direct when possible.
+    pub relay: RelayPolicy,
+    /// Transport to the TURN relay.
+    pub transport: Transport,
+    /// How to log in.
+    pub login: LoginConfig,
+    /// WebSocket ping interval; three missed pongs mean the connection is dead.
+    pub keepalive_s: u64,
+    /// A request without a reply after this long counts as failed.
+    pub request_timeout_s: u64,
+    /// First reconnect delay.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        SignalingConfig {
+            host: "http://127.0.0.1:8080/app".into(),
+            socket_path: "/socket".into(),
+            device_type: DeviceType::Tv,
+            relay_server: None,
+            relay_username: None,
+            relay_password: None,
+            relay: RelayPolicy::All,
+            transport: Transport::Udp,
+            login: LoginConfig::default(),
+            keepalive_s: 20,
+            request_timeout_s: 10,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+/// Device types of the dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub enum DeviceType {
+    /// `pc`
+    #[serde(rename = "pc")]
+    Pc,
+    /// `Android`
+    #[serde(rename = "Android")]
+    Android,
+    /// `iOS`
+    #[serde(rename = "iOS")]
+    Ios,
+    /// `webphone`
+    #[serde(rename = "webphone")]
+    Webphone,
+    /// `tv`: a room appliance.
+    #[serde(rename = "tv")]
+    Tv,
+}
+
+impl DeviceType {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Pc => "pc",
+            DeviceType::Android => "Android",
+            DeviceType::Ios => "iOS",
+            DeviceType::Webphone => "webphone",
+            DeviceType::Tv => "tv",
+        }
+    }
+}
+
+/// ICE transport policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayPolicy {
+    /// Only relayed candidates (through `relay_server`).
+    Relay,
+    /// Every candidate type.
+    All,
+}
+
+/// Transport to the TURN server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// TURN over UDP.
+    Udp,
+    /// TURN over TCP (for networks that block UDP).
+    Tcp,
+}
+
+/// `[signaling.login]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// `password` (account name + password) or `docking` (appId/secret signature + account).
+    pub method: LoginMethod,
+    /// Account name for `password`.
+    pub name: Option<String>,
+    /// Password for `password`.
+    pub password: Option<Secret>,
+    /// File holding the password (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub password_file: Option<PathBuf>,
+    /// `appId` for `docking`.
+    pub app_id: Option<String>,
+    /// App secret for `docking` (used for `getSign`).
+    pub secret: Option<Secret>,
+    /// File holding the app secret.
+    pub secret_file: Option<PathBuf>,
+    /// Third-party account for `docking`.
+    pub account: Option<String>,
+    /// Display name for `docking`.
+    pub user_name: Option<String>,
+}
+
+impl LoginConfig {
+    /// Where the password comes from.
+    pub fn password_source(&self) -> SecretSource {
+        SecretSource {
+            inline: self.password.clone(),
+            file: self.password_file.clone(),
+        }
+    }
+
+    /// Where the app secret comes from.
+    pub fn secret_source(&self) -> SecretSource {
+        SecretSource {
+            inline: self.secret.clone(),
+            file: self.secret_file.clone(),
+        }
+    }
+}
+
+/// Login methods of the dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMethod {
+    /// `account` / `login` with name and password.
+    #[default]
+    Password,
+    /// `getSign` + `dockingLogin`.
+    Docking,
+}
+
+/// `[answer]`: the auto-answer policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnswerConfig {
+    /// `always`, `allow_list` or `never`.
+    pub mode: AnswerMode,
+    /// User ids `allow_list` answers.
+    pub allow: Vec<UserId>,
+    /// Ring this long before answering automatically.
+    pub delay_ms: u64,
+    /// Enter answered calls with the microphone muted.
+    pub answer_muted: bool,
+    /// Decline calls nobody answered after this long; also how long a dialed call rings.
+    pub ring_timeout_s: u64,
+    /// After answering, how long the caller has to enter the room.
+    pub connect_timeout_s: u64,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        AnswerConfig {
+            mode: AnswerMode::Always,
+            allow: Vec::new(),
+            delay_ms: 1000,
+            answer_muted: false,
+            ring_timeout_s: 30,
+            connect_timeout_s: 20,
+        }
+    }
+}
+
+/// `[room_server]`: the development room server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomServerConfig {
+    /// Start it inside `roomagent run`.
+    pub enabled: bool,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Path prefix of the API (the `/app` in `http://host/app`).
+    pub base_path: String,
+    /// Accounts that can log in with name and password.
+    pub accounts: Vec<AccountConfig>,
+    /// Third-party platforms allowed to use `getSign` + `dockingLogin`.
+    pub apps: Vec<AppConfig>,
+}
+
+impl Default for RoomServerConfig {
+    fn default() -> Self {
+        RoomServerConfig {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_path: "/app".into(),
+            accounts: Vec::new(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+/// `[[room_server.accounts]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// User id (unique).
+    pub id: UserId,
+    /// Login name (unique).
+    pub name: String,
+    /// Password.
+    pub password: Secret,
+    /// Display name; defaults to the login name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `[[room_server.apps]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// `appId`.
+    pub app_id: String,
+    /// Its secret.
+    pub secret: Secret,
+    /// The organisation its users belong to.
+    #[serde(default)]
+    pub company: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `roomagent=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+    /// `auto` (readable on a terminal, JSON otherwise), `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON when not (journald, files).
+    Auto,
+    /// Always human-readable text.
+    Text,
+    /// Always one JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// The core's view of the configuration.
+    pub fn core(&self) -> CoreConfig {
+        CoreConfig {
+            policy: AnswerPolicy {
+                mode: self.answer.mode,
+                allow: self.answer.allow.clone(),
+                delay: Duration::from_millis(self.answer.delay_ms),
+                answer_muted: self.answer.answer_muted,
+                ring_timeout: Duration::from_secs(self.answer.ring_timeout_s),
+            },
+            device_name: self.device.display_name().to_string(),
+            connect_timeout: Duration::from_secs(self.answer.connect_timeout_s),
+        }
+    }
+}

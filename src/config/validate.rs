@@ -1,0 +1,267 @@
+//! Checks that go beyond types: required values, formats, and combinations that cannot work.
+
+use std::collections::HashSet;
+
+use url::Url;
+
+use super::{Config, LoginMethod, RelayPolicy, Transport};
+use crate::core::AnswerMode;
+
+/// What the configuration is going to be used for; decides which sections must be complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `roomagent run` / `check-config`: everything the agent needs.
+    Agent,
+    /// `roomagent room-server`: only `[room_server]` and `[log]` matter.
+    RoomServer,
+}
+
+/// Every problem as `(key path, message)`.
+pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    let mut err = |path: &str, msg: String| p.push((path.to_string(), msg));
+
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+        err("log.level", format!("not a valid log filter: {e}"));
+    }
+    check_room_server(c, &mut err);
+    if purpose == Purpose::RoomServer {
+        return p;
+    }
+
+    let id = &c.device.id;
+    if id.is_empty() {
+        err(
+            "device.id",
+            "missing: every device needs a stable id (it names its MQTT topics)".into(),
+        );
+    } else if id.len() > 64
+        || !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        err(
+            "device.id",
+            format!("{id:?} may only contain letters, digits, '-' and '_' (at most 64)"),
+        );
+    }
+
+    let s = &c.signaling;
+    match Url::parse(&s.host) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(u) => err(
+            "signaling.host",
+            format!(
+                "{:?} must be an http:// or https:// URL, not {}://",
+                s.host,
+                u.scheme()
+            ),
+        ),
+        Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
+    }
+    if !s.socket_path.starts_with('/') {
+        err(
+            "signaling.socket_path",
+            format!("{:?} must start with '/'", s.socket_path),
+        );
+    }
+    if let Some(relay) = &s.relay_server {
+        if !valid_host_port(relay) {
+            err(
+                "signaling.relay_server",
+                format!(
+                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
+                ),
+            );
+        }
+    } else if s.relay == RelayPolicy::Relay {
+        err(
+            "signaling.relay",
+            "\"relay\" sends media only through the TURN relay, so signaling.relay_server is required".into(),
+        );
+    } else if s.transport == Transport::Tcp {
+        err(
+            "signaling.transport",
+            "\"tcp\" means TURN over TCP, so signaling.relay_server is required".into(),
+        );
+    }
+    if s.keepalive_s == 0 {
+        err("signaling.keepalive_s", "must be at least 1".into());
+    }
+    if s.request_timeout_s == 0 {
+        err("signaling.request_timeout_s", "must be at least 1".into());
+    }
+    if s.reconnect_min_ms == 0 {
+        err("signaling.reconnect_min_ms", "must be at least 1".into());
+    }
+    if s.reconnect_max_ms < s.reconnect_min_ms {
+        err(
+            "signaling.reconnect_max_ms",
+            format!(
+                "must not be below reconnect_min_ms ({})",
+                s.reconnect_min_ms
+            ),
+        );
+    }
+
+    let l = &s.login;
+    match l.method {
+        LoginMethod::Password => {
+            if l.name.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.name",
+                    "missing: the account name to log in with".into(),
+                );
+            }
+            if l.password.is_none() && l.password_file.is_none() {
+                err(
+                    "signaling.login.password",
+                    "missing: set password, or password_file for a file/systemd credential".into(),
+                );
+            }
+        }
+        LoginMethod::Docking => {
+            if l.app_id.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.app_id",
+                    "missing: docking login needs the appId".into(),
+                );
+            }
+            if l.secret.is_none() && l.secret_file.is_none() {
+                err(
+                    "signaling.login.secret",
+                    "missing: docking login needs the app secret (secret or secret_file)".into(),
+                );
+            }
+            if l.account.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.account",
+                    "missing: docking login needs the third-party account".into(),
+                );
+            }
+        }
+    }
+
+    let a = &c.answer;
+    if a.mode == AnswerMode::AllowList && a.allow.is_empty() {
+        err(
+            "answer.allow",
+            "mode = \"allow_list\" with an empty list answers nobody; list user ids or use mode = \"never\"".into(),
+        );
+    }
+    if a.ring_timeout_s == 0 {
+        err("answer.ring_timeout_s", "must be at least 1".into());
+    }
+    if a.mode != AnswerMode::Never && a.delay_ms >= a.ring_timeout_s.saturating_mul(1000) {
+        err(
+            "answer.delay_ms",
+            format!(
+                "{} ms is not shorter than ring_timeout_s ({} s): calls would be declined before they are answered",
+                a.delay_ms, a.ring_timeout_s
+            ),
+        );
+    }
+    if a.connect_timeout_s == 0 {
+        err("answer.connect_timeout_s", "must be at least 1".into());
+    }
+    p
+}
+
+fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let r = &c.room_server;
+    if !r.base_path.starts_with('/') || (r.base_path.len() > 1 && r.base_path.ends_with('/')) {
+        err(
+            "room_server.base_path",
+            format!(
+                "{:?} must start with '/' and not end with one (e.g. \"/app\")",
+                r.base_path
+            ),
+        );
+    }
+    let mut ids = HashSet::new();
+    let mut names = HashSet::new();
+    for (i, acc) in r.accounts.iter().enumerate() {
+        if !ids.insert(acc.id) {
+            err(
+                &format!("room_server.accounts[{i}].id"),
+                format!("user id {} is used by an earlier account", acc.id),
+            );
+        }
+        if acc.name.is_empty() {
+            err(
+                &format!("room_server.accounts[{i}].name"),
+                "must not be empty".into(),
+            );
+        } else if !names.insert(acc.name.as_str()) {
+            err(
+                &format!("room_server.accounts[{i}].name"),
+                format!("login name {:?} is used by an earlier account", acc.name),
+            );
+        }
+    }
+    let mut apps = HashSet::new();
+    for (i, app) in r.apps.iter().enumerate() {
+        if !apps.insert(app.app_id.as_str()) {
+            err(
+                &format!("room_server.apps[{i}].app_id"),
+                format!("appId {:?} appears twice", app.app_id),
+            );
+        }
+    }
+}
+
+fn valid_host_port(s: &str) -> bool {
+    if s.contains("://") {
+        return false;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_server_must_be_host_and_port() {
+        assert!(valid_host_port("turn.example.com:3478"));
+        assert!(valid_host_port("[::1]:3478"));
+        assert!(!valid_host_port("turn://x:1"));
+        assert!(!valid_host_port("turn.example.com"));
+        assert!(!valid_host_port("x:0"));
+    }
+
+    #[test]
+    fn relay_only_without_a_relay_server_is_refused() {
+        let mut c = Config::default();
+        c.signaling.relay = RelayPolicy::Relay;
+        let p = check(&c, Purpose::Agent);
+        assert!(p.iter().any(|(k, _)| k == "signaling.relay"), "{p:?}");
+    }
+
+    #[test]
+    fn room_server_purpose_skips_agent_checks() {
+        let c = Config::default();
+        assert!(check(&c, Purpose::RoomServer).is_empty());
+        assert!(!check(&c, Purpose::Agent).is_empty());
+    }
+
+    #[test]
+    fn docking_login_needs_app_id_secret_and_account() {
+        let mut c = Config::default();
+        c.signaling.login.method = LoginMethod::Docking;
+        let keys: Vec<_> = check(&c, Purpose::Agent)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for k in [
+            "signaling.login.app_id",
+            "signaling.login.secret",
+            "signaling.login.account",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+}

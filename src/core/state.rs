@@ -1,0 +1,88 @@
+//! The state a dashboard reads and the LEDs show: always the device's reported truth.
+
+use serde::Serialize;
+
+use super::types::{ClientId, RoomId, UserId};
+
+/// Where the device is in the call lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallPhase {
+    /// No call.
+    Idle,
+    /// An incoming call rings.
+    Ringing,
+    /// We agreed; waiting for the caller to enter the room.
+    Answering,
+    /// We call someone.
+    Dialing,
+    /// Entering a room.
+    Connecting,
+    /// In a room.
+    InCall,
+}
+
+/// How a media session with one participant is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MediaState {
+    /// No session with this participant.
+    None,
+    /// Negotiating.
+    Connecting,
+    /// Media flowing.
+    Connected,
+    /// The session failed.
+    Failed,
+}
+
+/// One other participant of the current room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberState {
+    /// Their client id.
+    pub client_id: ClientId,
+    /// Display name.
+    pub name: Option<String>,
+    /// Announced microphone state.
+    pub muted: bool,
+    /// Whether they host the meeting.
+    pub host: bool,
+    /// Our media session with them.
+    pub media: MediaState,
+}
+
+/// A snapshot of everything the core knows that a person would check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentState {
+    /// Registered with the signaling server (can be called).
+    pub registered: bool,
+    /// Our user id once logged in.
+    pub user_id: Option<UserId>,
+    /// Call lifecycle.
+    pub call: CallPhase,
+    /// The caller or callee, for a one-to-one call.
+    pub peer: Option<UserId>,
+    /// The room, once known.
+    pub room_id: Option<RoomId>,
+    /// Other participants.
+    pub members: Vec<MemberState>,
+    /// Microphone muted.
+    pub mic_muted: bool,
+    /// Muted by the host (cleared by any unmute).
+    pub muted_by_host: bool,
+    /// Camera sending.
+    pub camera_on: bool,
+    /// HDMI capture shared as the screen.
+    pub sharing: bool,
+    /// Speaker volume 0–100.
+    pub volume: u8,
+}
+
+impl AgentState {
+    /// Whether a call is going on in any phase.
+    pub fn busy(&self) -> bool {
+        self.call != CallPhase::Idle
+    }
+}

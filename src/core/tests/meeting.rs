@@ -1,0 +1,339 @@
+//! In the room: membership, offers, host orders, reconnects.
+
+use super::*;
+
+#[test]
+fn entering_later_offers_to_every_member_already_there() {
+    let mut h = Harness::default_policy();
+    h.command(Command::Join { room: ROOM }).unwrap();
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME),
+        members: vec![member(1), member(2), member(ME)],
+    });
+    let starts: Vec<_> = media(&h.take())
+        .into_iter()
+        .filter_map(|c| match c {
+            MediaCommand::StartSession { peer, role, .. } => Some((peer, role)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        vec![(1, SessionRole::Offerer), (2, SessionRole::Offerer)],
+        "one offer per other member, none to ourselves"
+    );
+}
+
+#[test]
+fn local_media_signals_are_sent_to_that_peer() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.media(MediaEvent::LocalSignal {
+        peer: CALLER,
+        signal: MediaSignal::Offer { sdp: "v=0".into() },
+    });
+    assert_eq!(
+        h.sent(),
+        vec![Outgoing::Media {
+            room_id: ROOM,
+            to: CALLER,
+            signal: MediaSignal::Offer { sdp: "v=0".into() }
+        }]
+    );
+    h.media(MediaEvent::LocalSignal {
+        peer: 555,
+        signal: MediaSignal::Bye,
+    });
+    assert!(h.sent().is_empty(), "nothing for a peer without a session");
+}
+
+#[test]
+fn last_peer_leaving_ends_the_call() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    h.signal(SignalingEvent::MemberLeft {
+        room_id: ROOM,
+        client_id: 8,
+    });
+    assert_eq!(h.phase(), CallPhase::InCall);
+    assert_eq!(
+        media(&h.take()),
+        vec![MediaCommand::StopSession { peer: 8 }]
+    );
+    h.signal(SignalingEvent::MemberLeft {
+        room_id: ROOM,
+        client_id: CALLER,
+    });
+    let actions = h.take();
+    assert!(actions.contains(&Action::Signal(Outgoing::Exit { room_id: ROOM })));
+    assert!(media(&actions).contains(&MediaCommand::StopAll));
+    assert_eq!(ended(&actions), Some(EndReason::RemoteLeft));
+    assert_eq!(h.phase(), CallPhase::Idle);
+}
+
+#[test]
+fn kick_naming_us_ends_the_call() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Kicked {
+        room_id: ROOM,
+        client_id: ME,
+    });
+    let actions = h.take();
+    assert!(actions.contains(&Action::Signal(Outgoing::Exit { room_id: ROOM })));
+    assert_eq!(ended(&actions), Some(EndReason::Kicked));
+}
+
+#[test]
+fn kick_naming_someone_else_keeps_us_in() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    h.signal(SignalingEvent::Kicked {
+        room_id: ROOM,
+        client_id: 8,
+    });
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
+
+#[test]
+fn finish_ends_the_call() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Finished {
+        room_id: ROOM,
+        by: Some(CALLER),
+    });
+    assert_eq!(ended(&h.take()), Some(EndReason::Finished));
+    assert_eq!(h.phase(), CallPhase::Idle);
+}
+
+#[test]
+fn finish_for_another_room_is_ignored() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Finished {
+        room_id: ROOM + 1,
+        by: None,
+    });
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
+
+#[test]
+fn host_mute_is_obeyed_and_only_the_host_unmutes_that_way() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Muted {
+        room_id: ROOM,
+        client_id: ME,
+        muted: true,
+        from_host: true,
+    });
+    assert!(media(&h.take()).contains(&MediaCommand::SetMicMuted(true)));
+    let s = h.agent.state();
+    assert!(s.mic_muted && s.muted_by_host);
+
+    h.signal(SignalingEvent::Muted {
+        room_id: ROOM,
+        client_id: ME,
+        muted: false,
+        from_host: false,
+    });
+    assert!(h.agent.state().mic_muted, "a non-host cannot unmute us");
+
+    h.signal(SignalingEvent::Muted {
+        room_id: ROOM,
+        client_id: ME,
+        muted: false,
+        from_host: true,
+    });
+    assert!(media(&h.take()).contains(&MediaCommand::SetMicMuted(false)));
+    assert!(!h.agent.state().mic_muted);
+}
+
+#[test]
+fn mute_all_from_the_host_mutes_us() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::MutedAll {
+        room_id: ROOM,
+        muted: true,
+        from_host: true,
+    });
+    assert!(h.agent.state().mic_muted);
+}
+
+#[test]
+fn mute_all_without_host_authority_is_ignored() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::MutedAll {
+        room_id: ROOM,
+        muted: true,
+        from_host: false,
+    });
+    assert!(!h.agent.state().mic_muted);
+}
+
+#[test]
+fn others_mute_state_is_tracked_for_the_dashboard() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Muted {
+        room_id: ROOM,
+        client_id: CALLER,
+        muted: true,
+        from_host: false,
+    });
+    assert!(h.agent.state().members[0].muted);
+    assert!(!h.agent.state().mic_muted);
+}
+
+#[test]
+fn local_mute_is_announced_with_mute_msg() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.command(Command::Mute).unwrap();
+    let actions = h.take();
+    assert!(media(&actions).contains(&MediaCommand::SetMicMuted(true)));
+    assert!(actions.contains(&Action::Signal(Outgoing::AnnounceMute {
+        room_id: ROOM,
+        muted: true
+    })));
+    h.command(Command::Mute).unwrap();
+    assert!(h.sent().is_empty(), "muting twice announces once");
+}
+
+#[test]
+fn camera_off_is_announced_with_update_video() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.command(Command::CameraOff).unwrap();
+    let actions = h.take();
+    assert!(media(&actions).contains(&MediaCommand::SetCameraOn(false)));
+    assert!(actions.contains(&Action::Signal(Outgoing::AnnounceVideo {
+        room_id: ROOM,
+        video: false
+    })));
+}
+
+#[test]
+fn reconnect_re_enters_the_room_and_keeps_live_sessions() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    h.media(MediaEvent::SessionConnected { peer: CALLER });
+    h.take();
+    h.signal(SignalingEvent::Disconnected {
+        reason: "eof".into(),
+    });
+    assert!(!h.agent.state().registered);
+    assert_eq!(h.phase(), CallPhase::InCall, "media continues meanwhile");
+    h.signal(SignalingEvent::Registered { user_id: ME });
+    assert_eq!(
+        h.sent(),
+        vec![Outgoing::Enter {
+            room_id: ROOM,
+            room_type: CallType::Video
+        }]
+    );
+    // Only CALLER came back so far; 8 is gone.
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME),
+        members: vec![member(CALLER)],
+    });
+    let actions = h.take();
+    assert_eq!(media(&actions), vec![MediaCommand::StopSession { peer: 8 }]);
+    assert!(
+        !events(&actions)
+            .iter()
+            .any(|e| matches!(e, CallEvent::InCall { .. }))
+    );
+    let s = h.agent.state();
+    assert_eq!(s.call, CallPhase::InCall);
+    assert_eq!(s.members.len(), 1);
+    assert_eq!(s.members[0].media, MediaState::Connected);
+}
+
+#[test]
+fn reconnect_while_muted_re_announces_the_mute() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.command(Command::Mute).unwrap();
+    h.signal(SignalingEvent::Registered { user_id: ME });
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME),
+        members: vec![member(CALLER)],
+    });
+    assert!(h.sent().contains(&Outgoing::AnnounceMute {
+        room_id: ROOM,
+        muted: true
+    }));
+}
+
+#[test]
+fn a_failed_session_does_not_end_the_call() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    h.media(MediaEvent::SessionFailed {
+        peer: 8,
+        reason: "ICE failed".into(),
+    });
+    assert_eq!(h.phase(), CallPhase::InCall);
+    let s = h.agent.state();
+    let m8 = s.members.iter().find(|m| m.client_id == 8).unwrap();
+    assert_eq!(m8.media, MediaState::Failed);
+}
+
+#[test]
+fn a_new_offer_from_a_peer_replaces_its_session() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: CALLER,
+        signal: MediaSignal::Offer {
+            sdp: "v=0 b".into(),
+        },
+    });
+    let cmds = media(&h.take());
+    assert_eq!(cmds[0], MediaCommand::StopSession { peer: CALLER });
+    assert!(matches!(
+        cmds[1],
+        MediaCommand::StartSession {
+            role: SessionRole::Answerer,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn media_from_a_client_not_in_the_room_is_dropped() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: 12345,
+        signal: MediaSignal::Offer { sdp: "v=0".into() },
+    });
+    assert!(media(&h.take()).is_empty());
+}
+
+#[test]
+fn bye_closes_only_that_session() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: 8,
+        signal: MediaSignal::Bye,
+    });
+    assert_eq!(
+        media(&h.take()),
+        vec![MediaCommand::StopSession { peer: 8 }]
+    );
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
+
+#[test]
+fn same_account_entering_elsewhere_replaces_us() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.signal(SignalingEvent::ReplacedByOtherLogin { room_id: ROOM });
+    assert_eq!(ended(&h.take()), Some(EndReason::Replaced));
+}
+
+#[test]
+fn hangup_in_a_room_exits_and_stops_media() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    h.command(Command::Mute).unwrap();
+    h.take();
+    h.command(Command::Hangup).unwrap();
+    let actions = h.take();
+    assert!(actions.contains(&Action::Signal(Outgoing::Exit { room_id: ROOM })));
+    assert!(media(&actions).contains(&MediaCommand::StopAll));
+    assert_eq!(ended(&actions), Some(EndReason::LocalHangup));
+    assert!(!h.agent.state().mic_muted, "each call starts unmuted");
+}

@@ -1,0 +1,217 @@
+//! The orchestrator: wires the adapters to the core. One `select!` loop, one place where time
+//! enters.
+//!
+//! [`start`] returns an [`AgentHandle`] (commands in; state and events out) and the future
+//! that runs the agent, so integration tests start whole agents in-process. [`run`] is what
+//! `roomagent run` calls.
+
+use std::future::Future;
+
+use anyhow::Context;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::core::{Action, Agent, AgentState, CallEvent, Command, CommandError};
+use crate::room_server::{self, RoomServerHandle};
+use crate::signaling::rtcpeer;
+
+/// Why a command sent through the handle did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The core refused it.
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    /// The agent is shutting down.
+    #[error("the agent is not running")]
+    Stopped,
+}
+
+type CommandMsg = (Command, oneshot::Sender<Result<(), CommandError>>);
+
+/// Talks to a running agent. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentHandle {
+    commands: mpsc::Sender<CommandMsg>,
+    state: watch::Receiver<AgentState>,
+    events: broadcast::Sender<CallEvent>,
+    room_server: Option<RoomServerHandle>,
+}
+
+impl AgentHandle {
+    /// Runs a command and reports whether the core accepted it.
+    pub async fn command(&self, command: Command) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send((command, tx))
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        Ok(rx.await.map_err(|_| HandleError::Stopped)??)
+    }
+
+    /// The reported state, updated on every change.
+    pub fn state(&self) -> watch::Receiver<AgentState> {
+        self.state.clone()
+    }
+
+    /// Call lifecycle events from now on.
+    pub fn events(&self) -> broadcast::Receiver<CallEvent> {
+        self.events.subscribe()
+    }
+
+    /// The embedded room server, when `[room_server] enabled = true`.
+    pub fn room_server(&self) -> Option<&RoomServerHandle> {
+        self.room_server.as_ref()
+    }
+}
+
+/// Starts the agent: the embedded room server (if enabled), the signaling adapter and the core
+/// loop. The returned future runs until `shutdown` is cancelled, then leaves any call cleanly.
+pub async fn start(
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(AgentHandle, impl Future<Output = anyhow::Result<()>>)> {
+    let mut room_server = None;
+    let mut room_task = None;
+    if config.room_server.enabled {
+        let (handle, fut) = room_server::bind(&config.room_server)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot start the room server on {} (room_server.listen)",
+                    config.room_server.listen
+                )
+            })?;
+        room_task = Some(tokio::spawn(fut));
+        room_server = Some(handle);
+    }
+
+    let opts = rtcpeer::Options::from_config(&config).context("signaling configuration")?;
+    let signaling_stop = CancellationToken::new();
+    let (signaling, sig_events, sig_task) = rtcpeer::start(opts, signaling_stop.clone());
+    let sig_task = tokio::spawn(sig_task);
+
+    let mut agent = Agent::new(config.core());
+    let (state_tx, state_rx) = watch::channel(agent.state());
+    let (events_tx, _) = broadcast::channel(256);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+
+    let handle = AgentHandle {
+        commands: cmd_tx,
+        state: state_rx,
+        events: events_tx.clone(),
+        room_server: room_server.clone(),
+    };
+
+    let outputs = Outputs {
+        signaling,
+        state: state_tx,
+        events: events_tx,
+    };
+    outputs.drain(&mut agent);
+
+    let fut = async move {
+        run_loop(&mut agent, &outputs, sig_events, cmd_rx, &shutdown).await;
+        // Leave the room (or decline a ringing call) before the signaling link goes away.
+        if agent.state().busy() {
+            info!("shutting down: ending the current call");
+            let _ = agent.command(Instant::now().into_std(), Command::Hangup);
+            outputs.drain(&mut agent);
+        }
+        signaling_stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), sig_task).await;
+        if let Some(rs) = &room_server {
+            rs.shutdown();
+        }
+        if let Some(task) = room_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+        }
+        info!("agent stopped");
+        Ok(())
+    };
+    Ok((handle, fut))
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let (handle, fut) = start(config, token.clone()).await?;
+    if let Some(rs) = handle.room_server() {
+        info!(page = %rs.page_url(), "development room server: open the page to call this device");
+    }
+    let agent = tokio::spawn(fut);
+    shutdown.await;
+    token.cancel();
+    agent.await.context("agent task panicked")?
+}
+
+/// Where actions go.
+struct Outputs {
+    signaling: rtcpeer::RtcPeerHandle,
+    state: watch::Sender<AgentState>,
+    events: broadcast::Sender<CallEvent>,
+}
+
+impl Outputs {
+    fn drain(&self, agent: &mut Agent) {
+        while let Some(action) = agent.poll_action() {
+            match action {
+                Action::Signal(out) => {
+                    self.signaling.send(out);
+                }
+                Action::Media(cmd) => {
+                    debug!(?cmd, "media command (no media engine configured)");
+                }
+                Action::State(state) => {
+                    self.state.send_replace(state);
+                }
+                Action::Event(event) => {
+                    let _ = self.events.send(event);
+                }
+            }
+        }
+    }
+}
+
+async fn run_loop(
+    agent: &mut Agent,
+    out: &Outputs,
+    mut sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
+    mut commands: mpsc::Receiver<CommandMsg>,
+    shutdown: &CancellationToken,
+) {
+    let mut commands_open = true;
+    loop {
+        let deadline = agent.next_timeout().map(Instant::from_std);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ev = sig_events.recv() => match ev {
+                Some(ev) => agent.handle_signaling(Instant::now().into_std(), ev),
+                None => {
+                    warn!("signaling adapter stopped");
+                    return;
+                }
+            },
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some((cmd, reply)) => {
+                    let result = agent.command(Instant::now().into_std(), cmd);
+                    let _ = reply.send(result);
+                }
+                None => commands_open = false,
+            },
+            _ = sleep_until(deadline) => agent.handle_timeout(Instant::now().into_std()),
+        }
+        out.drain(agent);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

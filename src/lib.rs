@@ -1,0 +1,24 @@
+//! roomagent: the daemon that turns a small Linux board with a camera, microphone and display
+//! into a meeting-room endpoint.
+//!
+//! The crate is shaped as a pure core with one adapter per outside system:
+//!
+//! * [`core`] — the call/room state machine and auto-answer policy. Sans-IO: it takes
+//!   inputs (signaling events, local commands, media events, the current instant) and
+//!   yields [`core::Action`]s plus its next deadline. No sockets, no clock reads.
+//! * [`signaling::rtcpeer`] — the RTCPeer-compatible signaling client (HTTP login,
+//!   WebSocket control socket, reconnection).
+//! * [`room_server`] — a development room server speaking the same dialect, with a
+//!   browser page, so a person can call the agent on a fresh machine.
+//! * [`daemon`] — wires the adapters to the core; `daemon::run(config, shutdown)` is what
+//!   `roomagent run` calls and what integration tests start in-process.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod logging;
+pub mod room_server;
+pub mod signaling;

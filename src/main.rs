@@ -1,0 +1,125 @@
+//! `roomagent`: parse the command line and configuration, then hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use roomagent::config::{self, Purpose};
+
+/// Meeting-room appliance agent: answers calls, runs the camera and microphone, and is managed
+/// over MQTT.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the agent (and the development room server when [room_server] enabled = true).
+    Run {
+        /// Configuration file; every option is documented in config.example.toml.
+        #[arg(
+            short,
+            long,
+            default_value = "/etc/roomagent/config.toml",
+            env = "ROOMAGENT_CONFIG"
+        )]
+        config: PathBuf,
+    },
+    /// Check a configuration file: prints OK, or every problem with its key, line and column.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Run only the development room server (the [room_server] section of the file).
+    RoomServer {
+        /// Configuration file with a [room_server] section.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::CheckConfig { file } => match config::load(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run { config } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            roomagent::logging::init(&cfg.log);
+            exit(runtime().block_on(roomagent::daemon::run(cfg, shutdown_signal())))
+        }
+        Cmd::RoomServer { config } => {
+            let cfg = match std::fs::read_to_string(&config)
+                .map_err(|e| format!("{}: cannot read the file: {e}", config.display()))
+                .and_then(|text| {
+                    config::parse(&text, Purpose::RoomServer).map_err(|errors| {
+                        config::ConfigErrors {
+                            file: Some(config.clone()),
+                            errors,
+                        }
+                        .to_string()
+                    })
+                }) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            roomagent::logging::init(&cfg.log);
+            exit(runtime().block_on(async move {
+                let (handle, fut) = roomagent::room_server::bind(&cfg.room_server).await?;
+                let task = tokio::spawn(fut);
+                shutdown_signal().await;
+                handle.shutdown();
+                let _ = task.await;
+                anyhow::Ok(())
+            }))
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomagent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,285 @@
+//! The RTCPeer signaling adapter: HTTP login, the WebSocket control socket, registration,
+//! keep-alive and reconnection.
+//!
+//! [`start`] returns a cheap [`RtcPeerHandle`] that sends [`Outgoing`] messages, a receiver
+//! of [`SignalingEvent`]s, and the task future that owns the connection. The task logs in,
+//! registers, and then translates frames both ways until the connection dies; it reconnects
+//! with exponential backoff and jitter, forever, logging in again each time (a restarted
+//! server has forgotten our session). After every successful registration it emits
+//! [`SignalingEvent::Registered`]; the core answers that by restoring what the server forgot
+//! (re-entering the room). Messages the core sends while disconnected are dropped: the core
+//! re-sends what matters after registration.
+
+mod connection;
+pub mod login;
+pub mod translate;
+pub mod wire;
+
+use std::future::Future;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use url::Url;
+
+use crate::backoff::Backoff;
+use crate::config::{Config, LoginMethod};
+use crate::core::{Outgoing, SignalingEvent};
+
+pub use login::{Credentials, LoginError, Session};
+
+/// Everything the adapter needs, with secrets already read.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// HTTP API base (`…/app`).
+    pub host: Url,
+    /// Control socket path under `host`.
+    pub socket_path: String,
+    /// `deviceType`.
+    pub device_type: String,
+    /// Display name for `meeting/enter`.
+    pub name: String,
+    /// Login.
+    pub credentials: Credentials,
+    /// WebSocket ping interval.
+    pub keepalive: Duration,
+    /// Reply deadline for requests (and login/connect).
+    pub request_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+}
+
+/// A problem turning the configuration into [`Options`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// `signaling.host` is not a URL.
+    #[error("signaling.host {0:?} is not a valid URL")]
+    Host(String),
+    /// A required login value is missing.
+    #[error("signaling.login.{0} is missing")]
+    Missing(&'static str),
+    /// A secret file could not be read.
+    #[error("cannot read {key} from {path}: {source}")]
+    SecretFile {
+        /// Which key.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Options {
+    /// Builds options from a validated configuration, reading secret files.
+    pub fn from_config(c: &Config) -> Result<Options, OptionsError> {
+        let s = &c.signaling;
+        let host = Url::parse(&s.host).map_err(|_| OptionsError::Host(s.host.clone()))?;
+        let l = &s.login;
+        let read = |key: &'static str, src: crate::config::SecretSource| {
+            src.resolve()
+                .map_err(|source| OptionsError::SecretFile {
+                    key,
+                    path: src
+                        .file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    source,
+                })?
+                .ok_or(OptionsError::Missing(key))
+        };
+        let credentials = match l.method {
+            LoginMethod::Password => Credentials::Password {
+                name: l.name.clone().ok_or(OptionsError::Missing("name"))?,
+                password: read("password", l.password_source())?,
+            },
+            LoginMethod::Docking => Credentials::Docking {
+                app_id: l.app_id.clone().ok_or(OptionsError::Missing("app_id"))?,
+                secret: read("secret", l.secret_source())?,
+                account: l.account.clone().ok_or(OptionsError::Missing("account"))?,
+                user_name: l.user_name.clone(),
+            },
+        };
+        Ok(Options {
+            host,
+            socket_path: s.socket_path.clone(),
+            device_type: s.device_type.as_str().to_string(),
+            name: c.device.display_name().to_string(),
+            credentials,
+            keepalive: Duration::from_secs(s.keepalive_s),
+            request_timeout: Duration::from_secs(s.request_timeout_s),
+            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+        })
+    }
+
+    /// The control socket URL for a session (carries the SID: never log it).
+    pub fn socket_url(&self, sid: &str) -> Url {
+        let mut u = self.host.clone();
+        let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
+        let _ = u.set_scheme(scheme);
+        let path = format!("{}{}", u.path().trim_end_matches('/'), self.socket_path);
+        u.set_path(&path);
+        u.query_pairs_mut().clear().append_pair("SID", sid);
+        u
+    }
+}
+
+/// Sends messages to the signaling server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RtcPeerHandle {
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl RtcPeerHandle {
+    /// Queues a message. Returns `false` if the queue is full or the task ended; the message
+    /// is dropped (the core restores state after reconnects, so nothing waits on it).
+    pub fn send(&self, out: Outgoing) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "signaling queue refused a message");
+                false
+            }
+        }
+    }
+}
+
+/// Starts the adapter. Spawn the returned future; it ends when `shutdown` is cancelled,
+/// after sending what was queued.
+pub fn start(
+    opts: Options,
+    shutdown: CancellationToken,
+) -> (
+    RtcPeerHandle,
+    mpsc::Receiver<SignalingEvent>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::channel(256);
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    (RtcPeerHandle { tx }, ev_rx, run(opts, rx, ev_tx, shutdown))
+}
+
+async fn run(
+    opts: Options,
+    mut cmds: mpsc::Receiver<Outgoing>,
+    events: mpsc::Sender<SignalingEvent>,
+    shutdown: CancellationToken,
+) {
+    let http = login::http_client(opts.request_timeout);
+    let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max);
+    let mut last_error: Option<String> = None;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = connection::connect(&opts, &http) => r,
+        };
+        match attempt {
+            Ok((ws, session)) => {
+                backoff.reset();
+                last_error = None;
+                while let Ok(stale) = cmds.try_recv() {
+                    debug!(?stale, "dropping a message queued while disconnected");
+                }
+                let user_id = session.user.id;
+                info!(user_id, "registered with the signaling server");
+                if events
+                    .send(SignalingEvent::Registered { user_id })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let me = translate::Identity {
+                    user_id,
+                    device_type: opts.device_type.clone(),
+                    name: opts.name.clone(),
+                };
+                match connection::run(&opts, ws, me, &mut cmds, &events, &shutdown).await {
+                    connection::End::Shutdown => return,
+                    connection::End::Lost(reason) => {
+                        warn!(%reason, "signaling connection lost; reconnecting");
+                        if events
+                            .send(SignalingEvent::Disconnected { reason })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if last_error.as_deref() != Some(reason.as_str()) {
+                    if e.is_auth() {
+                        error!(%reason, "cannot log in to the signaling server; will keep retrying");
+                    } else {
+                        warn!(%reason, "cannot connect to the signaling server; will keep retrying");
+                    }
+                } else {
+                    debug!(%reason, attempt = backoff.attempts(), "still cannot connect");
+                }
+                last_error = Some(reason.clone());
+                if events
+                    .send(SignalingEvent::Disconnected { reason })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let delay = backoff.next_delay(rand::random::<f64>());
+        debug!(?delay, "reconnecting after");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn opts(host: &str) -> Options {
+        Options {
+            host: Url::parse(host).unwrap(),
+            socket_path: "/socket".into(),
+            device_type: "tv".into(),
+            name: "r".into(),
+            credentials: Credentials::Password {
+                name: "a".into(),
+                password: Secret::new("b"),
+            },
+            keepalive: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(10),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn socket_url_swaps_the_scheme_and_adds_the_sid() {
+        assert_eq!(
+            opts("https://meet.example.com/app")
+                .socket_url("abc")
+                .as_str(),
+            "wss://meet.example.com/app/socket?SID=abc"
+        );
+        assert_eq!(
+            opts("http://127.0.0.1:8080/app/")
+                .socket_url("a b")
+                .as_str(),
+            "ws://127.0.0.1:8080/app/socket?SID=a+b"
+        );
+    }
+}
