@@ -84,6 +84,7 @@ pub struct Agent {
     cfg: CoreConfig,
     me: Option<UserId>,
     registered: bool,
+    signaling_error: Option<String>,
     phase: Phase,
     mic_muted: bool,
     muted_by_host: bool,
@@ -192,6 +193,7 @@ impl Agent {
             cfg,
             me: None,
             registered: false,
+            signaling_error: None,
             phase: Phase::Idle,
             mic_muted: false,
             muted_by_host: false,
@@ -264,6 +266,7 @@ impl Agent {
         };
         AgentState {
             registered: self.registered,
+            signaling_error: self.signaling_error.clone(),
             user_id: self.me,
             call,
             peer,
@@ -460,6 +463,7 @@ impl Agent {
                     warn!(%reason, "signaling connection lost; the call (if any) continues");
                 }
                 self.registered = false;
+                self.signaling_error = Some(reason);
             }
             SignalingEvent::Invite {
                 from,
@@ -580,6 +584,7 @@ impl Agent {
     fn on_registered(&mut self, user_id: UserId) {
         self.me = Some(user_id);
         self.registered = true;
+        self.signaling_error = None;
         // Restore what the server forgot: re-enter the room, re-send a pending dial step.
         match &mut self.phase {
             Phase::Meeting(m) => {

@@ -58,6 +58,8 @@ pub struct MemberState {
 pub struct AgentState {
     /// Registered with the signaling server (can be called).
     pub registered: bool,
+    /// Why the device is not registered, when it is not (e.g. a refused login).
+    pub signaling_error: Option<String>,
     /// Our user id once logged in.
     pub user_id: Option<UserId>,
     /// Call lifecycle.
