@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::core::{Action, Agent, AgentState, CallEvent, Command, CommandError};
+use crate::core::{Action, Agent, AgentState, CallEvent, Command, CommandError, MediaEvent};
+use crate::media::{self, EngineInfo, MediaHandle, MediaOptions, MediaStats};
 use crate::room_server::{self, RoomServerHandle};
 use crate::signaling::rtcpeer;
 
@@ -40,6 +41,7 @@ pub struct AgentHandle {
     state: watch::Receiver<AgentState>,
     events: broadcast::Sender<CallEvent>,
     room_server: Option<RoomServerHandle>,
+    media: Option<MediaHandle>,
 }
 
 impl AgentHandle {
@@ -66,6 +68,16 @@ impl AgentHandle {
     /// The embedded room server, when `[room_server] enabled = true`.
     pub fn room_server(&self) -> Option<&RoomServerHandle> {
         self.room_server.as_ref()
+    }
+
+    /// Live media statistics (empty when media is off or no call runs).
+    pub fn media_stats(&self) -> Option<watch::Receiver<MediaStats>> {
+        self.media.as_ref().map(MediaHandle::stats)
+    }
+
+    /// The media profile and devices in use, when media is on.
+    pub fn media_info(&self) -> Option<&EngineInfo> {
+        self.media.as_ref().map(MediaHandle::info)
     }
 }
 
@@ -95,6 +107,16 @@ pub async fn start(
     let (signaling, sig_events, sig_task) = rtcpeer::start(opts, signaling_stop.clone());
     let sig_task = tokio::spawn(sig_task);
 
+    let media_stop = CancellationToken::new();
+    let (media, media_events, media_task) = if config.media.enabled {
+        let (handle, events, task) = media::start(MediaOptions::from_config(&config), media_stop.clone())
+            .context("media engine (see [media] in the configuration; `roomagent devices` shows what was found)")?;
+        (Some(handle), Some(events), Some(tokio::spawn(task)))
+    } else {
+        info!("media is off ([media] enabled = false): calls carry no audio or video");
+        (None, None, None)
+    };
+
     let mut agent = Agent::new(config.core());
     let (state_tx, state_rx) = watch::channel(agent.state());
     let (events_tx, _) = broadcast::channel(256);
@@ -105,17 +127,27 @@ pub async fn start(
         state: state_rx,
         events: events_tx.clone(),
         room_server: room_server.clone(),
+        media: media.clone(),
     };
 
     let outputs = Outputs {
         signaling,
+        media,
         state: state_tx,
         events: events_tx,
     };
     outputs.drain(&mut agent);
 
     let fut = async move {
-        run_loop(&mut agent, &outputs, sig_events, cmd_rx, &shutdown).await;
+        run_loop(
+            &mut agent,
+            &outputs,
+            sig_events,
+            media_events,
+            cmd_rx,
+            &shutdown,
+        )
+        .await;
         // Leave the room (or decline a ringing call) before the signaling link goes away.
         if agent.state().busy() {
             info!("shutting down: ending the current call");
@@ -123,7 +155,11 @@ pub async fn start(
             outputs.drain(&mut agent);
         }
         signaling_stop.cancel();
+        media_stop.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), sig_task).await;
+        if let Some(task) = media_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
         if let Some(rs) = &room_server {
             rs.shutdown();
         }
@@ -152,6 +188,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// Where actions go.
 struct Outputs {
     signaling: rtcpeer::RtcPeerHandle,
+    media: Option<MediaHandle>,
     state: watch::Sender<AgentState>,
     events: broadcast::Sender<CallEvent>,
 }
@@ -163,9 +200,10 @@ impl Outputs {
                 Action::Signal(out) => {
                     self.signaling.send(out);
                 }
-                Action::Media(cmd) => {
-                    debug!(?cmd, "media command (no media engine configured)");
-                }
+                Action::Media(cmd) => match &self.media {
+                    Some(m) => m.send(cmd),
+                    None => debug!(?cmd, "media is off"),
+                },
                 Action::State(state) => {
                     self.state.send_replace(state);
                 }
@@ -181,6 +219,7 @@ async fn run_loop(
     agent: &mut Agent,
     out: &Outputs,
     mut sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
+    mut media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
     mut commands: mpsc::Receiver<CommandMsg>,
     shutdown: &CancellationToken,
 ) {
@@ -196,6 +235,13 @@ async fn run_loop(
                     return;
                 }
             },
+            ev = next_media(&mut media_events) => match ev {
+                Some(ev) => agent.handle_media(Instant::now().into_std(), ev),
+                None => {
+                    warn!("media engine stopped");
+                    media_events = None;
+                }
+            },
             cmd = commands.recv(), if commands_open => match cmd {
                 Some((cmd, reply)) => {
                     let result = agent.command(Instant::now().into_std(), cmd);
@@ -206,6 +252,13 @@ async fn run_loop(
             _ = sleep_until(deadline) => agent.handle_timeout(Instant::now().into_std()),
         }
         out.drain(agent);
+    }
+}
+
+async fn next_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

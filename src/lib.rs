@@ -20,5 +20,6 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod logging;
+pub mod media;
 pub mod room_server;
 pub mod signaling;

@@ -30,6 +30,8 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// Which calls it answers by itself.
     pub answer: AnswerConfig,
+    /// Cameras, microphones, encoders, displays.
+    pub media: MediaConfig,
     /// The development room server, started in-process when enabled.
     pub room_server: RoomServerConfig,
     /// Logging.
@@ -245,6 +247,85 @@ impl Default for AnswerConfig {
             connect_timeout_s: 20,
         }
     }
+}
+
+/// `[media]`: capture, encoding and playback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Run the media engine. Off: signaling only (calls are answered but carry no media).
+    pub enabled: bool,
+    /// `auto` (best profile that fits this machine) or a profile name.
+    pub profile: String,
+    /// Directory with extra board profiles (`*.toml`).
+    pub profiles_dir: Option<PathBuf>,
+    /// `auto`, `none` (test pattern) or a device path such as `/dev/video0`.
+    pub camera: String,
+    /// `auto`, `none` (silence) or a device name.
+    pub microphone: String,
+    /// `auto` (recognised by name), `none`, or a device path.
+    pub hdmi_capture: String,
+    /// `auto` or an element name (`alsasink`, `pulsesink`, `fakesink`).
+    pub speaker: String,
+    /// `auto` or an element name (`kmssink`, `autovideosink`, `fakesink`).
+    pub display: String,
+    /// Sent video width.
+    pub width: u32,
+    /// Sent video height.
+    pub height: u32,
+    /// Frames per second.
+    pub framerate: u32,
+    /// Video bitrate, kbit/s.
+    pub video_bitrate_kbps: u32,
+    /// Audio (Opus) bitrate, kbit/s.
+    pub audio_bitrate_kbps: u32,
+    /// Display width (remote participants are composed into a grid of this size).
+    pub display_width: u32,
+    /// Display height.
+    pub display_height: u32,
+    /// `auto` (on with a real microphone), `on` or `off`.
+    pub echo_cancellation: EchoMode,
+    /// `stun://host:port`, if any.
+    pub stun_server: Option<String>,
+    /// How often media statistics are collected.
+    pub stats_interval_s: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            enabled: true,
+            profile: "auto".into(),
+            profiles_dir: None,
+            camera: "auto".into(),
+            microphone: "auto".into(),
+            hdmi_capture: "auto".into(),
+            speaker: "auto".into(),
+            display: "auto".into(),
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            video_bitrate_kbps: 1500,
+            audio_bitrate_kbps: 32,
+            display_width: 1280,
+            display_height: 720,
+            echo_cancellation: EchoMode::Auto,
+            stun_server: None,
+            stats_interval_s: 2,
+        }
+    }
+}
+
+/// Echo cancellation setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoMode {
+    /// On with a real microphone, off with test sources.
+    Auto,
+    /// Always on.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `[room_server]`: the development room server.

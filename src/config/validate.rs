@@ -142,6 +142,47 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         }
     }
 
+    let m = &c.media;
+    let mut range = |key: &str, v: u32, lo: u32, hi: u32| {
+        if v < lo || v > hi {
+            err(
+                &format!("media.{key}"),
+                format!("{v} is outside {lo}..={hi}"),
+            );
+        }
+    };
+    range("width", m.width, 160, 3840);
+    range("height", m.height, 120, 2160);
+    range("framerate", m.framerate, 1, 60);
+    range("video_bitrate_kbps", m.video_bitrate_kbps, 64, 20_000);
+    range("audio_bitrate_kbps", m.audio_bitrate_kbps, 6, 510);
+    range("display_width", m.display_width, 160, 3840);
+    range("display_height", m.display_height, 120, 2160);
+    for (key, v) in [
+        ("width", m.width),
+        ("height", m.height),
+        ("display_width", m.display_width),
+        ("display_height", m.display_height),
+    ] {
+        if v % 2 != 0 {
+            err(
+                &format!("media.{key}"),
+                format!("{v} must be even (4:2:0 video)"),
+            );
+        }
+    }
+    if let Some(stun) = &m.stun_server
+        && !(stun.starts_with("stun://") && valid_host_port(&stun["stun://".len()..]))
+    {
+        err(
+            "media.stun_server",
+            format!("{stun:?} must look like stun://host:port"),
+        );
+    }
+    if m.stats_interval_s == 0 {
+        err("media.stats_interval_s", "must be at least 1".into());
+    }
+
     let a = &c.answer;
     if a.mode == AnswerMode::AllowList && a.allow.is_empty() {
         err(

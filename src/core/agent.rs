@@ -155,6 +155,8 @@ struct Meeting {
     room: Option<RoomInfo>,
     members: BTreeMap<ClientId, Member>,
     sessions: BTreeMap<ClientId, MediaState>,
+    /// Participants whose video has been decoded.
+    video_in: std::collections::BTreeSet<ClientId>,
     /// Whether anyone else was ever in the room with us: the last one leaving ends the call.
     had_peers: bool,
 }
@@ -170,6 +172,7 @@ impl Meeting {
             room: None,
             members: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            video_in: Default::default(),
             had_peers: false,
         }
     }
@@ -260,6 +263,7 @@ impl Agent {
                             .get(&member.client_id)
                             .copied()
                             .unwrap_or(MediaState::None),
+                        video_in: m.video_in.contains(&member.client_id),
                     })
                     .collect(),
             ),
@@ -771,6 +775,7 @@ impl Agent {
             }
             for peer in &stops {
                 m.sessions.remove(peer);
+                m.video_in.remove(peer);
             }
             for peer in fresh.keys() {
                 if !m.sessions.contains_key(peer) {
@@ -858,6 +863,7 @@ impl Agent {
             }
             // A participant we already had a session with came back (its connection dropped):
             // the old session is dead; it will offer a new one since it entered later.
+            m.video_in.remove(&member.client_id);
             if m.sessions.remove(&member.client_id).is_some() {
                 stop = Some(member.client_id);
             }
@@ -878,6 +884,7 @@ impl Agent {
                 return;
             }
             let known = m.members.remove(&client_id).is_some();
+            m.video_in.remove(&client_id);
             let had_session = m.sessions.remove(&client_id).is_some();
             (had_session, known && m.members.is_empty() && m.had_peers)
         };
@@ -933,6 +940,7 @@ impl Agent {
                     if m.sessions.contains_key(&from) {
                         cmds.push(MediaCommand::StopSession { peer: from });
                     }
+                    m.video_in.remove(&from);
                     m.sessions.insert(from, MediaState::Connecting);
                     cmds.push(MediaCommand::StartSession {
                         peer: from,
@@ -949,6 +957,7 @@ impl Agent {
                     }
                 }
                 MediaSignal::Bye => {
+                    m.video_in.remove(&from);
                     if m.sessions.remove(&from).is_some() {
                         cmds.push(MediaCommand::StopSession { peer: from });
                     }
@@ -983,6 +992,13 @@ impl Agent {
                     && let Some(s) = m.sessions.get_mut(&peer)
                 {
                     *s = MediaState::Connected;
+                }
+            }
+            MediaEvent::RemoteVideo { peer } => {
+                if let Phase::Meeting(m) = &mut self.phase
+                    && m.sessions.contains_key(&peer)
+                {
+                    m.video_in.insert(peer);
                 }
             }
             MediaEvent::SessionFailed { peer, reason } => {

@@ -262,6 +262,11 @@ pub enum MediaEvent {
         /// Which.
         peer: ClientId,
     },
+    /// The first video frame from a participant was decoded: they can be seen.
+    RemoteVideo {
+        /// Which.
+        peer: ClientId,
+    },
     /// A session failed; other sessions are unaffected.
     SessionFailed {
         /// Which.

@@ -51,6 +51,8 @@ pub struct MemberState {
     pub host: bool,
     /// Our media session with them.
     pub media: MediaState,
+    /// Their video has been decoded here (they appear on the display).
+    pub video_in: bool,
 }
 
 /// A snapshot of everything the core knows that a person would check.

@@ -3,6 +3,8 @@
 //! tests check the agent against the protocol document rather than against its own types.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -130,6 +132,52 @@ password = "room"
 
 [answer]
 {answer}
+
+[media]
+enabled = false
+
+[log]
+level = "warn"
+"#
+    )
+}
+
+/// A media-enabled agent configuration: test sources, small video, fake display and speaker.
+pub fn media_toml(api: &str, login: &str, answer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[device]
+id = "{login}"
+name = "{login}"
+
+[signaling]
+host = "{api}"
+reconnect_min_ms = 50
+reconnect_max_ms = 400
+request_timeout_s = 5
+{extra}
+
+[signaling.login]
+name = "{login}"
+password = "{login}"
+
+[answer]
+{answer}
+
+[media]
+profile = "test"
+camera = "none"
+microphone = "none"
+hdmi_capture = "none"
+display = "fakesink"
+speaker = "fakesink"
+width = 320
+height = 180
+framerate = 15
+video_bitrate_kbps = 300
+display_width = 320
+display_height = 180
+stats_interval_s = 1
 
 [log]
 level = "warn"

@@ -1,0 +1,245 @@
+//! What is attached: cameras, HDMI capture inputs, microphones and speakers, found with
+//! GstDeviceMonitor, plus the board model and the H.264 encoders GStreamer offers.
+
+use std::fmt::Write as _;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::profile::{self, Capabilities, DeviceKind, Profile};
+
+/// One device.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Display name.
+    pub name: String,
+    /// Device path or id, when the provider reports one (`/dev/video0`, a PulseAudio name…).
+    pub path: Option<String>,
+    /// The provider's device, which can create a ready-configured source or sink.
+    pub device: Option<gst::Device>,
+}
+
+/// Everything found.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// Cameras.
+    pub cameras: Vec<DeviceInfo>,
+    /// HDMI (or other) capture inputs used for screen sharing.
+    pub hdmi: Vec<DeviceInfo>,
+    /// Microphones.
+    pub microphones: Vec<DeviceInfo>,
+    /// Speakers.
+    pub speakers: Vec<DeviceInfo>,
+    /// `/proc/device-tree/model`.
+    pub model: Option<String>,
+    /// H.264 encoders present, best first.
+    pub encoders: Vec<String>,
+}
+
+/// H.264 encoders the profiles know, hardware first.
+const H264_ENCODERS: &[&str] = &[
+    "v4l2h264enc",
+    "nvv4l2h264enc",
+    "vah264enc",
+    "vaapih264enc",
+    "x264enc",
+    "openh264enc",
+];
+
+/// Names that mark a video capture device as an HDMI capture input rather than a camera.
+const HDMI_HINTS: &[&str] = &[
+    "hdmi",
+    "capture",
+    "cam link",
+    "ms2109",
+    "macrosilicon",
+    "elgato",
+    "usb3 video",
+];
+
+fn path_of(d: &gst::Device) -> Option<String> {
+    let props = d.properties()?;
+    for key in [
+        "device.path",
+        "api.v4l2.path",
+        "object.path",
+        "device.name",
+        "alsa.card_name",
+    ] {
+        if let Ok(v) = props.get::<String>(key) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn info(d: gst::Device) -> DeviceInfo {
+    DeviceInfo {
+        name: d.display_name().to_string(),
+        path: path_of(&d),
+        device: Some(d),
+    }
+}
+
+/// Whether a capture device looks like an HDMI capture input.
+pub fn looks_like_hdmi(name: &str) -> bool {
+    let n = name.to_lowercase();
+    HDMI_HINTS.iter().any(|h| n.contains(h))
+}
+
+/// Probes the machine. `hdmi_path` forces a device to count as the HDMI input.
+pub fn probe(hdmi_path: Option<&str>) -> Discovered {
+    let mut found = Discovered {
+        model: std::fs::read_to_string("/proc/device-tree/model")
+            .ok()
+            .map(|m| m.trim_end_matches('\0').trim().to_string())
+            .filter(|m| !m.is_empty()),
+        encoders: H264_ENCODERS
+            .iter()
+            .filter(|e| gst::ElementFactory::find(e).is_some())
+            .map(|e| e.to_string())
+            .collect(),
+        ..Discovered::default()
+    };
+    let monitor = gst::DeviceMonitor::new();
+    monitor.add_filter(Some("Video/Source"), None);
+    monitor.add_filter(Some("Audio/Source"), None);
+    monitor.add_filter(Some("Audio/Sink"), None);
+    if monitor.start().is_err() {
+        return found;
+    }
+    for d in monitor.devices() {
+        let class = d.device_class().to_string();
+        let i = info(d);
+        if class.contains("Video/Source") {
+            let forced = hdmi_path.is_some_and(|p| i.path.as_deref() == Some(p));
+            if forced || looks_like_hdmi(&i.name) {
+                found.hdmi.push(i);
+            } else {
+                found.cameras.push(i);
+            }
+        } else if class.contains("Audio/Source") {
+            // Monitors of outputs are not microphones.
+            if !i.name.to_lowercase().starts_with("monitor of") {
+                found.microphones.push(i);
+            }
+        } else if class.contains("Audio/Sink") {
+            found.speakers.push(i);
+        }
+    }
+    monitor.stop();
+    found
+}
+
+/// Profile selection's view of the machine, with configured devices counting as present.
+pub struct Machine<'a> {
+    /// What was found.
+    pub found: &'a Discovered,
+    /// A camera named in the configuration.
+    pub configured_camera: bool,
+    /// A microphone named in the configuration.
+    pub configured_microphone: bool,
+}
+
+impl Capabilities for Machine<'_> {
+    fn has_element(&self, name: &str) -> bool {
+        gst::ElementFactory::find(name).is_some()
+    }
+
+    fn has_device(&self, kind: DeviceKind) -> bool {
+        match kind {
+            DeviceKind::Camera => self.configured_camera || !self.found.cameras.is_empty(),
+            DeviceKind::Microphone => {
+                self.configured_microphone || !self.found.microphones.is_empty()
+            }
+        }
+    }
+
+    fn model(&self) -> Option<String> {
+        self.found.model.clone()
+    }
+}
+
+/// The `roomagent devices` report.
+pub fn report(
+    found: &Discovered,
+    profiles: &[Profile],
+    machine: &Machine<'_>,
+    chosen: &Result<&Profile, String>,
+) -> String {
+    let mut s = String::new();
+    let list = |s: &mut String, title: &str, items: &[DeviceInfo]| {
+        let _ = writeln!(s, "{title}:");
+        if items.is_empty() {
+            let _ = writeln!(s, "  (none)");
+        }
+        for d in items {
+            let _ = writeln!(
+                s,
+                "  {}{}",
+                d.name,
+                d.path
+                    .as_ref()
+                    .map(|p| format!("  [{p}]"))
+                    .unwrap_or_default()
+            );
+        }
+    };
+    list(&mut s, "Cameras", &found.cameras);
+    list(&mut s, "HDMI capture inputs", &found.hdmi);
+    list(&mut s, "Microphones", &found.microphones);
+    list(&mut s, "Speakers", &found.speakers);
+    let _ = writeln!(
+        s,
+        "Board model: {}",
+        found.model.as_deref().unwrap_or("(unknown)")
+    );
+    let _ = writeln!(
+        s,
+        "H.264 encoders: {}",
+        if found.encoders.is_empty() {
+            "(none)".to_string()
+        } else {
+            found.encoders.join(", ")
+        }
+    );
+    let _ = writeln!(s, "Profiles (best first):");
+    for p in profiles {
+        let why = profile::misfits(p, machine);
+        let verdict = if why.is_empty() {
+            "fits".to_string()
+        } else {
+            why.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "  {:<10} {:<4} {}  ({verdict})",
+            p.name, p.priority, p.description
+        );
+    }
+    match chosen {
+        Ok(p) => {
+            let _ = writeln!(s, "Chosen profile: {}", p.name);
+        }
+        Err(e) => {
+            let _ = writeln!(s, "No profile: {e}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_sticks_are_recognised_as_hdmi_inputs() {
+        assert!(looks_like_hdmi("USB3.0 Capture: USB3.0 Capture"));
+        assert!(looks_like_hdmi("Cam Link 4K"));
+        assert!(looks_like_hdmi("HDMI to USB"));
+        assert!(!looks_like_hdmi("HD Pro Webcam C920"));
+    }
+}

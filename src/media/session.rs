@@ -1,0 +1,556 @@
+//! One WebRTC session (one `webrtcbin`) with one remote participant.
+//!
+//! Sending: a queue and payloader per medium hang off the shared encoder tees; the queue is
+//! leaky so a session that is still connecting never stalls the encoder for the others.
+//! Receiving: each incoming stream is decoded and linked into the compositor / mixer from
+//! GStreamer's own thread (it must be linked before the first buffer arrives); the elements it
+//! creates are recorded so closing the session removes every one of them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::pipeline::{CallPipeline, RemoteOutputs, make};
+use super::{IceOptions, Internal, MediaError};
+use crate::core::{CallType, ClientId};
+
+/// Payload types this session sends and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadTypes {
+    /// Opus.
+    pub opus: Option<u8>,
+    /// H.264 (we send it and accept it).
+    pub h264: Option<u8>,
+    /// VP8 (accepted from the peer).
+    pub vp8: Option<u8>,
+}
+
+impl PayloadTypes {
+    /// What we offer when we are the offerer.
+    pub const OFFER: PayloadTypes = PayloadTypes {
+        opus: Some(111),
+        h264: Some(102),
+        vp8: Some(96),
+    };
+}
+
+/// Frame counters, shared with the pad probes.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Video frames handed to the payloader.
+    pub frames_sent: AtomicU64,
+    /// Remote video frames decoded.
+    pub frames_decoded: AtomicU64,
+}
+
+#[derive(Default)]
+struct Received {
+    closed: bool,
+    elements: Vec<gst::Element>,
+    mixer_pads: Vec<(gst::Element, gst::Pad)>,
+    tiles: Vec<gst::Pad>,
+    video_codec: Option<String>,
+}
+
+/// A live session.
+pub struct Session {
+    /// The participant.
+    pub peer: ClientId,
+    /// Distinguishes sessions with the same participant over time.
+    pub epoch: u64,
+    /// The session's `webrtcbin`.
+    pub webrtc: gst::Element,
+    send: Vec<gst::Element>,
+    tee_pads: Vec<(gst::Element, gst::Pad)>,
+    received: Arc<Mutex<Received>>,
+    /// Whether the remote description is set (candidates wait until it is).
+    pub remote_set: bool,
+    /// Candidates that arrived early.
+    pub pending: Vec<(u32, String)>,
+    /// Frame counters.
+    pub counters: Arc<Counters>,
+    /// Whether our ECDSA certificate went into the DTLS transport (then SDP fingerprints
+    /// must be corrected).
+    pub cert_applied: Arc<AtomicBool>,
+    /// Connected at least once.
+    pub connected: bool,
+}
+
+fn rtp_caps(kind: &str, name: &str, pt: u8, clock: u32, extra: &str) -> String {
+    format!(
+        "application/x-rtp,media=(string){kind},encoding-name=(string){name},payload=(int){pt},clock-rate=(int){clock}{extra}"
+    )
+}
+
+const FB: &str =
+    ",rtcp-fb-nack-pli=(boolean)true,rtcp-fb-nack=(boolean)true,rtcp-fb-ccm-fir=(boolean)true";
+
+/// Everything needed to create a session.
+pub struct Spec<'a> {
+    /// The participant.
+    pub peer: ClientId,
+    /// Generation number.
+    pub epoch: u64,
+    /// Audio only, or audio + video.
+    pub call_type: CallType,
+    /// Payload types.
+    pub pts: PayloadTypes,
+    /// STUN/TURN.
+    pub ice: &'a IceOptions,
+    /// Certificate + key PEM.
+    pub cert_pem: &'a str,
+    /// Where callbacks report.
+    pub internal: mpsc::UnboundedSender<Internal>,
+}
+
+fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
+    pipeline
+        .add(e)
+        .map_err(|_| MediaError::Invalid(format!("cannot add {}", e.name())))
+}
+
+impl Session {
+    /// Creates the session's elements in the running call pipeline.
+    pub fn create(call: &CallPipeline, spec: Spec<'_>) -> Result<Session, MediaError> {
+        let pipeline = &call.pipeline;
+        let (peer, epoch) = (spec.peer, spec.epoch);
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property("name", format!("webrtc-{peer}-{epoch}"));
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        webrtc.set_property("latency", 100u32);
+        if let Some(stun) = &spec.ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        if let Some(turn) = &spec.ice.turn {
+            webrtc.set_property("turn-server", turn);
+        }
+        if spec.ice.relay_only {
+            webrtc.set_property_from_str("ice-transport-policy", "relay");
+        }
+
+        // Our ECDSA certificate goes into each DTLS transport as webrtcbin creates it, before
+        // its elements start (they pick the certificate up when they leave NULL).
+        let cert_applied = Arc::new(AtomicBool::new(false));
+        {
+            let pem = spec.cert_pem.to_string();
+            let applied = cert_applied.clone();
+            webrtc
+                .downcast_ref::<gst::Bin>()
+                .expect("webrtcbin is a bin")
+                .connect_element_added(move |_, element| {
+                    // webrtcbin 1.22 has no certificate property; its DTLS transport hands
+                    // `certificate` to the receive bin's dtlssrtpdec as `pem`. Set it there
+                    // while the bin is still in NULL, before the connection is taken.
+                    if element.type_().name() != "TransportReceiveBin" {
+                        return;
+                    }
+                    let Some(bin) = element.downcast_ref::<gst::Bin>() else {
+                        return;
+                    };
+                    for child in bin.iterate_recurse().into_iter().flatten() {
+                        if child.factory().is_some_and(|f| f.name() == "dtlssrtpdec") {
+                            child.set_property("pem", &pem);
+                            applied.store(true, Ordering::SeqCst);
+                        }
+                    }
+                });
+        }
+
+        let internal = spec.internal.clone();
+        webrtc.connect("on-ice-candidate", false, move |args| {
+            let mline = args[1].get::<u32>().unwrap_or(0);
+            let candidate = args[2].get::<String>().unwrap_or_default();
+            let _ = internal.send(Internal::Candidate {
+                peer,
+                epoch,
+                mline,
+                candidate,
+            });
+            None
+        });
+        let internal = spec.internal.clone();
+        webrtc.connect_notify(Some("connection-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            let _ = internal.send(Internal::State { peer, epoch, state });
+        });
+
+        let received: Arc<Mutex<Received>> = Arc::default();
+        let counters: Arc<Counters> = Arc::default();
+        {
+            let pipeline = pipeline.downgrade();
+            let remote = call.remote.clone();
+            let received = received.clone();
+            let counters = counters.clone();
+            let internal = spec.internal.clone();
+            webrtc.connect_pad_added(move |_, pad| {
+                if pad.direction() != gst::PadDirection::Src {
+                    return;
+                }
+                let Some(pipeline) = pipeline.upgrade() else {
+                    return;
+                };
+                if let Err(e) = on_remote_stream(
+                    &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
+                ) {
+                    warn!(peer, error = %e, "cannot play a remote stream");
+                }
+            });
+        }
+        add(pipeline, &webrtc)?;
+
+        let mut session = Session {
+            peer,
+            epoch,
+            webrtc: webrtc.clone(),
+            send: Vec::new(),
+            tee_pads: Vec::new(),
+            received,
+            remote_set: false,
+            pending: Vec::new(),
+            counters,
+            cert_applied,
+            connected: false,
+        };
+
+        if let Some(pt) = spec.pts.opus {
+            let pay = make("rtpopuspay")?;
+            pay.set_property("pt", pt as u32);
+            let caps = rtp_caps("audio", "OPUS", pt, 48000, "");
+            session.attach(pipeline, &call.audio_tee, pay, &caps, &caps, None)?;
+        }
+        if spec.call_type.has_video()
+            && let Some(pt) = spec.pts.h264
+        {
+            let pay = make("rtph264pay")?;
+            pay.set_property("pt", pt as u32);
+            pay.set_property("config-interval", -1i32);
+            pay.set_property("mtu", 1200u32);
+            pay.set_property_from_str("aggregate-mode", "zero-latency");
+            let send_caps = rtp_caps("video", "H264", pt, 90000, "");
+            let mut prefs = rtp_caps(
+                "video",
+                "H264",
+                pt,
+                90000,
+                &format!(",packetization-mode=(string)1,level-asymmetry-allowed=(string)1{FB}"),
+            );
+            if let Some(vp8) = spec.pts.vp8 {
+                prefs.push(';');
+                prefs.push_str(&rtp_caps("video", "VP8", vp8, 90000, FB));
+            }
+            let counters = session.counters.clone();
+            session.attach(
+                pipeline,
+                &call.video_tee,
+                pay,
+                &send_caps,
+                &prefs,
+                Some(counters),
+            )?;
+        }
+        for e in std::iter::once(&session.webrtc).chain(session.send.iter()) {
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
+        }
+        Ok(session)
+    }
+
+    /// Hangs `queue ! payloader ! capsfilter` off `tee` into a new webrtcbin sink pad.
+    fn attach(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        tee: &gst::Element,
+        pay: gst::Element,
+        send_caps: &str,
+        prefs: &str,
+        count: Option<Arc<Counters>>,
+    ) -> Result<(), MediaError> {
+        let queue = make("queue")?;
+        queue.set_property("max-size-buffers", 30u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 0u64);
+        queue.set_property_from_str("leaky", "downstream");
+        let filter = make("capsfilter")?;
+        let caps: gst::Caps = send_caps
+            .parse()
+            .map_err(|_| MediaError::Invalid(format!("bad caps {send_caps}")))?;
+        filter.set_property("caps", &caps);
+        for e in [&queue, &pay, &filter] {
+            add(pipeline, e)?;
+        }
+        gst::Element::link_many([&queue, &pay, &filter]).map_err(|_| MediaError::Link {
+            from: queue.name().to_string(),
+            to: filter.name().to_string(),
+        })?;
+        if let Some(counters) = count {
+            pay.static_pad("sink").expect("payloader sink").add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, _| {
+                    counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        let sink = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Invalid("webrtcbin gave no sink pad".into()))?;
+        if let Some(trans) = sink
+            .find_property("transceiver")
+            .map(|_| sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver"))
+        {
+            let prefs: gst::Caps = prefs
+                .parse()
+                .map_err(|_| MediaError::Invalid(format!("bad caps {prefs}")))?;
+            trans.set_property("codec-preferences", &prefs);
+            trans.set_property(
+                "direction",
+                gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+            );
+        }
+        filter
+            .static_pad("src")
+            .expect("capsfilter src")
+            .link(&sink)
+            .map_err(|e| MediaError::Link {
+                from: filter.name().to_string(),
+                to: format!("{} ({e:?})", self.webrtc.name()),
+            })?;
+        let tee_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| MediaError::Invalid("tee gave no pad".into()))?;
+        tee_pad
+            .link(&queue.static_pad("sink").expect("queue sink"))
+            .map_err(|_| MediaError::Link {
+                from: tee.name().to_string(),
+                to: queue.name().to_string(),
+            })?;
+        self.tee_pads.push((tee.clone(), tee_pad));
+        self.send.extend([queue, pay, filter]);
+        Ok(())
+    }
+
+    /// Asks the encoder for a key frame (a new participant must not wait for the next one).
+    pub fn request_key_frame(&self) {
+        for e in &self.send {
+            if e.factory().is_some_and(|f| f.name() == "rtph264pay")
+                && let Some(pad) = e.static_pad("src")
+            {
+                let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                pad.send_event(ev);
+            }
+        }
+    }
+
+    /// The codec of the remote video, once it arrived.
+    pub fn remote_video_codec(&self) -> Option<String> {
+        self.received
+            .lock()
+            .ok()
+            .and_then(|r| r.video_codec.clone())
+    }
+
+    /// Removes every element of the session from the pipeline. Blocks briefly while the tee
+    /// branches are detached at an idle point, so call it off the async runtime.
+    pub fn close(self, call_pipeline: &gst::Pipeline, remote: &RemoteOutputs) {
+        {
+            let mut r = self.received.lock().unwrap_or_else(|p| p.into_inner());
+            r.closed = true;
+        }
+        for (tee, pad) in &self.tee_pads {
+            let (tx, rx) = std::sync::mpsc::channel();
+            pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                let _ = tx.send(());
+                gst::PadProbeReturn::Remove
+            });
+            let _ = rx.recv_timeout(Duration::from_millis(500));
+            tee.release_request_pad(pad);
+        }
+        let _ = self.webrtc.set_state(gst::State::Null);
+        let r = std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
+        for e in self.send.iter().chain(r.elements.iter()) {
+            let _ = e.set_state(gst::State::Null);
+        }
+        {
+            let mut layout = remote.layout.lock().unwrap_or_else(|p| p.into_inner());
+            for pad in &r.tiles {
+                layout.remove(pad);
+            }
+        }
+        for (mixer, pad) in &r.mixer_pads {
+            mixer.release_request_pad(pad);
+        }
+        let _ = call_pipeline.remove(&self.webrtc);
+        for e in self.send.iter().chain(r.elements.iter()) {
+            let _ = call_pipeline.remove(e);
+        }
+        debug!(peer = self.peer, "session closed");
+    }
+}
+
+/// A remote RTP stream appeared: decode it into the compositor or mixer. Runs on GStreamer's
+/// thread and links before returning.
+#[allow(clippy::too_many_arguments)]
+fn on_remote_stream(
+    pipeline: &gst::Pipeline,
+    remote: &RemoteOutputs,
+    received: &Arc<Mutex<Received>>,
+    counters: &Arc<Counters>,
+    internal: &mpsc::UnboundedSender<Internal>,
+    peer: ClientId,
+    epoch: u64,
+    pad: &gst::Pad,
+) -> Result<(), MediaError> {
+    if received.lock().map(|r| r.closed).unwrap_or(true) {
+        return Ok(());
+    }
+    let codec = pad.current_caps().and_then(|c| {
+        c.structure(0)
+            .and_then(|s| s.get::<String>("encoding-name").ok())
+    });
+    let decode = make("decodebin")?;
+    {
+        let pipeline = pipeline.downgrade();
+        let remote = remote.clone();
+        let received = received.clone();
+        let counters = counters.clone();
+        let internal = internal.clone();
+        decode.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline.upgrade() else {
+                return;
+            };
+            if let Err(e) = on_decoded(
+                &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
+            ) {
+                warn!(peer, error = %e, "cannot show a decoded stream");
+            }
+        });
+    }
+    add(pipeline, &decode)?;
+    decode
+        .sync_state_with_parent()
+        .map_err(|_| MediaError::Invalid("cannot start decodebin".into()))?;
+    pad.link(&decode.static_pad("sink").expect("decodebin sink"))
+        .map_err(|_| MediaError::Link {
+            from: pad.name().to_string(),
+            to: "decodebin".into(),
+        })?;
+    let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = codec.filter(|c| c != "OPUS") {
+        r.video_codec = Some(c);
+    }
+    r.elements.push(decode);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_decoded(
+    pipeline: &gst::Pipeline,
+    remote: &RemoteOutputs,
+    received: &Arc<Mutex<Received>>,
+    counters: &Arc<Counters>,
+    internal: &mpsc::UnboundedSender<Internal>,
+    peer: ClientId,
+    epoch: u64,
+    pad: &gst::Pad,
+) -> Result<(), MediaError> {
+    let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+    if r.closed {
+        return Ok(());
+    }
+    let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+    let is_video = caps
+        .as_ref()
+        .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+        .unwrap_or(false);
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", 5u32);
+    queue.set_property_from_str("leaky", "downstream");
+    let (chain, mixer) = if is_video {
+        (
+            vec![queue.clone(), make("videoconvert")?],
+            remote.compositor.clone(),
+        )
+    } else {
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 48000i32)
+                .field("channels", 2i32)
+                .build(),
+        );
+        (
+            vec![
+                queue.clone(),
+                make("audioconvert")?,
+                make("audioresample")?,
+                filter,
+            ],
+            remote.mixer.clone(),
+        )
+    };
+    for e in &chain {
+        add(pipeline, e)?;
+    }
+    gst::Element::link_many(chain.iter()).map_err(|_| MediaError::Link {
+        from: "decoded stream".into(),
+        to: "converter".into(),
+    })?;
+    let mix_pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("mixer gave no pad".into()))?;
+    chain
+        .last()
+        .expect("non-empty chain")
+        .static_pad("src")
+        .expect("src pad")
+        .link(&mix_pad)
+        .map_err(|_| MediaError::Link {
+            from: "converter".into(),
+            to: mixer.name().to_string(),
+        })?;
+    if is_video {
+        let counters = counters.clone();
+        let internal = internal.clone();
+        queue.static_pad("src").expect("queue src").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
+                    let _ = internal.send(Internal::FirstFrame { peer, epoch });
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        remote
+            .layout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(peer, mix_pad.clone());
+        r.tiles.push(mix_pad.clone());
+    }
+    r.mixer_pads.push((mixer, mix_pad));
+    for e in &chain {
+        e.sync_state_with_parent()
+            .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
+    }
+    pad.link(&queue.static_pad("sink").expect("queue sink"))
+        .map_err(|_| MediaError::Link {
+            from: "decodebin".into(),
+            to: queue.name().to_string(),
+        })?;
+    r.elements.extend(chain);
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Per-session statistics from `webrtcbin`'s `get-stats` plus our own frame counters:
+//! bitrates, frame rates, packets lost and round-trip time, for telemetry.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use gstreamer as gst;
+use gstreamer_webrtc as gst_webrtc;
+use serde::Serialize;
+
+use super::session::Session;
+use crate::core::ClientId;
+
+/// One session's numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SessionStats {
+    /// The participant.
+    pub peer: ClientId,
+    /// ICE/DTLS connected.
+    pub connected: bool,
+    /// Sent bitrate (all media), kbit/s.
+    pub bitrate_out_kbps: f64,
+    /// Received bitrate, kbit/s.
+    pub bitrate_in_kbps: f64,
+    /// Video frames sent per second.
+    pub fps_out: f64,
+    /// Remote video frames decoded per second.
+    pub fps_in: f64,
+    /// Packets lost on the way to us (cumulative).
+    pub packets_lost_in: i64,
+    /// Packets the peer reports lost on the way to it (cumulative).
+    pub packets_lost_out: i64,
+    /// Round-trip time, ms, when the peer reports it.
+    pub rtt_ms: Option<f64>,
+    /// Remote video frames decoded (cumulative).
+    pub frames_decoded: u64,
+    /// Video frames sent (cumulative).
+    pub frames_sent: u64,
+    /// The codec the peer sends video with.
+    pub video_codec_in: Option<String>,
+}
+
+/// All sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MediaStats {
+    /// By participant.
+    pub sessions: Vec<SessionStats>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Previous {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    frames_in: u64,
+    frames_out: u64,
+}
+
+/// Turns counters into rates between collections.
+#[derive(Debug, Default)]
+pub struct Collector {
+    previous: BTreeMap<ClientId, Previous>,
+    latest: BTreeMap<ClientId, SessionStats>,
+}
+
+fn num(s: &gst::StructureRef, field: &str) -> Option<i128> {
+    s.get::<u64>(field)
+        .map(i128::from)
+        .or_else(|_| s.get::<i64>(field).map(i128::from))
+        .or_else(|_| s.get::<u32>(field).map(i128::from))
+        .or_else(|_| s.get::<i32>(field).map(i128::from))
+        .ok()
+}
+
+impl Collector {
+    /// Folds in one `get-stats` reply for `session`; returns the snapshot of all sessions.
+    pub fn update(&mut self, session: &Session, report: &gst::StructureRef) -> MediaStats {
+        let (mut bytes_in, mut bytes_out, mut lost_in, mut lost_out) = (0u64, 0u64, 0i64, 0i64);
+        let mut rtt: Option<f64> = None;
+        for (_, value) in report.iter() {
+            let Ok(s) = value.get::<gst::Structure>() else {
+                continue;
+            };
+            let Ok(kind) = s.get::<gst_webrtc::WebRTCStatsType>("type") else {
+                continue;
+            };
+            match kind {
+                gst_webrtc::WebRTCStatsType::InboundRtp => {
+                    bytes_in += num(&s, "bytes-received").unwrap_or(0).max(0) as u64;
+                    lost_in += num(&s, "packets-lost").unwrap_or(0) as i64;
+                }
+                gst_webrtc::WebRTCStatsType::OutboundRtp => {
+                    bytes_out += num(&s, "bytes-sent").unwrap_or(0).max(0) as u64;
+                }
+                gst_webrtc::WebRTCStatsType::RemoteInboundRtp => {
+                    lost_out += num(&s, "packets-lost").unwrap_or(0) as i64;
+                    if let Ok(r) = s.get::<f64>("round-trip-time") {
+                        rtt = Some(rtt.map_or(r, |x: f64| x.max(r)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let now = Instant::now();
+        let frames_in = session.counters.frames_decoded.load(Ordering::Relaxed);
+        let frames_out = session.counters.frames_sent.load(Ordering::Relaxed);
+        let mut st = SessionStats {
+            peer: session.peer,
+            connected: session.connected,
+            packets_lost_in: lost_in,
+            packets_lost_out: lost_out,
+            rtt_ms: rtt.map(|r| r * 1000.0),
+            frames_decoded: frames_in,
+            frames_sent: frames_out,
+            video_codec_in: session.remote_video_codec(),
+            ..SessionStats::default()
+        };
+        if let Some(p) = self.previous.get(&session.peer) {
+            let dt = now.duration_since(p.at).as_secs_f64();
+            if dt > 0.0 {
+                st.bitrate_in_kbps = bytes_in.saturating_sub(p.bytes_in) as f64 * 8.0 / 1000.0 / dt;
+                st.bitrate_out_kbps =
+                    bytes_out.saturating_sub(p.bytes_out) as f64 * 8.0 / 1000.0 / dt;
+                st.fps_in = frames_in.saturating_sub(p.frames_in) as f64 / dt;
+                st.fps_out = frames_out.saturating_sub(p.frames_out) as f64 / dt;
+            }
+        }
+        self.previous.insert(
+            session.peer,
+            Previous {
+                at: now,
+                bytes_in,
+                bytes_out,
+                frames_in,
+                frames_out,
+            },
+        );
+        self.latest.insert(session.peer, st);
+        MediaStats {
+            sessions: self.latest.values().cloned().collect(),
+        }
+    }
+
+    /// Drops a closed session.
+    pub fn forget(&mut self, peer: ClientId) {
+        self.previous.remove(&peer);
+        self.latest.remove(&peer);
+    }
+}
