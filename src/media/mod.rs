@@ -733,6 +733,10 @@ impl Engine {
                 } else {
                     sdp
                 };
+                // Let the peer send VP8 too (we decode it), and spell bundling the way
+                // browsers accept.
+                let vp8: Vec<(u8, &str)> = s.pts.vp8.map(|pt| (pt, "VP8")).into_iter().collect();
+                let sdp = sdp::for_browsers(&sdp, &vp8);
                 let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
                     self.fail(peer, "webrtcbin produced SDP it cannot parse".into());
                     return;
@@ -745,6 +749,7 @@ impl Engine {
                 let desc = gst_webrtc::WebRTCSessionDescription::new(kind, msg);
                 s.webrtc
                     .emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
+                tracing::trace!(peer, %sdp, "local description");
                 let signal = if offer {
                     MediaSignal::Offer { sdp }
                 } else {

@@ -124,3 +124,93 @@ mod tests {
         );
     }
 }
+
+/// Rewrites what browsers do not accept in webrtcbin's SDP:
+/// * `a=bundle-only` m-lines with port 0 (Chromium does not implement bundle-only and
+///   rejects the section): they get port 9 and stay in the BUNDLE group;
+/// * a video m-line that lists only what we send: `extra_video` codecs are added so the peer
+///   may send them to us (e.g. VP8 from a browser that prefers it).
+pub fn for_browsers(sdp: &str, extra_video: &[(u8, &str)]) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out: Vec<String> = Vec::new();
+    let mut in_video = false;
+    let mut added_attrs = false;
+    let mut video_pts: Vec<String> = Vec::new();
+    let lines: Vec<&str> = sdp.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if let Some(m) = line.strip_prefix("m=") {
+            in_video = m.starts_with("video ");
+            added_attrs = false;
+            let mut parts: Vec<String> = m.split(' ').map(str::to_string).collect();
+            let bundle_only = lines[i + 1..]
+                .iter()
+                .take_while(|l| !l.starts_with("m="))
+                .any(|l| *l == "a=bundle-only");
+            if bundle_only && parts.get(1).map(String::as_str) == Some("0") {
+                parts[1] = "9".into();
+            }
+            if in_video {
+                video_pts = parts[3..].to_vec();
+                for (pt, _) in extra_video {
+                    if !video_pts.contains(&pt.to_string()) {
+                        parts.push(pt.to_string());
+                    }
+                }
+            }
+            out.push(format!("m={}", parts.join(" ")));
+        } else if line == "a=bundle-only" {
+            // dropped: see above
+        } else if in_video && !added_attrs && line.starts_with("a=rtpmap:") {
+            out.push(line.to_string());
+            // Right after the first rtpmap of the section, describe the added codecs.
+            for (pt, name) in extra_video {
+                if video_pts.contains(&pt.to_string()) {
+                    continue;
+                }
+                out.push(format!("a=rtpmap:{pt} {name}/90000"));
+                for fb in ["nack", "nack pli", "ccm fir"] {
+                    out.push(format!("a=rtcp-fb:{pt} {fb}"));
+                }
+            }
+            added_attrs = true;
+        } else {
+            out.push(line.to_string());
+        }
+        i += 1;
+    }
+    let mut s = out.join(eol);
+    s.push_str(eol);
+    s
+}
+
+#[cfg(test)]
+mod munge_tests {
+    use super::*;
+
+    const WEBRTCBIN: &str = "v=0\r\na=group:BUNDLE audio0 video1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 OPUS/48000\r\na=mid:audio0\r\nm=video 0 UDP/TLS/RTP/SAVPF 102\r\na=bundle-only\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\na=mid:video1\r\n";
+
+    #[test]
+    fn bundle_only_sections_get_a_port_and_vp8_is_offered_for_receiving() {
+        let s = for_browsers(WEBRTCBIN, &[(96, "VP8")]);
+        assert!(s.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 96\r\n"), "{s}");
+        assert!(!s.contains("bundle-only"), "{s}");
+        assert!(
+            s.contains("a=rtpmap:102 H264/90000\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"),
+            "audio untouched: {s}"
+        );
+        let v = sections(&s);
+        assert_eq!(pick(&v[1].codecs, "VP8"), Some(96));
+    }
+
+    #[test]
+    fn nothing_is_added_twice() {
+        let once = for_browsers(WEBRTCBIN, &[(96, "VP8")]);
+        assert_eq!(for_browsers(&once, &[(96, "VP8")]), once);
+    }
+}

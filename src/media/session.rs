@@ -80,6 +80,8 @@ pub struct Session {
     pub cert_applied: Arc<AtomicBool>,
     /// Connected at least once.
     pub connected: bool,
+    /// The payload types negotiated for this session.
+    pub pts: PayloadTypes,
 }
 
 fn rtp_caps(kind: &str, name: &str, pt: u8, clock: u32, extra: &str) -> String {
@@ -216,12 +218,14 @@ impl Session {
             counters,
             cert_applied,
             connected: false,
+            pts: spec.pts,
         };
 
         if let Some(pt) = spec.pts.opus {
             let pay = make("rtpopuspay")?;
             pay.set_property("pt", pt as u32);
-            let caps = rtp_caps("audio", "OPUS", pt, 48000, "");
+            // Browsers only accept Opus as `opus/48000/2` (stereo-capable), whatever we send.
+            let caps = rtp_caps("audio", "OPUS", pt, 48000, ",encoding-params=(string)2");
             session.attach(pipeline, &call.audio_tee, pay, &caps, &caps, None)?;
         }
         if spec.call_type.has_video()

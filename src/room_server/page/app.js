@@ -311,10 +311,27 @@ function preferCodec(pc) {
   }
 }
 
+// After negotiation, send video with the preferred codec when the peer accepts it
+// (RTCRtpEncodingParameters.codec): the offer's order would otherwise decide.
+async function sendPreferredCodec(pc) {
+  if (!CODEC) return;
+  for (const sender of pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== 'video') continue;
+    const params = sender.getParameters();
+    const codec = (params.codecs || []).find((c) => c.mimeType.toLowerCase() === 'video/' + CODEC);
+    if (!codec || !params.encodings || !params.encodings.length) {
+      log('cannot send ' + CODEC + ': not negotiated');
+      continue;
+    }
+    params.encodings.forEach((e) => { e.codec = codec; });
+    try { await sender.setParameters(params); } catch (e) { log('setParameters failed:', String(e)); }
+  }
+}
+
 function newPeer(clientId) {
   closePeer(clientId);
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
-  const entry = { pc, pending: [], remote: new MediaStream() };
+  const entry = { pc, pending: [], remote: new MediaStream(), remoteCandidates: [] };
   peers.set(clientId, entry);
   pc.onicecandidate = (e) => {
     if (!room) return;
@@ -376,15 +393,18 @@ async function onMedia(m) {
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     send('media', 'answer', { roomId: room.id, toClientId: from, sdp: answer.sdp });
+    await sendPreferredCodec(pc);
     for (const c of entry.pending.splice(0)) await addCandidate(pc, c);
   } else if (m.method === 'answer') {
     const entry = peers.get(from);
     if (!entry) return;
     await entry.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+    await sendPreferredCodec(entry.pc);
     for (const c of entry.pending.splice(0)) await addCandidate(entry.pc, c);
   } else if (m.method === 'candidate') {
     const entry = peers.get(from);
     if (!entry) return;
+    if (m.candidate) entry.remoteCandidates.push(m.candidate);
     if (!entry.pc.remoteDescription) entry.pending.push(m);
     else await addCandidate(entry.pc, m);
   } else if (m.method === 'bye') {
@@ -432,7 +452,7 @@ window.roomagent = {
   stats: async () => {
     const out = {};
     for (const [id, entry] of peers) {
-      const s = { connection: entry.pc.connectionState, video: null, audio: null };
+      const s = { connection: entry.pc.connectionState, video: null, audio: null, remoteCandidates: entry.remoteCandidates.slice() };
       const report = await entry.pc.getStats();
       const codecs = {};
       report.forEach((r) => { if (r.type === 'codec') codecs[r.id] = r.mimeType; });
