@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod netns;
+pub mod turn;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
