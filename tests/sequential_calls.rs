@@ -1,0 +1,94 @@
+//! Fifty calls in a row between two agents in one process: after the last hang-up, threads
+//! and file descriptors are back at their idle values (nothing leaks per call). Prints RSS.
+
+mod support;
+
+use std::time::Duration;
+
+use roomagent::core::{CallPhase, Command};
+use support::*;
+
+const CALLS: usize = 50;
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn one_call(a: &mut Agent, b: &mut Agent) {
+    a.handle.command(Command::Dial { user: 1002 }).await.unwrap();
+    a.wait_for("video at a", |s| s.members.iter().any(|m| m.video_in)).await;
+    b.wait_for("video at b", |s| s.members.iter().any(|m| m.video_in)).await;
+    a.handle.command(Command::Hangup).await.unwrap();
+    a.phase(CallPhase::Idle).await;
+    b.phase(CallPhase::Idle).await;
+}
+
+/// Waits (up to 15 s) until the counts settle at or below `want`; returns the last reading.
+async fn settle(want: (usize, usize)) -> (usize, usize) {
+    let mut now = (threads(), fds());
+    for _ in 0..150 {
+        if now.0 <= want.0 && now.1 <= want.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = (threads(), fds());
+    }
+    now
+}
+
+#[test]
+fn fifty_sequential_calls_leak_no_threads_or_file_descriptors() {
+    if !netns::isolate("fifty_sequential_calls_leak_no_threads_or_file_descriptors") {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let server = Server::start().await;
+            let mut a = Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
+            let mut b = Agent::start_toml(&media_toml(&server.api(), "room2", "mode = \"always\"\ndelay_ms = 0", "")).await;
+            a.registered().await;
+            b.registered().await;
+            let rss_start = rss_kib();
+            // The first call warms up what GStreamer keeps for the process (plugin registry,
+            // type classes, thread pools); idle is measured after it.
+            one_call(&mut a, &mut b).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let idle = (threads(), fds());
+            let rss_idle = rss_kib();
+            let started = std::time::Instant::now();
+            for i in 1..CALLS {
+                one_call(&mut a, &mut b).await;
+                if i % 10 == 0 {
+                    println!("MEASURE after call {}: threads {} fds {} rss {} KiB", i + 1, threads(), fds(), rss_kib());
+                }
+            }
+            let elapsed = started.elapsed();
+            let after = settle(idle).await;
+            let rss_end = rss_kib();
+            println!(
+                "MEASURE {CALLS} calls in {elapsed:?}; idle threads/fds {idle:?}, after {after:?}; RSS start {rss_start} KiB, idle after first call {rss_idle} KiB, after last {rss_end} KiB"
+            );
+            // Idle thread-pool workers may also have exited meanwhile: at most idle, never more.
+            assert!(after.0 <= idle.0, "threads leaked: idle {idle:?}, after {after:?}");
+            assert!(after.1 <= idle.1, "file descriptors leaked: idle {idle:?}, after {after:?}");
+            a.stop().await;
+            b.stop().await;
+        });
+}
