@@ -94,10 +94,17 @@ async fn browser_calls_the_room(codec: &str) {
     // Hanging up in the page returns the agent to idle.
     browser.eval("window.roomagent.hangup()").await;
     agent.phase(CallPhase::Idle).await;
-    let media_now = agent.handle.media_stats().unwrap().borrow().clone();
+    let mut media = agent.handle.media_stats().unwrap();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(5),
+        media.wait_for(|m| m.sessions.is_empty()),
+    )
+    .await
+    .is_ok();
     assert!(
-        media_now.sessions.is_empty(),
-        "media sessions left after hang-up: {media_now:?}"
+        closed,
+        "media sessions left after hang-up: {:?}",
+        *media.borrow()
     );
     drop(browser);
     agent.stop().await;

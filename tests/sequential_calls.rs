@@ -27,10 +27,29 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+async fn video_in(x: &mut Agent, other: &Agent, who: &str) {
+    let ok = tokio::time::timeout(
+        Duration::from_secs(10),
+        x.state.wait_for(|s| s.members.iter().any(|m| m.video_in)),
+    )
+    .await
+    .is_ok();
+    assert!(
+        ok,
+        "no video at {who}: state {:?}\nits media {:?}\nthe other's media {:?}",
+        x.now(),
+        x.handle.media_stats().map(|m| m.borrow().clone()),
+        other.handle.media_stats().map(|m| m.borrow().clone()),
+    );
+}
+
 async fn one_call(a: &mut Agent, b: &mut Agent) {
-    a.handle.command(Command::Dial { user: 1002 }).await.unwrap();
-    a.wait_for("video at a", |s| s.members.iter().any(|m| m.video_in)).await;
-    b.wait_for("video at b", |s| s.members.iter().any(|m| m.video_in)).await;
+    a.handle
+        .command(Command::Dial { user: 1002 })
+        .await
+        .unwrap();
+    video_in(a, b, "a").await;
+    video_in(b, a, "b").await;
     a.handle.command(Command::Hangup).await.unwrap();
     a.phase(CallPhase::Idle).await;
     b.phase(CallPhase::Idle).await;

@@ -31,13 +31,20 @@ async fn relayed_call(transport: &str) {
 
     let browser = Browser::start().await;
     browser.goto(&server.handle.page_url()).await;
-    browser.eval("window.roomagent.login('alice', 'alice')").await;
-    browser.eval(&format!("window.roomagent.dial({ROOM})")).await;
+    browser
+        .eval("window.roomagent.login('alice', 'alice')")
+        .await;
+    browser
+        .eval(&format!("window.roomagent.dial({ROOM})"))
+        .await;
     let expr = format!("window.roomagent.stats().then(s => s['{ROOM}'] || null)");
     let stats = browser
-        .wait_for("relayed video decoded in Chromium", &expr, Duration::from_secs(40), |v: &Value| {
-            v["video"]["framesDecoded"].as_u64().unwrap_or(0) > 10
-        })
+        .wait_for(
+            "relayed video decoded in Chromium",
+            &expr,
+            Duration::from_secs(40),
+            |v: &Value| v["video"]["framesDecoded"].as_u64().unwrap_or(0) > 10,
+        )
         .await;
     let candidates: Vec<String> = stats["remoteCandidates"]
         .as_array()
@@ -51,18 +58,27 @@ async fn relayed_call(transport: &str) {
         "the agent offered non-relayed candidates: {candidates:?}"
     );
     let s = agent
-        .wait_for("Chromium's video through the relay", |s| s.members.iter().any(|m| m.video_in))
+        .wait_for("Chromium's video through the relay", |s| {
+            s.members.iter().any(|m| m.video_in)
+        })
         .await;
     assert_eq!(s.call, CallPhase::InCall);
     let log = turn.log();
     assert!(
-        log.lines().any(|l| l.contains("ALLOCATE processed, success") && l.contains("user <room>")),
+        log.lines()
+            .any(|l| l.contains("ALLOCATE processed, success") && l.contains("user <room>")),
         "coturn saw no allocation:\n{log}"
     );
     if transport == "tcp" {
-        assert!(log.contains("TCP"), "the relay was not reached over TCP:\n{log}");
+        assert!(
+            log.contains("TCP"),
+            "the relay was not reached over TCP:\n{log}"
+        );
     } else {
-        assert!(!log.contains("TCP socket"), "UDP was asked for, TCP was used:\n{log}");
+        assert!(
+            !log.contains("TCP socket"),
+            "UDP was asked for, TCP was used:\n{log}"
+        );
     }
     println!("MEASURE relayed over {transport}: {}", stats["video"]);
     browser.eval("window.roomagent.hangup()").await;

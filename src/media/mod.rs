@@ -793,6 +793,7 @@ impl Engine {
                     gst_webrtc::WebRTCPeerConnectionState::Connected => {
                         if !s.connected {
                             s.connected = true;
+                            s.open();
                             s.request_key_frame();
                             self.emit(MediaEvent::SessionConnected { peer });
                         }
@@ -811,7 +812,17 @@ impl Engine {
             }
             Internal::Stats { peer, epoch, stats } => {
                 if let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) {
-                    let snapshot = self.stats.update(s, &stats);
+                    let mut snapshot = self.stats.update(s, &stats);
+                    if let Some(c) = &self.call {
+                        snapshot.frames_to_encoder = c
+                            .encoder_counts
+                            .0
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        snapshot.frames_encoded = c
+                            .encoder_counts
+                            .1
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                    }
                     self.stats_tx.send_replace(snapshot);
                 }
             }
@@ -879,9 +890,11 @@ impl Engine {
     }
 
     async fn stop_all(&mut self) {
-        let peers: Vec<ClientId> = self.sessions.keys().copied().collect();
-        for p in peers {
-            self.close_session(p).await;
+        // The whole pipeline stops as one (sinks first, as GStreamer orders it); sessions
+        // need no piecemeal removal.
+        for (peer, s) in std::mem::take(&mut self.sessions) {
+            self.stats.forget(peer);
+            s.abandon();
         }
         self.awaiting_offer.clear();
         if let Some(call) = self.call.take() {

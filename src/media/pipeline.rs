@@ -155,10 +155,21 @@ pub struct CallPipeline {
     pub remote: RemoteOutputs,
     /// The video encoder (first element of the encoder chain), for statistics and fallback.
     pub encoder: gst::Element,
+    /// Every live source, stopped first when the call ends.
+    sources: Vec<gst::Element>,
+    /// Raw frames into the encoder, encoded frames out of it.
+    pub encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
 }
 
 impl Drop for CallPipeline {
+    /// Stops the call quietly: the live sources first, so no buffer is in flight when the
+    /// queues and webrtcbins are deactivated (GStreamer 1.22 can leave a queue thread spinning
+    /// when a push fails with FLUSHING during its deactivation), then everything else.
     fn drop(&mut self) {
+        for s in &self.sources {
+            let _ = s.set_state(gst::State::Null);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -244,6 +255,7 @@ pub fn build(
     };
     let selector = make("input-selector")?;
     selector.set_property("sync-streams", false);
+    let mut sources = vec![camera.clone()];
     pipeline
         .add_many([&camera, &selector])
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
@@ -280,12 +292,14 @@ pub fn build(
         .add(&black)
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
     let black_pad = branch_to_selector(&black)?;
+    sources.push(black.clone());
 
     let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
         Some(src) => {
             pipeline
                 .add(&src)
                 .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+            sources.push(src.clone());
             Some(branch_to_selector(&src)?)
         }
         None => None,
@@ -294,6 +308,7 @@ pub fn build(
 
     // ---- encoder
     let vqueue = make("queue")?;
+    vqueue.set_property("name", "encoder-queue");
     vqueue.set_property("max-size-buffers", 2u32);
     vqueue.set_property("max-size-time", 0u64);
     vqueue.set_property("max-size-bytes", 0u32);
@@ -320,6 +335,19 @@ pub fn build(
         chain.push(e);
     }
     let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
+    let encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)> =
+        Arc::default();
+    {
+        use std::sync::atomic::Ordering;
+        let c = encoder_counts.clone();
+        encoder.static_pad("sink").expect("encoder sink").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                c.0.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
     chain.push(capsfilter(profile.encoder_caps())?);
     let parse = make("h264parse")?;
     parse.set_property("config-interval", -1i32);
@@ -329,6 +357,16 @@ pub fn build(
     )?);
     let video_tee = make("tee")?;
     video_tee.set_property("allow-not-linked", true);
+    {
+        let c = encoder_counts.clone();
+        video_tee.static_pad("sink").expect("tee sink").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                c.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
     chain.push(video_tee.clone());
     pipeline
         .add_many(&chain)
@@ -357,6 +395,7 @@ pub fn build(
     let echo_cancel = o
         .echo_cancellation
         .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
+    sources.push(mic.clone());
     let mut audio: Vec<gst::Element> = vec![
         mic,
         make("audioconvert")?,
@@ -401,7 +440,9 @@ pub fn build(
     ))?;
     let vconv = make("videoconvert")?;
     let vq = make("queue")?;
+    vq.set_property("name", "display-queue");
     let display = sink_element(&o.display, true)?;
+    sources.push(bg.clone());
     pipeline
         .add_many([&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
@@ -413,6 +454,7 @@ pub fn build(
     silence.set_property("is-live", true);
     silence.set_property_from_str("wave", "silence");
     let silence_caps = capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=2")?;
+    sources.push(silence.clone());
     let mut playback: Vec<gst::Element> = vec![silence, silence_caps, mixer.clone()];
     if echo_cancel {
         playback.push(make("audioconvert")?);
@@ -424,7 +466,9 @@ pub fn build(
     playback.push(speaker_volume.clone());
     playback.push(make("audioconvert")?);
     playback.push(make("audioresample")?);
-    playback.push(make("queue")?);
+    let sq = make("queue")?;
+    sq.set_property("name", "speaker-queue");
+    playback.push(sq);
     playback.push(sink_element(&o.speaker, false)?);
     pipeline
         .add_many(&playback)
@@ -451,6 +495,8 @@ pub fn build(
             })),
         },
         encoder,
+        sources,
+        encoder_counts,
     })
 }
 

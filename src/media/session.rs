@@ -67,6 +67,7 @@ pub struct Session {
     /// The session's `webrtcbin`.
     pub webrtc: gst::Element,
     send: Vec<gst::Element>,
+    valves: Vec<gst::Element>,
     tee_pads: Vec<(gst::Element, gst::Pad)>,
     received: Arc<Mutex<Received>>,
     /// Whether the remote description is set (candidates wait until it is).
@@ -205,12 +206,16 @@ impl Session {
             });
         }
         add(pipeline, &webrtc)?;
+        webrtc
+            .sync_state_with_parent()
+            .map_err(|_| MediaError::Invalid("cannot start webrtcbin".into()))?;
 
         let mut session = Session {
             peer,
             epoch,
             webrtc: webrtc.clone(),
             send: Vec::new(),
+            valves: Vec::new(),
             tee_pads: Vec::new(),
             received,
             remote_set: false,
@@ -258,14 +263,17 @@ impl Session {
                 Some(counters),
             )?;
         }
-        for e in std::iter::once(&session.webrtc).chain(session.send.iter()) {
-            e.sync_state_with_parent()
-                .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
-        }
         Ok(session)
     }
 
-    /// Hangs `queue ! payloader ! capsfilter` off `tee` into a new webrtcbin sink pad.
+    /// Hangs `valve ! queue ! payloader ! capsfilter` off `tee` into a new webrtcbin sink pad.
+    ///
+    /// The shared encoder's thread must never enter a webrtcbin: webrtcbin holds its lock while
+    /// it waits for streaming threads, so an encoder thread blocked in a webrtcbin pad query
+    /// stalls every session (seen: an answering session froze the encoder after one frame).
+    /// So the valve answers caps queries itself, the queue hands buffers to a thread of the
+    /// session's own, and the valve stays closed until the session is connected (webrtcbin
+    /// holds data back until DTLS is up).
     fn attach(
         &mut self,
         pipeline: &gst::Pipeline,
@@ -275,7 +283,41 @@ impl Session {
         prefs: &str,
         count: Option<Arc<Counters>>,
     ) -> Result<(), MediaError> {
+        let valve = make("valve")?;
+        valve.set_property(
+            "name",
+            format!("valve-{}-{}-{}", pay.name(), self.peer, self.epoch),
+        );
+        valve.set_property("drop", true);
+        valve.static_pad("sink").expect("valve sink").add_probe(
+            gst::PadProbeType::QUERY_DOWNSTREAM,
+            |_, info| {
+                let Some(gst::PadProbeData::Query(q)) = info.data.as_mut() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let serialized = q.is_serialized();
+                match q.view_mut() {
+                    gst::QueryViewMut::Caps(c) => {
+                        let caps = c.filter_owned().unwrap_or_else(gst::Caps::new_any);
+                        c.set_result(&caps);
+                        gst::PadProbeReturn::Handled
+                    }
+                    gst::QueryViewMut::AcceptCaps(a) => {
+                        a.set_result(true);
+                        gst::PadProbeReturn::Handled
+                    }
+                    // Serialized queries (allocation, drain) would make the encoder wait for
+                    // this session's queue and webrtcbin: answer with the defaults here.
+                    _ if serialized => gst::PadProbeReturn::Handled,
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            },
+        );
         let queue = make("queue")?;
+        queue.set_property(
+            "name",
+            format!("send-{}-{}-{}", pay.name(), self.peer, self.epoch),
+        );
         queue.set_property("max-size-buffers", 30u32);
         queue.set_property("max-size-bytes", 0u32);
         queue.set_property("max-size-time", 0u64);
@@ -285,11 +327,11 @@ impl Session {
             .parse()
             .map_err(|_| MediaError::Invalid(format!("bad caps {send_caps}")))?;
         filter.set_property("caps", &caps);
-        for e in [&queue, &pay, &filter] {
+        for e in [&valve, &queue, &pay, &filter] {
             add(pipeline, e)?;
         }
-        gst::Element::link_many([&queue, &pay, &filter]).map_err(|_| MediaError::Link {
-            from: queue.name().to_string(),
+        gst::Element::link_many([&valve, &queue, &pay, &filter]).map_err(|_| MediaError::Link {
+            from: valve.name().to_string(),
             to: filter.name().to_string(),
         })?;
         if let Some(counters) = count {
@@ -326,18 +368,33 @@ impl Session {
                 from: filter.name().to_string(),
                 to: format!("{} ({e:?})", self.webrtc.name()),
             })?;
+        // Everything runs before the shared tee feeds it: a push into a branch that is still
+        // in NULL returns FLUSHING, which a tee with one branch passes back to the encoder,
+        // whose queue then stops for good.
+        for e in [&valve, &queue, &pay, &filter] {
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
+        }
         let tee_pad = tee
             .request_pad_simple("src_%u")
             .ok_or_else(|| MediaError::Invalid("tee gave no pad".into()))?;
         tee_pad
-            .link(&queue.static_pad("sink").expect("queue sink"))
+            .link(&valve.static_pad("sink").expect("valve sink"))
             .map_err(|_| MediaError::Link {
                 from: tee.name().to_string(),
-                to: queue.name().to_string(),
+                to: valve.name().to_string(),
             })?;
         self.tee_pads.push((tee.clone(), tee_pad));
-        self.send.extend([queue, pay, filter]);
+        self.valves.push(valve.clone());
+        self.send.extend([valve, queue, pay, filter]);
         Ok(())
+    }
+
+    /// Starts sending (the session is connected).
+    pub fn open(&self) {
+        for v in &self.valves {
+            v.set_property("drop", false);
+        }
     }
 
     /// Asks the encoder for a key frame (a new participant must not wait for the next one).
@@ -362,8 +419,11 @@ impl Session {
             .and_then(|r| r.video_codec.clone())
     }
 
-    /// Removes every element of the session from the pipeline. Blocks briefly while the tee
-    /// branches are detached at an idle point, so call it off the async runtime.
+    /// Removes every element of the session from the running pipeline, leaving the other
+    /// sessions untouched. Order matters: first detach from the shared encoders (at an idle
+    /// point of each tee pad), then stop our own sending threads, then webrtcbin, then the
+    /// receiving branches, and last give their mixer pads back. Blocks briefly, so call it off
+    /// the async runtime. (When the whole call ends, the pipeline is stopped as one instead.)
     pub fn close(self, call_pipeline: &gst::Pipeline, remote: &RemoteOutputs) {
         {
             let mut r = self.received.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,12 +438,41 @@ impl Session {
                 let _ = tx.send(());
                 gst::PadProbeReturn::Remove
             });
-            let _ = rx.recv_timeout(Duration::from_millis(500));
+            if rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                warn!(
+                    peer = self.peer,
+                    "encoder branch did not become idle; detaching anyway"
+                );
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+            }
             tee.release_request_pad(pad);
         }
+        // Let the session's own queues run dry before stopping them: deactivating a queue
+        // whose thread is mid-push can leave that thread spinning (GStreamer 1.22).
+        for v in &self.valves {
+            v.set_property("drop", true);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        for q in self
+            .send
+            .iter()
+            .filter(|e| e.factory().is_some_and(|f| f.name() == "queue"))
+        {
+            while q.property::<u32>("current-level-buffers") > 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        for e in &self.send {
+            let _ = e.set_state(gst::State::Null);
+        }
+        self.stop_ice();
         let _ = self.webrtc.set_state(gst::State::Null);
         let r = std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
-        for e in self.send.iter().chain(r.elements.iter()) {
+        for e in &r.elements {
             let _ = e.set_state(gst::State::Null);
         }
         {
@@ -400,6 +489,32 @@ impl Session {
             let _ = call_pipeline.remove(e);
         }
         debug!(peer = self.peer, "session closed");
+    }
+
+    /// Marks the session closed so late GStreamer callbacks add nothing, and stops its ICE
+    /// sources; the caller stops the pipeline as a whole.
+    pub fn abandon(self) {
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed = true;
+        self.stop_ice();
+    }
+
+    /// webrtcbin 1.22 keeps each `nicesrc` in a locked PLAYING state until its receive bin
+    /// reaches NULL, so while the bin goes PAUSED → READY the ICE source keeps pushing into an
+    /// internal queue that is being deactivated, which can leave that queue's thread spinning
+    /// forever. Stopping the ICE sources first avoids the race.
+    fn stop_ice(&self) {
+        let Some(bin) = self.webrtc.downcast_ref::<gst::Bin>() else {
+            return;
+        };
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "nicesrc") {
+                e.set_locked_state(false);
+                let _ = e.set_state(gst::State::Null);
+            }
+        }
     }
 }
 
@@ -478,14 +593,13 @@ fn on_decoded(
         .as_ref()
         .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
         .unwrap_or(false);
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", 5u32);
-    queue.set_property_from_str("leaky", "downstream");
+    let convert = make(if is_video {
+        "videoconvert"
+    } else {
+        "audioconvert"
+    })?;
     let (chain, mixer) = if is_video {
-        (
-            vec![queue.clone(), make("videoconvert")?],
-            remote.compositor.clone(),
-        )
+        (vec![convert.clone()], remote.compositor.clone())
     } else {
         let filter = make("capsfilter")?;
         filter.set_property(
@@ -497,12 +611,7 @@ fn on_decoded(
                 .build(),
         );
         (
-            vec![
-                queue.clone(),
-                make("audioconvert")?,
-                make("audioresample")?,
-                filter,
-            ],
+            vec![convert.clone(), make("audioresample")?, filter],
             remote.mixer.clone(),
         )
     };
@@ -529,15 +638,15 @@ fn on_decoded(
     if is_video {
         let counters = counters.clone();
         let internal = internal.clone();
-        queue.static_pad("src").expect("queue src").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, _| {
+        convert
+            .static_pad("sink")
+            .expect("converter sink")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
                     let _ = internal.send(Internal::FirstFrame { peer, epoch });
                 }
                 gst::PadProbeReturn::Ok
-            },
-        );
+            });
         remote
             .layout
             .lock()
@@ -550,10 +659,10 @@ fn on_decoded(
         e.sync_state_with_parent()
             .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
     }
-    pad.link(&queue.static_pad("sink").expect("queue sink"))
+    pad.link(&convert.static_pad("sink").expect("converter sink"))
         .map_err(|_| MediaError::Link {
             from: "decodebin".into(),
-            to: queue.name().to_string(),
+            to: convert.name().to_string(),
         })?;
     r.elements.extend(chain);
     Ok(())

@@ -46,6 +46,10 @@ pub struct SessionStats {
 pub struct MediaStats {
     /// By participant.
     pub sessions: Vec<SessionStats>,
+    /// Raw video frames that reached the encoder during this call.
+    pub frames_to_encoder: u64,
+    /// Encoded video frames the encoder produced during this call.
+    pub frames_encoded: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +143,7 @@ impl Collector {
         self.latest.insert(session.peer, st);
         MediaStats {
             sessions: self.latest.values().cloned().collect(),
+            ..MediaStats::default()
         }
     }
 

@@ -2,7 +2,9 @@
 //! inside it, so ICE candidates, WebRTC peers and browsers can only reach addresses this test
 //! created (see TESTING.md). The test re-executes itself under `unshare -rn`.
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const SETUP: &str = r#"
 ip link set lo up
@@ -12,30 +14,60 @@ ip addr add 10.250.1.1/24 dev v1; ip link set v1 up
 exec "$@"
 "#;
 
+/// A test that has not finished after this long is stopped and reported with its output.
+const LIMIT: Duration = Duration::from_secs(240);
+
 /// Call first in a WebRTC test. Returns `true` inside the namespace (run the test body);
 /// returns `false` in the parent after the child passed (and panics with the child's output
-/// if it failed).
+/// if it failed or hung).
 pub fn isolate(test_name: &str) -> bool {
     if std::env::var_os("ROOMAGENT_NETNS").is_some() {
         return true;
     }
     let exe = std::env::current_exe().expect("test executable");
-    let out = Command::new("unshare")
+    let mut child = Command::new("unshare")
         .args(["-rn", "sh", "-ec", SETUP, "sh"])
         .arg(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env("ROOMAGENT_NETNS", test_name)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("cannot run unshare (util-linux) to create the test's network namespace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let collect = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().expect("stdout")));
+    let err = collect(Box::new(child.stderr.take().expect("stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the test") {
+            break Some(status);
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let passed = status.is_some_and(|s| s.success()) && stdout.contains("1 passed");
     assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test_name} failed inside its network namespace ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
+        passed,
+        "{test_name} {} inside its network namespace:\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        match status {
+            Some(s) => format!("failed ({s})"),
+            None => format!("did not finish within {LIMIT:?} and was stopped"),
+        }
     );
     // Numbers the test printed (benchmarks, timings) are worth seeing.
-    for line in stdout.lines().filter(|l| l.starts_with("MEASURE")) {
+    for line in stdout.lines().filter(|l| l.contains("MEASURE")) {
         println!("{line}");
     }
     false

@@ -18,19 +18,31 @@ pub struct Turn {
 impl Turn {
     /// Starts coturn on `ip` (an address of the test's namespace) and a free port.
     pub fn start(ip: &str) -> Turn {
-        let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
-        let log = std::env::temp_dir().join(format!("roomagent-turn-{}-{port}.log", std::process::id()));
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log =
+            std::env::temp_dir().join(format!("roomagent-turn-{}-{port}.log", std::process::id()));
         let child = Command::new("turnserver")
             .args([
                 "-n",
-                "--listening-ip", ip,
-                "--relay-ip", ip,
-                "--listening-port", &port.to_string(),
-                "--min-port", "40000",
-                "--max-port", "40200",
+                "--listening-ip",
+                ip,
+                "--relay-ip",
+                ip,
+                "--listening-port",
+                &port.to_string(),
+                "--min-port",
+                "40000",
+                "--max-port",
+                "40200",
                 "--lt-cred-mech",
-                "--user", "room:relay-secret",
-                "--realm", "roomagent.test",
+                "--user",
+                "room:relay-secret",
+                "--realm",
+                "roomagent.test",
                 "--no-tls",
                 "--no-dtls",
                 "--no-cli",
@@ -48,7 +60,8 @@ impl Turn {
         // Ready when it logs its listeners (a probe connection would show up in its log).
         for _ in 0..100 {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("IPv4. TCP listener opened on") || text.contains("TCP listener opened") {
+            if text.contains("IPv4. TCP listener opened on") || text.contains("TCP listener opened")
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
