@@ -34,6 +34,13 @@ enum Cmd {
         /// The file to check.
         file: PathBuf,
     },
+    /// Show cameras, microphones, speakers, HDMI inputs and encoders, and the board profile
+    /// the agent would choose.
+    Devices {
+        /// Configuration file ([media] settings are honoured); defaults when absent.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Run only the development room server (the [room_server] section of the file).
     RoomServer {
         /// Configuration file with a [room_server] section.
@@ -65,6 +72,40 @@ fn main() -> ExitCode {
             };
             roomagent::logging::init(&cfg.log);
             exit(runtime().block_on(roomagent::daemon::run(cfg, shutdown_signal())))
+        }
+        Cmd::Devices { config } => {
+            let cfg = match config {
+                Some(path) => match std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: cannot read the file: {e}", path.display()))
+                    .and_then(|text| {
+                        config::parse(&text, Purpose::RoomServer).map_err(|errors| {
+                            config::ConfigErrors {
+                                file: Some(path.clone()),
+                                errors,
+                            }
+                            .to_string()
+                        })
+                    }) {
+                    Ok(cfg) => cfg,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => config::Config::default(),
+            };
+            match roomagent::media::devices_report(&roomagent::media::MediaOptions::from_config(
+                &cfg,
+            )) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("roomagent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::RoomServer { config } => {
             let cfg = match std::fs::read_to_string(&config)

@@ -148,6 +148,9 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
+        // Logins are rare; a pooled connection to a server that restarted only costs a
+        // failed attempt (and a longer backoff).
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap_or_default()
 }
