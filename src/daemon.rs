@@ -32,16 +32,29 @@ pub enum HandleError {
     Stopped,
 }
 
-type CommandMsg = (Command, oneshot::Sender<Result<(), CommandError>>);
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Applied immediately.
+    pub applied: Vec<String>,
+    /// Changed, but only a restart applies them.
+    pub needs_restart: Vec<String>,
+}
+
+enum Request {
+    Command(Command, oneshot::Sender<Result<(), CommandError>>),
+    Reload(oneshot::Sender<Result<ReloadReport, String>>),
+}
 
 /// Talks to a running agent. Cheap to clone.
 #[derive(Clone)]
 pub struct AgentHandle {
-    commands: mpsc::Sender<CommandMsg>,
+    commands: mpsc::Sender<Request>,
     state: watch::Receiver<AgentState>,
     events: broadcast::Sender<CallEvent>,
     room_server: Option<RoomServerHandle>,
     media: Option<MediaHandle>,
+    mqtt: Option<watch::Receiver<crate::mqtt::LinkStatus>>,
 }
 
 impl AgentHandle {
@@ -49,10 +62,23 @@ impl AgentHandle {
     pub async fn command(&self, command: Command) -> Result<(), HandleError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send((command, tx))
+            .send(Request::Command(command, tx))
             .await
             .map_err(|_| HandleError::Stopped)?;
         Ok(rx.await.map_err(|_| HandleError::Stopped)??)
+    }
+
+    /// Re-reads the configuration file and applies what can change while running (the
+    /// answer policy, names, timeouts); reports what needs a restart. An invalid file changes
+    /// nothing and the error says why.
+    pub async fn reload(&self) -> Result<ReloadReport, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Request::Reload(tx))
+            .await
+            .map_err(|_| "the agent is not running".to_string())?;
+        rx.await
+            .map_err(|_| "the agent is not running".to_string())?
     }
 
     /// The reported state, updated on every change.
@@ -73,6 +99,11 @@ impl AgentHandle {
     /// Live media statistics (empty when media is off or no call runs).
     pub fn media_stats(&self) -> Option<watch::Receiver<MediaStats>> {
         self.media.as_ref().map(MediaHandle::stats)
+    }
+
+    /// The MQTT broker link, when `[mqtt] enabled = true`.
+    pub fn mqtt_status(&self) -> Option<watch::Receiver<crate::mqtt::LinkStatus>> {
+        self.mqtt.clone()
     }
 
     /// The media profile and devices in use, when media is on.
@@ -128,6 +159,19 @@ pub async fn start(
         events: events_tx.clone(),
         room_server: room_server.clone(),
         media: media.clone(),
+        mqtt: None,
+    };
+
+    let mqtt_stop = CancellationToken::new();
+    let mut handle = handle;
+    let mqtt_task = if config.mqtt.enabled {
+        let opts = crate::mqtt::Options::from_config(&config).context("MQTT configuration")?;
+        info!(broker = %format!("{}:{}", opts.host, opts.port), "MQTT management on");
+        let (status, fut) = crate::mqtt::start(opts, handle.clone(), mqtt_stop.clone());
+        handle.mqtt = Some(status);
+        Some(tokio::spawn(fut))
+    } else {
+        None
     };
 
     let outputs = Outputs {
@@ -138,9 +182,11 @@ pub async fn start(
     };
     outputs.drain(&mut agent);
 
+    let mut config = config;
     let fut = async move {
         run_loop(
             &mut agent,
+            &mut config,
             &outputs,
             sig_events,
             media_events,
@@ -153,6 +199,12 @@ pub async fn start(
             info!("shutting down: ending the current call");
             let _ = agent.command(Instant::now().into_std(), Command::Hangup);
             outputs.drain(&mut agent);
+        }
+        // Let the dashboard see the final state, then say offline.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        mqtt_stop.cancel();
+        if let Some(task) = mqtt_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
         }
         signaling_stop.cancel();
         media_stop.cancel();
@@ -215,12 +267,48 @@ impl Outputs {
     }
 }
 
+/// Re-reads the configuration and applies what can change live.
+fn reload(agent: &mut Agent, config: &mut Config) -> Result<ReloadReport, String> {
+    let Some(path) = config.source.clone() else {
+        return Err("this agent was not started from a configuration file".into());
+    };
+    let new = crate::config::load(&path).map_err(|e| e.to_string())?;
+    let mut report = ReloadReport {
+        applied: Vec::new(),
+        needs_restart: Vec::new(),
+    };
+    if new.answer != config.answer || new.device.name != config.device.name {
+        agent.reconfigure(new.core());
+        report.applied.push("answer".into());
+        if new.device.name != config.device.name {
+            report.applied.push("device.name".into());
+        }
+    }
+    let mut restart = |name: &str, changed: bool| {
+        if changed {
+            report.needs_restart.push(name.into());
+        }
+    };
+    restart("device.id", new.device.id != config.device.id);
+    restart("signaling", new.signaling != config.signaling);
+    restart("media", new.media != config.media);
+    restart("mqtt", new.mqtt != config.mqtt);
+    restart("room_server", new.room_server != config.room_server);
+    restart("log", new.log != config.log);
+    // What needs a restart keeps its running value until then.
+    config.answer = new.answer;
+    config.device.name = new.device.name;
+    info!(applied = ?report.applied, needs_restart = ?report.needs_restart, "configuration reloaded");
+    Ok(report)
+}
+
 async fn run_loop(
     agent: &mut Agent,
+    config: &mut Config,
     out: &Outputs,
     mut sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
     mut media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
-    mut commands: mpsc::Receiver<CommandMsg>,
+    mut commands: mpsc::Receiver<Request>,
     shutdown: &CancellationToken,
 ) {
     let mut commands_open = true;
@@ -242,9 +330,16 @@ async fn run_loop(
                     media_events = None;
                 }
             },
-            cmd = commands.recv(), if commands_open => match cmd {
-                Some((cmd, reply)) => {
+            req = commands.recv(), if commands_open => match req {
+                Some(Request::Command(cmd, reply)) => {
                     let result = agent.command(Instant::now().into_std(), cmd);
+                    let _ = reply.send(result);
+                }
+                Some(Request::Reload(reply)) => {
+                    let result = reload(agent, config);
+                    if let Err(e) = &result {
+                        warn!(error = %e, "configuration reload refused; keeping the running configuration");
+                    }
                     let _ = reply.send(result);
                 }
                 None => commands_open = false,

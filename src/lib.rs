@@ -21,5 +21,6 @@ pub mod core;
 pub mod daemon;
 pub mod logging;
 pub mod media;
+pub mod mqtt;
 pub mod room_server;
 pub mod signaling;

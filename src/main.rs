@@ -41,6 +41,13 @@ enum Cmd {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Remove this device from dashboards: clear its retained Home Assistant discovery
+    /// configs, state and status on the broker of [mqtt].
+    MqttForget {
+        /// Configuration file of the device being decommissioned.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Run only the development room server (the [room_server] section of the file).
     RoomServer {
         /// Configuration file with a [room_server] section.
@@ -106,6 +113,25 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Cmd::MqttForget { config } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            exit(runtime().block_on(async move {
+                let opts = roomagent::mqtt::Options::from_config(&cfg)?;
+                let cleared = roomagent::mqtt::forget(&opts)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot clear the retained topics: {e}"))?;
+                for t in cleared {
+                    println!("cleared {t}");
+                }
+                anyhow::Ok(())
+            }))
         }
         Cmd::RoomServer { config } => {
             let cfg = match std::fs::read_to_string(&config)

@@ -80,10 +80,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    parse(&text, validate::Purpose::Agent).map_err(|errors| ConfigErrors {
+    let mut config = parse(&text, validate::Purpose::Agent).map_err(|errors| ConfigErrors {
         file: Some(path.to_path_buf()),
         errors,
-    })
+    })?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// Parses configuration text and checks it for `purpose`.

@@ -21,7 +21,7 @@ pub use validate::Purpose;
 use crate::core::{AnswerMode, AnswerPolicy, CoreConfig, UserId};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Who this device is.
@@ -32,14 +32,19 @@ pub struct Config {
     pub answer: AnswerConfig,
     /// Cameras, microphones, encoders, displays.
     pub media: MediaConfig,
+    /// Remote management over MQTT.
+    pub mqtt: MqttConfig,
     /// The development room server, started in-process when enabled.
     pub room_server: RoomServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The file this configuration came from (for reloads).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[device]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeviceConfig {
     /// Stable id: MQTT client id and topic segment. Letters, digits, `-` and `_`.
@@ -60,7 +65,7 @@ impl DeviceConfig {
 }
 
 /// `[signaling]`: the RTCPeer-compatible server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignalingConfig {
     /// HTTP API base, e.g. `https://meet.example.com/app` (the seed's `host`).
@@ -166,7 +171,7 @@ pub enum Transport {
 }
 
 /// `[signaling.login]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
     /// `password` (account name + password) or `docking` (appId/secret signature + account).
@@ -219,7 +224,7 @@ pub enum LoginMethod {
 }
 
 /// `[answer]`: the auto-answer policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnswerConfig {
     /// `always`, `allow_list` or `never`.
@@ -250,7 +255,7 @@ impl Default for AnswerConfig {
 }
 
 /// `[media]`: capture, encoding and playback.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
     /// Run the media engine. Off: signaling only (calls are answered but carry no media).
@@ -328,8 +333,85 @@ pub enum EchoMode {
     Off,
 }
 
+/// `[mqtt]`: fleet management over MQTT.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Connect to a broker.
+    pub enabled: bool,
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port (1883 plain, 8883 TLS by convention).
+    pub port: u16,
+    /// Topic prefix: `<prefix>/<device id>/…` and `<prefix>/all/…`.
+    pub prefix: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// File holding the password (relative: under `$CREDENTIALS_DIRECTORY`).
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the broker's certificate; setting it turns TLS on.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for brokers that require one.
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub client_key_file: Option<PathBuf>,
+    /// MQTT keep-alive.
+    pub keep_alive_s: u64,
+    /// How often telemetry is published.
+    pub telemetry_interval_s: u64,
+    /// Publish Home Assistant discovery configs.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Fleet group this device belongs to (fleet commands can select it).
+    pub group: Option<String>,
+    /// Site this device is at (fleet commands can select it).
+    pub site: Option<String>,
+    /// First reconnect delay.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 1883,
+            prefix: "roomagent".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive_s: 30,
+            telemetry_interval_s: 60,
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+            group: None,
+            site: None,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Where the password comes from.
+    pub fn password_source(&self) -> SecretSource {
+        SecretSource {
+            inline: self.password.clone(),
+            file: self.password_file.clone(),
+        }
+    }
+}
+
 /// `[room_server]`: the development room server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomServerConfig {
     /// Start it inside `roomagent run`.
@@ -357,7 +439,7 @@ impl Default for RoomServerConfig {
 }
 
 /// `[[room_server.accounts]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
     /// User id (unique).
@@ -372,7 +454,7 @@ pub struct AccountConfig {
 }
 
 /// `[[room_server.apps]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// `appId`.
@@ -385,7 +467,7 @@ pub struct AppConfig {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `roomagent=debug,info`. `RUST_LOG` wins when set.

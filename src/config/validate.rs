@@ -183,6 +183,72 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         err("media.stats_interval_s", "must be at least 1".into());
     }
 
+    let q = &c.mqtt;
+    if q.enabled {
+        if q.host.is_empty() {
+            err(
+                "mqtt.host",
+                "missing: the broker's host name or address".into(),
+            );
+        }
+        if q.port == 0 {
+            err("mqtt.port", "must be 1-65535".into());
+        }
+        if q.prefix.is_empty() || q.prefix.contains(['+', '#']) || q.prefix.ends_with('/') {
+            err(
+                "mqtt.prefix",
+                format!(
+                    "{:?} must be non-empty, without + or # and without a trailing /",
+                    q.prefix
+                ),
+            );
+        }
+        if q.client_cert_file.is_some() != q.client_key_file.is_some() {
+            err(
+                "mqtt.client_key_file",
+                "client_cert_file and client_key_file go together".into(),
+            );
+        }
+        if q.client_cert_file.is_some() && q.ca_file.is_none() {
+            err(
+                "mqtt.ca_file",
+                "a client certificate needs TLS: set ca_file too".into(),
+            );
+        }
+        for (key, path) in [
+            ("ca_file", &q.ca_file),
+            ("client_cert_file", &q.client_cert_file),
+            ("client_key_file", &q.client_key_file),
+        ] {
+            if let Some(p) = path
+                && !p.exists()
+            {
+                err(
+                    &format!("mqtt.{key}"),
+                    format!("{} does not exist", p.display()),
+                );
+            }
+        }
+        if q.username.is_none() && (q.password.is_some() || q.password_file.is_some()) {
+            err(
+                "mqtt.username",
+                "a password without a user name; set username".into(),
+            );
+        }
+        if q.keep_alive_s < 5 {
+            err("mqtt.keep_alive_s", "must be at least 5".into());
+        }
+        if q.telemetry_interval_s == 0 {
+            err("mqtt.telemetry_interval_s", "must be at least 1".into());
+        }
+        if q.reconnect_min_ms == 0 || q.reconnect_max_ms < q.reconnect_min_ms {
+            err(
+                "mqtt.reconnect_max_ms",
+                "reconnect_min_ms must be at least 1 and not above reconnect_max_ms".into(),
+            );
+        }
+    }
+
     let a = &c.answer;
     if a.mode == AnswerMode::AllowList && a.allow.is_empty() {
         err(

@@ -211,6 +211,12 @@ impl Agent {
         agent
     }
 
+    /// Applies a changed configuration (answer policy, names, timeouts). Calls in progress
+    /// keep their armed timers; the new values apply from the next call.
+    pub fn reconfigure(&mut self, cfg: CoreConfig) {
+        self.cfg = cfg;
+    }
+
     /// The next queued action, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod mqtt;
 pub mod netns;
 pub mod turn;
 
@@ -38,6 +39,11 @@ display_name = "Room 101"
 id = 1002
 name = "room2"
 password = "room2"
+
+[[room_server.accounts]]
+id = 1003
+name = "room3"
+password = "room3"
 
 [[room_server.accounts]]
 id = 2001
@@ -137,6 +143,45 @@ password = "room"
 
 [media]
 enabled = false
+
+[log]
+level = "warn"
+"#
+    )
+}
+
+/// An agent with MQTT management (no media): `login` is also its device id.
+pub fn mqtt_toml(api: &str, login: &str, port: u16, answer: &str, mqtt_extra: &str) -> String {
+    format!(
+        r#"
+[device]
+id = "{login}"
+name = "Room {login}"
+
+[signaling]
+host = "{api}"
+reconnect_min_ms = 50
+reconnect_max_ms = 400
+request_timeout_s = 5
+
+[signaling.login]
+name = "{login}"
+password = "{login}"
+
+[answer]
+{answer}
+
+[media]
+enabled = false
+
+[mqtt]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+reconnect_min_ms = 200
+reconnect_max_ms = 1000
+telemetry_interval_s = 1
+{mqtt_extra}
 
 [log]
 level = "warn"
