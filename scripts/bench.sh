@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo bench --locked --bench media 2>&1 | grep -E '^BENCH|error|panicked'
+cargo bench --locked --bench media --bench mqtt 2>&1 | grep -E '^BENCH|error|panicked'

@@ -199,7 +199,11 @@ pub fn start(
 ) {
     let (status_tx, status_rx) = tokio::sync::watch::channel(LinkStatus::default());
     let fut = async move {
-        let (client, eventloop) = AsyncClient::new(opts.mqtt_options(), 256);
+        let (client, mut eventloop) = AsyncClient::new(opts.mqtt_options(), 256);
+        // Small messages that should go out now: no Nagle delay.
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let (link_tx, link_rx) = mpsc::channel(256);
         let poll_stop = CancellationToken::new();
         let poller = tokio::spawn(poll(

@@ -276,6 +276,9 @@ impl Dashboard {
             }));
         }
         let (client, mut eventloop) = AsyncClient::new(o, 1024);
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
