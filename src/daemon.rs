@@ -55,6 +55,8 @@ pub struct AgentHandle {
     room_server: Option<RoomServerHandle>,
     media: Option<MediaHandle>,
     mqtt: Option<watch::Receiver<crate::mqtt::LinkStatus>>,
+    gpio_board: Option<crate::gpio::SimBoard>,
+    gpio_error: Option<String>,
 }
 
 impl AgentHandle {
@@ -104,6 +106,17 @@ impl AgentHandle {
     /// The MQTT broker link, when `[mqtt] enabled = true`.
     pub fn mqtt_status(&self) -> Option<watch::Receiver<crate::mqtt::LinkStatus>> {
         self.mqtt.clone()
+    }
+
+    /// The simulated GPIO board, when `[gpio] backend = "sim"`.
+    pub fn gpio_board(&self) -> Option<&crate::gpio::SimBoard> {
+        self.gpio_board.as_ref()
+    }
+
+    /// Why GPIO is not working, when it was configured but could not be opened (the agent
+    /// runs on without buttons and LEDs).
+    pub fn gpio_error(&self) -> Option<&str> {
+        self.gpio_error.as_deref()
     }
 
     /// The media profile and devices in use, when media is on.
@@ -160,6 +173,8 @@ pub async fn start(
         room_server: room_server.clone(),
         media: media.clone(),
         mqtt: None,
+        gpio_board: None,
+        gpio_error: None,
     };
 
     let mqtt_stop = CancellationToken::new();
@@ -170,6 +185,27 @@ pub async fn start(
         let (status, fut) = crate::mqtt::start(opts, handle.clone(), mqtt_stop.clone());
         handle.mqtt = Some(status);
         Some(tokio::spawn(fut))
+    } else {
+        None
+    };
+
+    let gpio_stop = CancellationToken::new();
+    let gpio_task = if config.gpio.enabled {
+        match crate::gpio::start(
+            crate::gpio::Options::from_config(&config),
+            handle.clone(),
+            gpio_stop.clone(),
+        ) {
+            Ok((board, fut)) => {
+                handle.gpio_board = board;
+                Some(tokio::spawn(fut))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "GPIO unavailable; running without buttons and LEDs");
+                handle.gpio_error = Some(e.to_string());
+                None
+            }
+        }
     } else {
         None
     };
@@ -205,6 +241,10 @@ pub async fn start(
         mqtt_stop.cancel();
         if let Some(task) = mqtt_task {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+        }
+        gpio_stop.cancel();
+        if let Some(task) = gpio_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
         }
         signaling_stop.cancel();
         media_stop.cancel();

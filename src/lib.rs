@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod gpio;
 pub mod logging;
 pub mod media;
 pub mod mqtt;

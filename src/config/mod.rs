@@ -34,6 +34,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Remote management over MQTT.
     pub mqtt: MqttConfig,
+    /// Buttons and LEDs.
+    pub gpio: GpioConfig,
     /// The development room server, started in-process when enabled.
     pub room_server: RoomServerConfig,
     /// Logging.
@@ -408,6 +410,105 @@ impl MqttConfig {
             file: self.password_file.clone(),
         }
     }
+}
+
+/// `[gpio]`: mute button, answer button, privacy switch, status and mute LEDs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpioConfig {
+    /// Use buttons and LEDs.
+    pub enabled: bool,
+    /// `gpiocdev` (Linux GPIO character device: any board), `rppal` (Raspberry Pi, needs the
+    /// `rppal` build feature) or `sim` (in-process, for development and tests).
+    pub backend: GpioBackend,
+    /// Software debounce: a level counts once it held this long (kernel debounce is asked for
+    /// too where the driver offers it).
+    pub debounce_ms: u64,
+    /// Holding the mute button this long hangs up.
+    pub long_press_ms: u64,
+    /// `sim` backend: a Unix socket accepting `press mute`, `hold mute 2000`, `leds`, ….
+    pub control_socket: Option<PathBuf>,
+    /// Toggles the microphone; a long press hangs up.
+    pub mute_button: Option<LineConfig>,
+    /// Answers a ringing call.
+    pub answer_button: Option<LineConfig>,
+    /// Camera off while engaged.
+    pub privacy_switch: Option<LineConfig>,
+    /// Shows idle / connecting / ringing / in call / error.
+    pub status_led: Option<LineConfig>,
+    /// Lit while the microphone is muted.
+    pub mute_led: Option<LineConfig>,
+    /// The status LED's pattern per situation.
+    pub patterns: crate::gpio::pattern::PatternTable,
+}
+
+impl Default for GpioConfig {
+    fn default() -> Self {
+        GpioConfig {
+            enabled: false,
+            backend: GpioBackend::Gpiocdev,
+            debounce_ms: 30,
+            long_press_ms: 1500,
+            control_socket: None,
+            mute_button: None,
+            answer_button: None,
+            privacy_switch: None,
+            status_led: None,
+            mute_led: None,
+            patterns: Default::default(),
+        }
+    }
+}
+
+/// GPIO backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpioBackend {
+    /// The GPIO character device (uAPI v2).
+    Gpiocdev,
+    /// rppal (Raspberry Pi).
+    Rppal,
+    /// Simulated.
+    Sim,
+}
+
+/// One GPIO line: by chip and offset, or by line name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineConfig {
+    /// Chip name or path (`gpiochip0`, `/dev/gpiochip4`).
+    #[serde(default)]
+    pub chip: Option<String>,
+    /// Line offset on the chip (for `rppal`: the BCM GPIO number).
+    #[serde(default)]
+    pub offset: Option<u32>,
+    /// Line name as the board names it (`GPIO17`, `PH.00`); searched on every chip.
+    #[serde(default)]
+    pub line: Option<String>,
+    /// Active when the line is low (buttons to ground, LEDs wired to sink current).
+    #[serde(default)]
+    pub active_low: bool,
+    /// Inputs: `pull_up`, `pull_down`, `disabled`, or leave as is.
+    #[serde(default)]
+    pub bias: LineBias,
+    /// LEDs on `rppal`: brightness 0.0-1.0 (software PWM).
+    #[serde(default)]
+    pub brightness: Option<f64>,
+}
+
+/// Input bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineBias {
+    /// Whatever it is.
+    #[default]
+    AsIs,
+    /// Pull-up.
+    PullUp,
+    /// Pull-down.
+    PullDown,
+    /// No bias.
+    Disabled,
 }
 
 /// `[room_server]`: the development room server.

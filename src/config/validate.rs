@@ -249,6 +249,54 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         }
     }
 
+    let g = &c.gpio;
+    if g.enabled {
+        let lines = [
+            ("mute_button", &g.mute_button),
+            ("answer_button", &g.answer_button),
+            ("privacy_switch", &g.privacy_switch),
+            ("status_led", &g.status_led),
+            ("mute_led", &g.mute_led),
+        ];
+        for (key, line) in lines {
+            let Some(l) = line else { continue };
+            let path = format!("gpio.{key}");
+            match g.backend {
+                crate::config::GpioBackend::Gpiocdev => match (&l.chip, l.offset, &l.line) {
+                    (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+                    (_, _, Some(_)) => err(&path, "give either line (a name) or chip + offset, not both".into()),
+                    _ => err(&path, "needs chip + offset (e.g. chip = \"gpiochip0\", offset = 17) or a line name".into()),
+                },
+                crate::config::GpioBackend::Rppal => {
+                    if l.offset.is_none() {
+                        err(&path, "the rppal backend needs offset = the BCM GPIO number".into());
+                    }
+                }
+                crate::config::GpioBackend::Sim => {}
+            }
+            if let Some(b) = l.brightness
+                && !(0.0..=1.0).contains(&b)
+            {
+                err(
+                    &format!("{path}.brightness"),
+                    format!("{b} is outside 0.0-1.0"),
+                );
+            }
+        }
+        if let Err((key, msg)) = crate::gpio::pattern::Patterns::from_table(&g.patterns) {
+            err(&key, msg);
+        }
+        if g.debounce_ms > 500 {
+            err("gpio.debounce_ms", "at most 500".into());
+        }
+        if g.long_press_ms <= g.debounce_ms {
+            err(
+                "gpio.long_press_ms",
+                "must be longer than debounce_ms".into(),
+            );
+        }
+    }
+
     let a = &c.answer;
     if a.mode == AnswerMode::AllowList && a.allow.is_empty() {
         err(
