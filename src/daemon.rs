@@ -2,8 +2,8 @@
 //! enters.
 //!
 //! [`start`] returns an [`AgentHandle`] (commands in; state and events out) and the future
-//! that runs the agent, so integration tests start whole agents in-process. [`run`] is what
-//! `roomagent run` calls.
+//! that runs the agent, so integration tests start whole agents in-process;
+//! [`crate::systemd::serve`] wraps it for `roomagent run`.
 
 use std::future::Future;
 
@@ -44,6 +44,7 @@ pub struct ReloadReport {
 enum Request {
     Command(Command, oneshot::Sender<Result<(), CommandError>>),
     Reload(oneshot::Sender<Result<ReloadReport, String>>),
+    Ping(oneshot::Sender<()>),
 }
 
 /// Talks to a running agent. Cheap to clone.
@@ -81,6 +82,17 @@ impl AgentHandle {
             .map_err(|_| "the agent is not running".to_string())?;
         rx.await
             .map_err(|_| "the agent is not running".to_string())?
+    }
+
+    /// Answers once the core loop has taken a request off its queue: proof that it is alive
+    /// and not wedged (what the systemd watchdog ping is made of).
+    pub async fn ping(&self) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Request::Ping(tx))
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        rx.await.map_err(|_| HandleError::Stopped)
     }
 
     /// The reported state, updated on every change.
@@ -264,19 +276,6 @@ pub async fn start(
     Ok((handle, fut))
 }
 
-/// Runs the agent until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let token = CancellationToken::new();
-    let (handle, fut) = start(config, token.clone()).await?;
-    if let Some(rs) = handle.room_server() {
-        info!(page = %rs.page_url(), "development room server: open the page to call this device");
-    }
-    let agent = tokio::spawn(fut);
-    shutdown.await;
-    token.cancel();
-    agent.await.context("agent task panicked")?
-}
-
 /// Where actions go.
 struct Outputs {
     signaling: rtcpeer::RtcPeerHandle,
@@ -381,6 +380,9 @@ async fn run_loop(
                         warn!(error = %e, "configuration reload refused; keeping the running configuration");
                     }
                     let _ = reply.send(result);
+                }
+                Some(Request::Ping(reply)) => {
+                    let _ = reply.send(());
                 }
                 None => commands_open = false,
             },

@@ -10,8 +10,12 @@
 //!   WebSocket control socket, reconnection).
 //! * [`room_server`] — a development room server speaking the same dialect, with a
 //!   browser page, so a person can call the agent on a fresh machine.
-//! * [`daemon`] — wires the adapters to the core; `daemon::run(config, shutdown)` is what
-//!   `roomagent run` calls and what integration tests start in-process.
+//! * [`media`], [`mqtt`], [`gpio`] — GStreamer/webrtcbin, remote management, buttons and
+//!   LEDs.
+//! * [`daemon`] — wires the adapters to the core; `daemon::start(config, shutdown)` is what
+//!   integration tests start in-process.
+//! * [`systemd`] — readiness, status, watchdog, reload and stop under a service manager;
+//!   `systemd::serve(config)` is what `roomagent run` calls.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -25,3 +29,4 @@ pub mod media;
 pub mod mqtt;
 pub mod room_server;
 pub mod signaling;
+pub mod systemd;

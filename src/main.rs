@@ -78,7 +78,11 @@ fn main() -> ExitCode {
                 }
             };
             roomagent::logging::init(&cfg.log);
-            exit(runtime().block_on(roomagent::daemon::run(cfg, shutdown_signal())))
+            let rt = runtime();
+            let result = rt.block_on(roomagent::systemd::serve(cfg));
+            // Blocking helpers (DNS lookups, file reads) must not hold the exit up.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            exit(result)
         }
         Cmd::Devices { config } => {
             let cfg = match config {

@@ -40,6 +40,8 @@ pub struct Config {
     pub room_server: RoomServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Running under a service manager (systemd).
+    pub service: ServiceConfig,
     /// The file this configuration came from (for reloads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -565,6 +567,31 @@ pub struct AppConfig {
     /// The organisation its users belong to.
     #[serde(default)]
     pub company: Option<String>,
+}
+
+/// `[service]`: how `roomagent run` behaves under systemd (`Type=notify`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// How long start-up waits for signaling registration before telling the service manager
+    /// it is ready anyway (with a status saying why it is not registered). 0: ready as soon
+    /// as the configuration is loaded and the adapters run.
+    pub ready_timeout_s: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            ready_timeout_s: 15,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// [`ServiceConfig::ready_timeout_s`] as a duration.
+    pub fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.ready_timeout_s)
+    }
 }
 
 /// `[log]`

@@ -25,6 +25,15 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         err("log.level", format!("not a valid log filter: {e}"));
     }
     check_room_server(c, &mut err);
+    if c.service.ready_timeout_s > 300 {
+        err(
+            "service.ready_timeout_s",
+            format!(
+                "{} s is longer than any service manager waits for start-up (at most 300)",
+                c.service.ready_timeout_s
+            ),
+        );
+    }
     if purpose == Purpose::RoomServer {
         return p;
     }

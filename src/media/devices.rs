@@ -90,7 +90,9 @@ pub fn looks_like_hdmi(name: &str) -> bool {
 /// Probes the machine. `hdmi_path` forces a device to count as the HDMI input.
 pub fn probe(hdmi_path: Option<&str>) -> Discovered {
     let mut found = Discovered {
-        model: std::fs::read_to_string("/proc/device-tree/model")
+        // /sys first: under systemd's ProcSubset=pid, /proc/device-tree is hidden.
+        model: std::fs::read_to_string("/sys/firmware/devicetree/base/model")
+            .or_else(|_| std::fs::read_to_string("/proc/device-tree/model"))
             .ok()
             .map(|m| m.trim_end_matches('\0').trim().to_string())
             .filter(|m| !m.is_empty()),

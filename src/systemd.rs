@@ -1,0 +1,441 @@
+//! The systemd adapter: `Type=notify` readiness, `STATUS=` lines, the watchdog, SIGHUP
+//! reloads and a bounded SIGTERM stop.
+//!
+//! The notification protocol is a datagram of `KEY=value` lines sent to `$NOTIFY_SOCKET`
+//! (a path, or `@name` in the abstract namespace); see sd_notify(3). Without that variable
+//! (run by hand, or in a container) nothing is sent and the rest works the same.
+//!
+//! [`serve`] is what `roomagent run` calls:
+//! * `READY=1` once the agent is registered with the signaling server, or after
+//!   `[service] ready_timeout_s` with a `STATUS=` saying why it is not (it keeps retrying);
+//! * `STATUS=` whenever what a person would want to know changes ("registered as …",
+//!   "in call with …");
+//! * `WATCHDOG=1` at half of `WatchdogSec`, and only after the core loop answered a ping, so a
+//!   wedged agent is restarted;
+//! * SIGHUP: `RELOADING=1`, re-read the file, apply what can change live, `STATUS=` what was
+//!   applied and what needs a restart, `READY=1`;
+//! * SIGTERM / SIGINT: `STOPPING=1`, leave the room, publish offline, stop within
+//!   [`STOP_BUDGET`].
+
+use std::io;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::core::{AgentState, CallPhase};
+use crate::daemon::{self, ReloadReport};
+
+/// How long a stop may take from SIGTERM to exit. systemd's `TimeoutStopSec` in the shipped
+/// unit is larger, so a slow teardown is logged by us rather than SIGKILLed by it.
+pub const STOP_BUDGET: Duration = Duration::from_millis(4500);
+
+/// A connection to the service manager's notification socket.
+#[derive(Debug)]
+pub struct Notifier {
+    socket: UnixDatagram,
+    addr: SocketAddr,
+}
+
+impl Notifier {
+    /// The notifier named by `$NOTIFY_SOCKET`; `Ok(None)` when the variable is unset (not
+    /// started by systemd with `Type=notify`).
+    pub fn from_env() -> io::Result<Option<Notifier>> {
+        match std::env::var_os("NOTIFY_SOCKET") {
+            None => Ok(None),
+            Some(v) => Notifier::connect(&v.to_string_lossy()).map(Some),
+        }
+    }
+
+    /// A notifier for a socket path, or `@name` for the abstract namespace.
+    pub fn connect(target: &str) -> io::Result<Notifier> {
+        let addr = if let Some(name) = target.strip_prefix('@') {
+            SocketAddr::from_abstract_name(name.as_bytes())?
+        } else if target.starts_with('/') {
+            SocketAddr::from_pathname(target)?
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("NOTIFY_SOCKET={target:?} is neither an absolute path nor @abstract"),
+            ));
+        };
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        Ok(Notifier { socket, addr })
+    }
+
+    /// Sends one notification (`KEY=value` lines). Never blocks.
+    pub fn send(&self, message: &str) -> io::Result<()> {
+        self.socket.send_to_addr(message.as_bytes(), &self.addr)?;
+        Ok(())
+    }
+}
+
+/// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, when the watchdog is on for this
+/// process (`$WATCHDOG_PID` unset or ours).
+pub fn watchdog_interval() -> Option<Duration> {
+    watchdog_interval_from(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    )
+}
+
+fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    if let Some(pid) = pid {
+        if pid.trim().parse::<u32>().ok() != Some(me) {
+            return None;
+        }
+    }
+    Some(Duration::from_micros(usec / 2))
+}
+
+/// The one-line status systemd shows (`systemctl status roomagent`): what a person standing
+/// in front of the device would want to know.
+pub fn status_line(s: &AgentState) -> String {
+    let user =
+        |id: Option<i64>| id.map_or_else(|| "someone".to_string(), |id| format!("user {id}"));
+    let mut line = match s.call {
+        CallPhase::Idle => match (s.registered, &s.signaling_error) {
+            (true, _) => match s.user_id {
+                Some(id) => format!("registered as user {id}, idle"),
+                None => "registered, idle".into(),
+            },
+            (false, Some(e)) => format!("not registered: {e}"),
+            (false, None) => "connecting to the signaling server".into(),
+        },
+        CallPhase::Ringing => format!("ringing: call from {}", user(s.peer)),
+        CallPhase::Answering => format!("answering {}", user(s.peer)),
+        CallPhase::Dialing => format!("calling {}", user(s.peer)),
+        CallPhase::Connecting => match s.room_id {
+            Some(room) => format!("entering room {room}"),
+            None => "entering the room".into(),
+        },
+        CallPhase::InCall => {
+            let names: Vec<String> = s
+                .members
+                .iter()
+                .map(|m| m.name.clone().unwrap_or_else(|| m.client_id.to_string()))
+                .collect();
+            let with = if names.is_empty() {
+                match s.peer {
+                    Some(id) => format!("user {id}"),
+                    None => "nobody yet".into(),
+                }
+            } else {
+                names.join(", ")
+            };
+            match s.room_id {
+                Some(room) => format!("in call with {with} (room {room})"),
+                None => format!("in call with {with}"),
+            }
+        }
+    };
+    if s.busy() {
+        if s.mic_muted {
+            line.push_str("; mic muted");
+        }
+        if !s.camera_on {
+            line.push_str("; camera off");
+        }
+        if !s.registered {
+            line.push_str("; signaling reconnecting");
+        }
+    }
+    // One line: a name from the far end must not start a new notification key.
+    line.replace(['\n', '\r'], " ")
+}
+
+/// The `STATUS=` after a reload.
+pub fn reload_status(result: &Result<ReloadReport, String>) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "nothing".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let text = match result {
+        Ok(r) if r.needs_restart.is_empty() => {
+            format!("configuration reloaded: applied {}", list(&r.applied))
+        }
+        Ok(r) => format!(
+            "configuration reloaded: applied {}; needs a restart: {}",
+            list(&r.applied),
+            list(&r.needs_restart)
+        ),
+        Err(e) => format!("configuration reload refused, still running the old one: {e}"),
+    };
+    text.replace(['\n', '\r'], " ")
+}
+
+/// Sends through an optional notifier, logging (once per kind of message) what fails.
+struct Notify(Option<Notifier>);
+
+impl Notify {
+    fn send(&self, message: &str) {
+        if let Some(n) = &self.0 {
+            if let Err(e) = n.send(message) {
+                warn!(error = %e, "cannot notify the service manager");
+            }
+        }
+    }
+}
+
+/// Runs the agent as a service until SIGTERM or SIGINT: readiness, status, watchdog, reload on
+/// SIGHUP, and a stop within [`STOP_BUDGET`].
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+    let notify = Notify(match Notifier::from_env() {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "NOTIFY_SOCKET is unusable; not reporting to the service manager");
+            None
+        }
+    });
+    let watchdog = watchdog_interval();
+    let ready_timeout = config.service.ready_timeout();
+
+    let token = CancellationToken::new();
+    let (handle, fut) = match daemon::start(config, token.clone()).await {
+        Ok(started) => started,
+        Err(e) => {
+            notify.send(&format!("STATUS=failed to start: {e:#}").replace('\n', " "));
+            return Err(e);
+        }
+    };
+    if let Some(rs) = handle.room_server() {
+        info!(page = %rs.page_url(), "development room server: open the page to call this device");
+    }
+    let mut agent = tokio::spawn(fut);
+
+    let mut state = handle.state();
+    let mut ready = false;
+    let mut last_status = String::new();
+    let ready_at = tokio::time::sleep(ready_timeout);
+    tokio::pin!(ready_at);
+    let mut ping = watchdog.map(|every| {
+        info!(every_ms = every.as_millis() as u64, "systemd watchdog on");
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    // The first state may already be the registered one.
+    state.mark_changed();
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => {
+                notify.send("RELOADING=1\nSTATUS=reloading the configuration");
+                let result = handle.reload().await;
+                match &result {
+                    Ok(r) if !r.needs_restart.is_empty() => warn!(
+                        needs_restart = ?r.needs_restart,
+                        "these changes take effect only after `systemctl restart roomagent`"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "configuration reload refused"),
+                }
+                let status = reload_status(&result);
+                notify.send(&format!("READY=1\nSTATUS={status}"));
+                last_status = status;
+            }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let s = state.borrow_and_update().clone();
+                let line = status_line(&s);
+                if !ready && s.registered {
+                    ready = true;
+                    notify.send(&format!("READY=1\nSTATUS={line}"));
+                    last_status = line;
+                } else if ready && line != last_status {
+                    notify.send(&format!("STATUS={line}"));
+                    last_status = line;
+                }
+            }
+            _ = &mut ready_at, if !ready => {
+                ready = true;
+                let s = state.borrow().clone();
+                let why = s.signaling_error.clone().unwrap_or_else(|| "no answer from the signaling server yet".into());
+                let line = format!(
+                    "not registered after {} s: {why}; retrying in the background",
+                    ready_timeout.as_secs()
+                ).replace(['\n', '\r'], " ");
+                warn!(status = %line, "reporting ready without registration");
+                notify.send(&format!("READY=1\nSTATUS={line}"));
+                last_status = line;
+            }
+            _ = tick(&mut ping) => {
+                let limit = watchdog.unwrap_or(Duration::from_secs(1));
+                match tokio::time::timeout(limit, handle.ping()).await {
+                    Ok(Ok(())) => notify.send("WATCHDOG=1"),
+                    _ => error!("the core loop did not answer within {limit:?}; withholding the watchdog ping"),
+                }
+            }
+            result = &mut agent => {
+                // The agent ended without being asked to: report it and let systemd restart us.
+                let result = result.context("the agent task panicked").and_then(|r| r);
+                let why = match &result {
+                    Ok(()) => "the agent stopped by itself".to_string(),
+                    Err(e) => format!("{e:#}"),
+                };
+                notify.send(&format!("STATUS=stopped: {why}").replace('\n', " "));
+                return Err(anyhow::anyhow!("{why}"));
+            }
+        }
+    }
+
+    notify.send("STOPPING=1\nSTATUS=stopping: leaving the call and going offline");
+    token.cancel();
+    match tokio::time::timeout(STOP_BUDGET, &mut agent).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(anyhow::anyhow!("the agent task panicked: {e}")),
+        Err(_) => {
+            error!(
+                budget_ms = STOP_BUDGET.as_millis() as u64,
+                "the agent did not stop in time; exiting anyway (the call was already left)"
+            );
+            agent.abort();
+            Ok(())
+        }
+    }
+}
+
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{MediaState, MemberState};
+
+    fn idle() -> AgentState {
+        AgentState {
+            registered: true,
+            signaling_error: None,
+            user_id: Some(1001),
+            call: CallPhase::Idle,
+            peer: None,
+            room_id: None,
+            members: Vec::new(),
+            mic_muted: false,
+            muted_by_host: false,
+            camera_on: true,
+            sharing: false,
+            volume: 80,
+        }
+    }
+
+    #[test]
+    fn watchdog_runs_at_half_the_period_and_only_for_our_pid() {
+        assert_eq!(
+            watchdog_interval_from(Some("20000000"), None, 7),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some("20000000"), Some("7"), 7),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(watchdog_interval_from(Some("20000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval_from(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_interval_from(None, None, 7), None);
+    }
+
+    #[test]
+    fn status_says_what_a_person_wants_to_know() {
+        let mut s = idle();
+        assert_eq!(status_line(&s), "registered as user 1001, idle");
+
+        s.registered = false;
+        s.signaling_error = Some("login refused: wrong password".into());
+        assert_eq!(
+            status_line(&s),
+            "not registered: login refused: wrong password"
+        );
+        s.signaling_error = None;
+        assert_eq!(status_line(&s), "connecting to the signaling server");
+
+        s.registered = true;
+        s.call = CallPhase::Ringing;
+        s.peer = Some(2001);
+        assert_eq!(status_line(&s), "ringing: call from user 2001");
+
+        s.call = CallPhase::InCall;
+        s.room_id = Some(77);
+        s.members = vec![MemberState {
+            client_id: 2001,
+            name: Some("Alice\nSTATUS=evil".into()),
+            muted: false,
+            host: true,
+            media: MediaState::Connected,
+            video_in: true,
+        }];
+        s.mic_muted = true;
+        assert_eq!(
+            status_line(&s),
+            "in call with Alice STATUS=evil (room 77); mic muted"
+        );
+    }
+
+    #[test]
+    fn reload_status_names_what_was_applied_and_what_waits() {
+        let ok = Ok(ReloadReport {
+            applied: vec!["answer".into()],
+            needs_restart: vec!["media".into(), "mqtt".into()],
+        });
+        assert_eq!(
+            reload_status(&ok),
+            "configuration reloaded: applied answer; needs a restart: media, mqtt"
+        );
+        let bad = Err("config.toml:3:8: answer.mode: unknown variant `sometimes`".to_string());
+        assert!(reload_status(&bad).starts_with("configuration reload refused"));
+    }
+
+    #[test]
+    fn notifications_reach_the_socket_as_one_datagram() {
+        let dir = std::env::temp_dir().join(format!("roomagent-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::connect(path.to_str().unwrap()).unwrap();
+        n.send("READY=1\nSTATUS=registered").unwrap();
+        let mut buf = [0u8; 256];
+        let len = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1\nSTATUS=registered");
+
+        let abs = format!("roomagent-test-{}", std::process::id());
+        let listener =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes()).unwrap())
+                .unwrap();
+        Notifier::connect(&format!("@{abs}"))
+            .unwrap()
+            .send("WATCHDOG=1")
+            .unwrap();
+        let len = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"WATCHDOG=1");
+
+        assert!(Notifier::connect("relative/path").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
