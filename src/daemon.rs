@@ -2,8 +2,9 @@
 //! enters.
 //!
 //! [`start`] returns an [`AgentHandle`] (commands in; state and events out) and the future
-//! that runs the agent, so integration tests start whole agents in-process;
-//! [`crate::systemd::serve`] wraps it for `roomagent run`.
+//! that runs the agent, so integration tests start whole agents in-process. [`run`] runs one
+//! until a shutdown future completes; [`crate::systemd::serve`] wraps [`start`] for
+//! `roomagent run` (signals, readiness, watchdog, reload).
 
 use std::future::Future;
 
@@ -274,6 +275,19 @@ pub async fn start(
         Ok(())
     };
     Ok((handle, fut))
+}
+
+/// Runs the agent until `shutdown` completes, then leaves any call, unregisters and returns.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let (handle, fut) = start(config, token.clone()).await?;
+    if let Some(rs) = handle.room_server() {
+        info!(page = %rs.page_url(), "development room server: open the page to call this device");
+    }
+    let agent = tokio::spawn(fut);
+    shutdown.await;
+    token.cancel();
+    agent.await.context("agent task panicked")?
 }
 
 /// Where actions go.

@@ -518,3 +518,39 @@ async fn shutdown_leaves_the_room_cleanly() {
     let exit = alice.push("meeting", "ExitRoom").await;
     assert_eq!(exit["client"]["id"], ROOM);
 }
+
+#[tokio::test]
+async fn run_serves_until_shutdown_then_the_device_goes_offline() {
+    let server = Server::start().await;
+    let cfg = roomagent::config::parse(
+        &agent_toml(&server.api(), &answer("")),
+        roomagent::config::Purpose::Agent,
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(roomagent::daemon::run(cfg, async {
+        let _ = stop_rx.await;
+    }));
+
+    let online = |server: &Server| server.handle.online().iter().any(|o| o.id == ROOM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !online(&server) {
+        assert!(Instant::now() < deadline, "the agent never came online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    stop_tx.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("run returns within 5 s of shutdown")
+        .expect("run does not panic");
+    assert!(result.is_ok(), "{result:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while online(&server) {
+        assert!(
+            Instant::now() < deadline,
+            "the device is still online after run returned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
