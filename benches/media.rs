@@ -10,7 +10,7 @@
 //! under `unshare -rn`), like the WebRTC tests.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! * messages per minute an idle device sends (default telemetry interval).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -88,10 +88,10 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
     let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
-    if let Some(pid) = pid {
-        if pid.trim().parse::<u32>().ok() != Some(me) {
-            return None;
-        }
+    if let Some(pid) = pid
+        && pid.trim().parse::<u32>().ok() != Some(me)
+    {
+        return None;
     }
     Some(Duration::from_micros(usec / 2))
 }
@@ -180,10 +180,10 @@ struct Notify(Option<Notifier>);
 
 impl Notify {
     fn send(&self, message: &str) {
-        if let Some(n) = &self.0 {
-            if let Err(e) = n.send(message) {
-                warn!(error = %e, "cannot notify the service manager");
-            }
+        if let Some(n) = &self.0
+            && let Err(e) = n.send(message)
+        {
+            warn!(error = %e, "cannot notify the service manager");
         }
     }
 }

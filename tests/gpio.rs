@@ -109,7 +109,7 @@ async fn the_sim_control_socket_presses_buttons_and_reports_leds() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let server = Server::start().await;
     let sock = std::env::temp_dir().join(format!("roomagent-gpio-{}.sock", std::process::id()));
-    let gpio = format!("{SIM}").replace(
+    let gpio = SIM.to_string().replace(
         "backend = \"sim\"",
         &format!("backend = \"sim\"\ncontrol_socket = \"{}\"", sock.display()),
     );

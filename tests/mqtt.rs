@@ -79,7 +79,7 @@ async fn a_calls_state_and_events_appear_as_a_dashboard_reads_them() {
 
 #[tokio::test]
 async fn every_verb_changes_state_and_is_answered() {
-    let (server, _broker, mut agent, mut dash) = setup("mode = \"never\"", "").await;
+    let (server, _broker, agent, mut dash) = setup("mode = \"never\"", "").await;
     dash.wait_json(STATE, |v| v["registered"] == true).await;
 
     let r = command(&mut dash, "mute", json!({})).await;

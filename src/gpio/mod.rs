@@ -264,11 +264,11 @@ async fn run(
                 *entry = (p, t);
             }
             let (on, change_in) = p.level_at(t.saturating_duration_since(entry.1));
-            if let Err(e) = outputs.set(led, on) {
-                if !warned {
-                    warn!(error = %e, "LED update failed");
-                    warned = true;
-                }
+            if let Err(e) = outputs.set(led, on)
+                && !warned
+            {
+                warn!(error = %e, "LED update failed");
+                warned = true;
             }
             if let Some(d) = change_in {
                 let at = t + d;

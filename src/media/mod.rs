@@ -790,13 +790,11 @@ impl Engine {
                 };
                 debug!(peer, ?state, "peer connection state");
                 match state {
-                    gst_webrtc::WebRTCPeerConnectionState::Connected => {
-                        if !s.connected {
-                            s.connected = true;
-                            s.open();
-                            s.request_key_frame();
-                            self.emit(MediaEvent::SessionConnected { peer });
-                        }
+                    gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
+                        s.connected = true;
+                        s.open();
+                        s.request_key_frame();
+                        self.emit(MediaEvent::SessionConnected { peer });
                     }
                     gst_webrtc::WebRTCPeerConnectionState::Failed => {
                         self.fail(peer, "ICE/DTLS connection failed".into());

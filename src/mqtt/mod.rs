@@ -34,6 +34,9 @@ use crate::daemon::AgentHandle;
 use command::{Refused, Request, Verb};
 use topics::Topics;
 
+/// A CA certificate (PEM) and an optional client certificate and key (PEM).
+pub type TlsPem = (Vec<u8>, Option<(Vec<u8>, Vec<u8>)>);
+
 /// A problem with the `[mqtt]` configuration found at start.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -70,7 +73,7 @@ pub struct Options {
     /// User and password.
     pub credentials: Option<(String, Secret)>,
     /// TLS: CA PEM and optional client certificate + key PEM.
-    pub tls: Option<(Vec<u8>, Option<(Vec<u8>, Vec<u8>)>)>,
+    pub tls: Option<TlsPem>,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Telemetry period.

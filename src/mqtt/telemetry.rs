@@ -3,15 +3,9 @@
 use std::time::Instant;
 
 /// Samples the process's CPU use between calls.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CpuMeter {
     last: Option<(Instant, u64)>,
-}
-
-impl Default for CpuMeter {
-    fn default() -> Self {
-        CpuMeter { last: None }
-    }
 }
 
 fn process_ticks() -> Option<u64> {

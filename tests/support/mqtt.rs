@@ -260,7 +260,7 @@ impl Dashboard {
     pub async fn connect_tls(
         port: u16,
         filters: &[&str],
-        tls: Option<(Vec<u8>, Option<(Vec<u8>, Vec<u8>)>)>,
+        tls: Option<roomagent::mqtt::TlsPem>,
     ) -> Dashboard {
         let mut o = MqttOptions::new(
             format!("dashboard-{}", rand::random::<u32>()),
