@@ -40,8 +40,11 @@ else
 fi
 
 rm -rf "$DIR.tmp"
+# Nothing runs inside the sysroot, so nothing is mounted into it: this works without
+# CAP_SYS_ADMIN, e.g. in a `docker build`.
 includes=$(IFS=,; echo "${PACKAGES[*]}")
 mmdebstrap --quiet --variant=extract --architectures=arm64 --include="$includes" \
+  --skip=chroot/mount \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   bookworm "$DIR.tmp" "${SOURCES[@]}"
