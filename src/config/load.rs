@@ -88,7 +88,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
-/// Parses configuration text and checks it for `purpose`.
+/// Parses configuration text and checks it for `purpose`. Every problem is reported, each
+/// with its key path and, where it has one, its line and column:
+///
+/// ```
+/// use roomagent::config::{parse, Purpose};
+///
+/// let text = "[answer]\nmode = \"sometimes\"\ndelay_ms = \"soon\"\n";
+/// let errors = parse(text, Purpose::Agent).unwrap_err();
+/// let mode = errors.iter().find(|e| e.path == "answer.mode").unwrap();
+/// assert_eq!((mode.line, mode.column), (Some(2), Some(1)));
+/// assert!(errors.iter().any(|e| e.path == "answer.delay_ms" && e.line == Some(3)));
+/// ```
 pub fn parse(text: &str, purpose: validate::Purpose) -> Result<Config, Vec<ConfigError>> {
     let doc: Document<String> = match Document::parse(text.to_string()) {
         Ok(doc) => doc,
