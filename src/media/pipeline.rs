@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use tracing::info;
 
 use super::devices::Discovered;
 use super::profile::{BitrateUnit, DeviceKind, Profile, Stage};
@@ -33,7 +34,7 @@ fn package_for(factory: &str) -> &'static str {
         "avdec_h264" => "gstreamer1.0-libav",
         "alsasrc" | "alsasink" => "gstreamer1.0-alsa",
         "pulsesrc" | "pulsesink" => "gstreamer1.0-pulseaudio",
-        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" => "gstreamer1.0-plugins-good",
+        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" | "jpegdec" => "gstreamer1.0-plugins-good",
         _ => "gstreamer1.0-plugins-base",
     }
 }
@@ -181,13 +182,14 @@ fn raw_video_caps(o: &MediaOptions) -> String {
     )
 }
 
-/// A discovered or configured device's source element.
+/// A discovered or configured device's source element, with the formats the device offers
+/// when its provider reported them.
 fn device_source(
     choice: &DeviceChoice,
     found: &[super::devices::DeviceInfo],
     stage: Option<&Stage>,
     fallback_element: &str,
-) -> Result<Option<gst::Element>, MediaError> {
+) -> Result<Option<(gst::Element, Option<gst::Caps>)>, MediaError> {
     match choice {
         DeviceChoice::None => Ok(None),
         DeviceChoice::Path(path) => {
@@ -203,7 +205,12 @@ fn device_source(
             if let Some(s) = stage {
                 props::apply(&e, &s.properties)?;
             }
-            Ok(Some(e))
+            let caps = found
+                .iter()
+                .find(|d| d.path.as_deref() == Some(path.as_str()))
+                .and_then(|d| d.device.as_ref())
+                .and_then(|d| d.caps());
+            Ok(Some((e, caps)))
         }
         DeviceChoice::Auto => {
             let Some(d) = found.iter().find_map(|d| d.device.clone()) else {
@@ -215,7 +222,69 @@ fn device_source(
             if let Some(s) = stage {
                 props::apply(&e, &s.properties)?;
             }
-            Ok(Some(e))
+            Ok(Some((e, d.caps())))
+        }
+    }
+}
+
+/// What a capture device is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Raw video: used when the device gives the call's size and rate raw, or when nothing
+    /// better is known (the converters then scale and drop frames as needed).
+    Raw,
+    /// Motion JPEG, decoded with `jpegdec`: most USB webcams and HDMI capture dongles give
+    /// 720p30 or 1080p30 only this way (raw only at a few frames per second over USB 2).
+    Jpeg,
+}
+
+/// Chooses how to capture `width`×`height` at `fps` from a device that offers `device` caps.
+pub fn capture_format(
+    device: Option<&gst::Caps>,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> CaptureFormat {
+    let Some(device) = device else {
+        return CaptureFormat::Raw;
+    };
+    let wanted = |media: &str| {
+        gst::Caps::builder(media)
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build()
+    };
+    if device.can_intersect(&wanted("video/x-raw")) {
+        CaptureFormat::Raw
+    } else if device.can_intersect(&wanted("image/jpeg")) {
+        CaptureFormat::Jpeg
+    } else {
+        CaptureFormat::Raw
+    }
+}
+
+/// Adds what turns a capture source's output into raw video (a JPEG decoder for
+/// [`CaptureFormat::Jpeg`]) and returns the element that gives raw video.
+fn capture_output(
+    pipeline: &gst::Pipeline,
+    src: &gst::Element,
+    format: CaptureFormat,
+    o: &MediaOptions,
+) -> Result<gst::Element, MediaError> {
+    match format {
+        CaptureFormat::Raw => Ok(src.clone()),
+        CaptureFormat::Jpeg => {
+            let filter = capsfilter(&format!(
+                "image/jpeg,width={},height={},framerate={}/1",
+                o.width, o.height, o.framerate
+            ))?;
+            let decoder = make("jpegdec")?;
+            pipeline
+                .add_many([&filter, &decoder])
+                .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+            link_all(&[src, &filter, &decoder])?;
+            Ok(decoder)
         }
     }
 }
@@ -241,15 +310,15 @@ pub fn build(
     } else {
         None
     };
-    let camera = match camera {
-        Some(c) => c,
+    let (camera, camera_caps) = match camera {
+        Some((c, caps)) => (c, caps),
         None => match &profile.video_source {
-            Some(stage) if !needs_camera => make_stage(stage)?,
+            Some(stage) if !needs_camera => (make_stage(stage)?, None),
             _ => {
                 // No camera at all: a pattern rather than nothing, so the far end sees life.
                 let e = make("videotestsrc")?;
                 e.set_property("is-live", true);
-                e
+                (e, None)
             }
         },
     };
@@ -283,7 +352,17 @@ pub fn build(
             })?;
         Ok(pad)
     };
-    let camera_pad = branch_to_selector(&camera)?;
+    let format = capture_format(camera_caps.as_ref(), o.width, o.height, o.framerate);
+    if format == CaptureFormat::Jpeg {
+        info!(
+            width = o.width,
+            height = o.height,
+            fps = o.framerate,
+            "camera: capturing MJPEG (raw is not offered at this size and rate)"
+        );
+    }
+    let camera_raw = capture_output(&pipeline, &camera, format, o)?;
+    let camera_pad = branch_to_selector(&camera_raw)?;
 
     let black = make("videotestsrc")?;
     black.set_property("is-live", true);
@@ -295,12 +374,22 @@ pub fn build(
     sources.push(black.clone());
 
     let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
-        Some(src) => {
+        Some((src, caps)) => {
             pipeline
                 .add(&src)
                 .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
             sources.push(src.clone());
-            Some(branch_to_selector(&src)?)
+            let format = capture_format(caps.as_ref(), o.width, o.height, o.framerate);
+            if format == CaptureFormat::Jpeg {
+                info!(
+                    width = o.width,
+                    height = o.height,
+                    fps = o.framerate,
+                    "HDMI input: capturing MJPEG (raw is not offered at this size and rate)"
+                );
+            }
+            let raw = capture_output(&pipeline, &src, format, o)?;
+            Some(branch_to_selector(&raw)?)
         }
         None => None,
     };
@@ -381,7 +470,7 @@ pub fn build(
         profile.audio_source.as_ref(),
         "pulsesrc",
     )? {
-        Some(m) => m,
+        Some((m, _)) => m,
         None => match &profile.audio_source {
             Some(stage) => make_stage(stage)?,
             None => {
@@ -565,5 +654,119 @@ impl CallPipeline {
     pub fn set_volume(&self, level: u8) {
         self.speaker_volume
             .set_property("volume", level.min(100) as f64 / 100.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Formats as a V4L2 device provider reports them (from real devices' `gst-device-monitor`).
+    /// A Logitech C920-style webcam: raw 720p only at 10 fps, MJPEG 720p at 30.
+    const USB_WEBCAM: &str = "video/x-raw, format=YUY2, width=640, height=480, framerate={ 30/1, 24/1, 15/1 }; \
+        video/x-raw, format=YUY2, width=1280, height=720, framerate={ 10/1, 5/1 }; \
+        image/jpeg, width=1280, height=720, framerate={ 30/1, 24/1, 15/1 }; \
+        image/jpeg, width=1920, height=1080, framerate={ 30/1, 24/1, 15/1 }";
+    /// A Pi camera through the V4L2 bridge: raw at any size and rate in range.
+    const PI_CAMERA: &str = "video/x-raw, format={ I420, NV12, YUY2 }, width=[ 32, 2592 ], height=[ 32, 1944 ], framerate=[ 1/1, 90/1 ]";
+    /// A cheap MS2109 HDMI dongle: 1080p30 only as MJPEG.
+    const HDMI_DONGLE: &str = "image/jpeg, width=1920, height=1080, framerate=30/1; \
+        video/x-raw, format=YUY2, width=1920, height=1080, framerate=5/1";
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn usb_webcam_at_720p30_is_captured_as_mjpeg() {
+        let c = caps(USB_WEBCAM);
+        assert_eq!(capture_format(Some(&c), 1280, 720, 30), CaptureFormat::Jpeg);
+        assert_eq!(
+            capture_format(Some(&c), 1920, 1080, 30),
+            CaptureFormat::Jpeg
+        );
+    }
+
+    #[test]
+    fn raw_is_preferred_when_the_device_gives_the_size_and_rate_raw() {
+        assert_eq!(
+            capture_format(Some(&caps(USB_WEBCAM)), 640, 480, 30),
+            CaptureFormat::Raw
+        );
+        assert_eq!(
+            capture_format(Some(&caps(PI_CAMERA)), 1280, 720, 30),
+            CaptureFormat::Raw
+        );
+    }
+
+    #[test]
+    fn hdmi_dongle_at_1080p30_is_captured_as_mjpeg() {
+        assert_eq!(
+            capture_format(Some(&caps(HDMI_DONGLE)), 1920, 1080, 30),
+            CaptureFormat::Jpeg
+        );
+    }
+
+    #[test]
+    fn unknown_formats_or_no_match_fall_back_to_raw() {
+        assert_eq!(capture_format(None, 1280, 720, 30), CaptureFormat::Raw);
+        assert_eq!(
+            capture_format(Some(&caps(HDMI_DONGLE)), 1280, 720, 30),
+            CaptureFormat::Raw
+        );
+    }
+
+    /// A stand-in MJPEG camera (test pattern encoded to JPEG) through the capture chain: every
+    /// frame comes out decoded at the call's size.
+    #[test]
+    fn mjpeg_capture_chain_decodes_every_frame() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            ..MediaOptions::default()
+        };
+        let pipeline = gst::Pipeline::new();
+        let camera = gst::parse::bin_from_description(
+            "videotestsrc num-buffers=12 ! video/x-raw,width=320,height=240,framerate=30/1 ! jpegenc",
+            true,
+        )
+        .unwrap();
+        let sink = make("fakesink").unwrap();
+        sink.set_property("sync", false);
+        sink.set_property("signal-handoffs", true);
+        let decoded = Arc::new(Mutex::new(Vec::new()));
+        let seen = decoded.clone();
+        sink.connect("handoff", false, move |args| {
+            let pad = args[2].get::<gst::Pad>().unwrap();
+            let caps = pad.current_caps().unwrap();
+            seen.lock()
+                .unwrap()
+                .push(caps.structure(0).unwrap().to_string());
+            None
+        });
+        pipeline.add_many([camera.upcast_ref(), &sink]).unwrap();
+        let raw = capture_output(&pipeline, camera.upcast_ref(), CaptureFormat::Jpeg, &o).unwrap();
+        raw.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("EOS or error within 10 s");
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+        let decoded = decoded.lock().unwrap();
+        assert_eq!(decoded.len(), 12);
+        assert!(decoded[0].starts_with("video/x-raw"), "{}", decoded[0]);
+        assert!(
+            decoded[0].contains("width=(int)320") && decoded[0].contains("height=(int)240"),
+            "{}",
+            decoded[0]
+        );
     }
 }
