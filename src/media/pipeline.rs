@@ -289,6 +289,110 @@ fn capture_output(
     }
 }
 
+/// A profile's encoding stages as a call uses them: its converters, its encoder(s) with the
+/// call's bitrate, and the encoder's output caps. Returns them in order, and the encoder.
+fn encoder_stages(
+    o: &MediaOptions,
+    profile: &Profile,
+) -> Result<(Vec<gst::Element>, gst::Element), MediaError> {
+    let mut chain = Vec::new();
+    if profile.video_convert.is_empty() {
+        chain.push(make("videoconvert")?);
+    } else {
+        for s in &profile.video_convert {
+            chain.push(make_stage(s)?);
+        }
+    }
+    let mut encoder = None;
+    for s in &profile.video_encoder {
+        let e = make_stage(s)?;
+        if let Some(prop) = &s.bitrate_property {
+            let value = match s.bitrate_unit {
+                BitrateUnit::Kbit => o.video_kbps as i64,
+                BitrateUnit::Bit => o.video_kbps as i64 * 1000,
+            };
+            props::apply(&e, [(prop, &toml::Value::Integer(value))])?;
+        }
+        encoder.get_or_insert_with(|| e.clone());
+        chain.push(e);
+    }
+    let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
+    chain.push(capsfilter(profile.encoder_caps())?);
+    Ok((chain, encoder))
+}
+
+/// Frames the encoder check encodes.
+const CHECK_FRAMES: i32 = 5;
+
+/// Encodes a few frames of the call's size and rate through the profile's encoding stages,
+/// exactly as a call feeds them: proof that the encoder does not only exist but works here (a
+/// hardware encoder's device node present and free, the size and format accepted). Returns
+/// how long it took, or what went wrong.
+pub fn check_encoder(o: &MediaOptions, profile: &Profile) -> Result<std::time::Duration, String> {
+    let started = std::time::Instant::now();
+    let pipeline = gst::Pipeline::with_name("roomagent-encoder-check");
+    let result = (|| -> Result<(), String> {
+        let src = make("videotestsrc").map_err(|e| e.to_string())?;
+        src.set_property("num-buffers", CHECK_FRAMES);
+        let raw = capsfilter(&raw_video_caps(o)).map_err(|e| e.to_string())?;
+        let (stages, _) = encoder_stages(o, profile).map_err(|e| e.to_string())?;
+        let parse = make("h264parse").map_err(|e| e.to_string())?;
+        let sink = make("fakesink").map_err(|e| e.to_string())?;
+        sink.set_property("sync", false);
+        let encoded = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = encoded.clone();
+        sink.static_pad("sink")
+            .expect("fakesink has a sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        let mut all = vec![src, raw];
+        all.extend(stages);
+        all.push(parse);
+        all.push(sink);
+        pipeline
+            .add_many(&all)
+            .map_err(|_| "cannot add elements".to_string())?;
+        let refs: Vec<&gst::Element> = all.iter().collect();
+        link_all(&refs).map_err(|e| e.to_string())?;
+        let bus = pipeline.bus().expect("a pipeline has a bus");
+        let started = pipeline.set_state(gst::State::Playing);
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_))
+                if encoded.load(std::sync::atomic::Ordering::Relaxed) > 0 =>
+            {
+                Ok(())
+            }
+            Some(gst::MessageView::Eos(_)) => Err("the encoder produced nothing".into()),
+            Some(gst::MessageView::Error(e)) => {
+                // The debug text's last line says why ("streaming stopped, reason
+                // not-negotiated (-4)", "Cannot identify device '/dev/video11'" …).
+                let detail = e
+                    .debug()
+                    .and_then(|d| d.lines().last().map(|l| format!(" ({})", l.trim())))
+                    .unwrap_or_default();
+                Err(format!(
+                    "{}: {}{detail}",
+                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    e.error()
+                ))
+            }
+            _ if started.is_err() => Err("the check pipeline did not start".into()),
+            _ => Err(format!(
+                "no encoded frame within 5 s ({} of {CHECK_FRAMES})",
+                encoded.load(std::sync::atomic::Ordering::Relaxed)
+            )),
+        }
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| started.elapsed())
+}
+
 /// Builds the call pipeline (not yet playing).
 pub fn build(
     o: &MediaOptions,
@@ -403,27 +507,8 @@ pub fn build(
     vqueue.set_property("max-size-bytes", 0u32);
     vqueue.set_property_from_str("leaky", "downstream");
     let mut chain: Vec<gst::Element> = vec![vqueue];
-    if profile.video_convert.is_empty() {
-        chain.push(make("videoconvert")?);
-    } else {
-        for s in &profile.video_convert {
-            chain.push(make_stage(s)?);
-        }
-    }
-    let mut encoder = None;
-    for s in &profile.video_encoder {
-        let e = make_stage(s)?;
-        if let Some(prop) = &s.bitrate_property {
-            let value = match s.bitrate_unit {
-                BitrateUnit::Kbit => o.video_kbps as i64,
-                BitrateUnit::Bit => o.video_kbps as i64 * 1000,
-            };
-            props::apply(&e, [(prop, &toml::Value::Integer(value))])?;
-        }
-        encoder.get_or_insert_with(|| e.clone());
-        chain.push(e);
-    }
-    let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
+    let (stages, encoder) = encoder_stages(o, profile)?;
+    chain.extend(stages);
     let encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)> =
         Arc::default();
     {
@@ -437,7 +522,6 @@ pub fn build(
             },
         );
     }
-    chain.push(capsfilter(profile.encoder_caps())?);
     let parse = make("h264parse")?;
     parse.set_property("config-interval", -1i32);
     chain.push(parse);
