@@ -517,3 +517,62 @@ fn mqtt_forget_clears_a_decommissioned_devices_entities() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// A box whose best profile's encoder exists but fails (as a Raspberry Pi's hardware encoder
+/// does without its device node): the agent encodes with the next profile, and the dashboard
+/// reads which profile it uses and why the better one was passed over.
+#[tokio::test]
+async fn the_state_shows_the_profile_in_use_and_a_failed_encoder_passed_over() {
+    let dir = std::env::temp_dir().join(format!("roomagent-mqtt-profiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("broken.toml"),
+        r#"
+name = "broken-hw"
+description = "an encoder that exists but fails once frames flow"
+priority = 100
+[requires]
+elements = ["videotestsrc", "audiotestsrc", "x264enc", "opusenc"]
+devices = []
+[video_source]
+element = "videotestsrc"
+[audio_source]
+element = "audiotestsrc"
+[[video_encoder]]
+element = "x264enc"
+[video_encoder_caps]
+caps = "video/x-h264,width=(int)16,height=(int)16"
+"#,
+    )
+    .unwrap();
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let media = format!(
+        "[media]\nprofiles_dir = {:?}\ncamera = \"none\"\nmicrophone = \"none\"\nhdmi_capture = \"none\"\n\
+         display = \"fakesink\"\nspeaker = \"fakesink\"\nwidth = 320\nheight = 180\nframerate = 15",
+        dir.display().to_string()
+    );
+    let toml = mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", "")
+        .replace("[media]\nenabled = false", &media);
+    let mut agent = Agent::start_toml(&toml).await;
+    agent.registered().await;
+
+    let s = dash.wait_json(STATE, |v| v["registered"] == true).await;
+    assert_eq!(s["profile"], "test", "{s}");
+    assert_eq!(s["encoder"], "x264enc", "{s}");
+    let passed = s["profiles_passed_over"]
+        .as_array()
+        .expect("profiles_passed_over is a list");
+    assert_eq!(passed.len(), 1, "{s}");
+    assert_eq!(passed[0]["profile"], "broken-hw");
+    assert!(
+        passed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not-negotiated"),
+        "{s}"
+    );
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

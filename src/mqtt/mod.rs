@@ -425,6 +425,14 @@ pub fn state_document(
             Some(info) => {
                 o.insert("profile".into(), json!(info.profile));
                 o.insert("encoder".into(), json!(info.encoder));
+                // Profiles that fitted but whose encoder failed its test encode (a broken
+                // hardware encoder): the dashboard sees why this box encodes in software.
+                let passed: Vec<Value> = info
+                    .passed_over
+                    .iter()
+                    .map(|(profile, error)| json!({"profile": profile, "error": error}))
+                    .collect();
+                o.insert("profiles_passed_over".into(), Value::Array(passed));
                 o.insert(
                     "devices".into(),
                     json!({"cameras": info.cameras, "microphones": info.microphones, "hdmi": info.hdmi}),
