@@ -1,53 +1,69 @@
 #!/bin/sh
-# Runs inside a fresh Debian 12 root right after `apt-get install ./roomagent_*.deb` (see
-# scripts/package.sh --check): what an administrator would look at after installing, then
-# an upgrade that must keep a locally edited configuration, then a purge.
+# Runs inside a fresh Debian 12 root with the roomagent package (see scripts/package.sh
+# --check):
 #
-#   install-check.sh DEB
+#   install-check.sh DEB installed   right after `apt-get install ./roomagent_*.deb`: what an
+#                                    administrator would look at after installing
+#   install-check.sh DEB purge       later: an upgrade that must keep a locally edited
+#                                    configuration, then a purge
 set -eu
 DEB=$1
+PHASE=$2
 
 fail() { echo "install check FAILED: $*" >&2; exit 1; }
 
-# The service user, in the groups the unit names (gpio and render made when missing).
-id roomagent >/dev/null 2>&1 || fail "no roomagent user"
-groups=$(id -nG roomagent)
-for g in roomagent video audio gpio render; do
-    echo " $groups " | grep -q " $g " || fail "roomagent is not in group $g (groups: $groups)"
-done
-[ "$(getent passwd roomagent | cut -d: -f6)" = /var/lib/roomagent ] || fail "roomagent's home is not /var/lib/roomagent"
-[ "$(getent passwd roomagent | cut -d: -f7)" = /usr/sbin/nologin ] || fail "roomagent has a login shell"
+installed() {
 
-# The configuration: readable by the service, not by everyone.
-[ "$(stat -c '%U:%G %a' /etc/roomagent/config.toml)" = "root:roomagent 640" ] \
-    || fail "/etc/roomagent/config.toml is $(stat -c '%U:%G %a' /etc/roomagent/config.toml), want root:roomagent 640"
-setpriv --reuid=roomagent --regid=roomagent --init-groups roomagent check-config /etc/roomagent/config.toml \
-    || fail "the roomagent user cannot read or validate /etc/roomagent/config.toml"
-if setpriv --reuid=nobody --regid=nogroup --clear-groups cat /etc/roomagent/config.toml >/dev/null 2>&1; then
-    fail "other users can read /etc/roomagent/config.toml"
-fi
+    # The service user, in the groups the unit names (gpio and render made when missing).
+    id roomagent >/dev/null 2>&1 || fail "no roomagent user"
+    groups=$(id -nG roomagent)
+    for g in roomagent video audio gpio render; do
+        echo " $groups " | grep -q " $g " || fail "roomagent is not in group $g (groups: $groups)"
+    done
+    [ "$(getent passwd roomagent | cut -d: -f6)" = /var/lib/roomagent ] || fail "roomagent's home is not /var/lib/roomagent"
+    [ "$(getent passwd roomagent | cut -d: -f7)" = /usr/sbin/nologin ] || fail "roomagent has a login shell"
 
-# The unit: enabled for boot, and valid for this systemd.
-[ -L /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is not enabled"
-systemd-analyze verify roomagent.service || fail "systemd-analyze verify rejects roomagent.service"
-exposure=$(systemd-analyze security --offline=true roomagent.service | sed -n 's/.*exposure level for roomagent.service: \([0-9.]*\).*/\1/p')
-echo "install check: exposure $exposure"
+    # The configuration: readable by the service, not by everyone.
+    [ "$(stat -c '%U:%G %a' /etc/roomagent/config.toml)" = "root:roomagent 640" ] \
+        || fail "/etc/roomagent/config.toml is $(stat -c '%U:%G %a' /etc/roomagent/config.toml), want root:roomagent 640"
+    setpriv --reuid=roomagent --regid=roomagent --init-groups roomagent check-config /etc/roomagent/config.toml \
+        || fail "the roomagent user cannot read or validate /etc/roomagent/config.toml"
+    if setpriv --reuid=nobody --regid=nogroup --clear-groups cat /etc/roomagent/config.toml >/dev/null 2>&1; then
+        fail "other users can read /etc/roomagent/config.toml"
+    fi
 
-# With only the package's dependencies installed, the agent finds a media profile.
-roomagent devices | grep -q "^Chosen profile: test" \
-    || { roomagent devices; fail "no media profile fits with the package's dependencies"; }
+    # The unit: enabled for boot, and valid for this systemd.
+    [ -L /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is not enabled"
+    systemd-analyze verify roomagent.service || fail "systemd-analyze verify rejects roomagent.service"
+    exposure=$(systemd-analyze security --offline=true roomagent.service | sed -n 's/.*exposure level for roomagent.service: \([0-9.]*\).*/\1/p')
+    echo "install check: exposure $exposure"
 
-# Upgrade (the same package again): a locally edited configuration is kept.
-echo '# edited by the administrator' >>/etc/roomagent/config.toml
-DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i "$DEB" >/dev/null
-tail -n 1 /etc/roomagent/config.toml | grep -q "edited by the administrator" || fail "reinstalling lost the edited config"
-[ "$(stat -c '%U:%G %a' /etc/roomagent/config.toml)" = "root:roomagent 640" ] || fail "reinstalling changed the config's owner or mode"
+    # With only the package's dependencies installed, the agent finds a media profile.
+    roomagent devices | grep -q "^Chosen profile: test" \
+        || { roomagent devices; fail "no media profile fits with the package's dependencies"; }
 
-# Purge: the configuration, state and enablement go; the user stays (Debian policy).
-mkdir -p /var/lib/roomagent
-dpkg --purge roomagent >/dev/null
-[ ! -e /usr/bin/roomagent ] || fail "/usr/bin/roomagent is still there after purge"
-[ ! -e /etc/roomagent/config.toml ] || fail "/etc/roomagent/config.toml is still there after purge"
-[ ! -e /var/lib/roomagent ] || fail "/var/lib/roomagent is still there after purge"
-[ ! -e /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is still enabled after purge"
-echo "install check: OK (install, user and groups, config mode, unit enabled and verified, upgrade keeps config, purge)"
+    echo "install check: installed OK (user and groups, config mode, unit enabled and verified, a media profile fits)"
+}
+
+purge() {
+    # Upgrade (the same package again): a locally edited configuration is kept.
+    echo '# edited by the administrator' >>/etc/roomagent/config.toml
+    DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i "$DEB" >/dev/null
+    tail -n 1 /etc/roomagent/config.toml | grep -q "edited by the administrator" || fail "reinstalling lost the edited config"
+    [ "$(stat -c '%U:%G %a' /etc/roomagent/config.toml)" = "root:roomagent 640" ] || fail "reinstalling changed the config's owner or mode"
+
+    # Purge: the configuration, state and enablement go; the user stays (Debian policy).
+    mkdir -p /var/lib/roomagent
+    dpkg --purge roomagent >/dev/null
+    [ ! -e /usr/bin/roomagent ] || fail "/usr/bin/roomagent is still there after purge"
+    [ ! -e /etc/roomagent/config.toml ] || fail "/etc/roomagent/config.toml is still there after purge"
+    [ ! -e /var/lib/roomagent ] || fail "/var/lib/roomagent is still there after purge"
+    [ ! -e /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is still enabled after purge"
+    echo "install check: upgrade and purge OK (edited config kept; binary, config, state, enablement gone)"
+}
+
+case "$PHASE" in
+    installed) installed ;;
+    purge) purge ;;
+    *) fail "unknown phase $PHASE" ;;
+esac

@@ -9,7 +9,9 @@
 #                                 repository, the binary's architecture, and (amd64) that the
 #                                 packaged binary accepts the packaged config; then installs the
 #                                 amd64 package with apt into a fresh Debian 12 root (mmdebstrap,
-#                                 needs root or sudo) and runs packaging/install-check.sh there
+#                                 needs root or sudo) and checks it (packaging/install-check.sh),
+#                                 boots that root with systemd-nspawn and checks the running
+#                                 service (packaging/boot-check.sh), then upgrades and purges
 #
 # Packaging metadata: [package.metadata.deb] in Cargo.toml (cargo-deb); maintainer scripts in
 # packaging/deb/; the unit is systemd/roomagent.service.
@@ -139,24 +141,59 @@ if [ "$ARM64" = 1 ]; then
 fi
 
 # Install the amd64 package the way a user would (apt resolving its dependencies, without
-# recommends) into a throwaway Debian 12 root, then check the result from inside. The root is
-# discarded (target /dev/null); a failing check fails mmdebstrap.
+# recommends) into a throwaway Debian 12 root and check it from inside; boot that root with
+# systemd (systemd-nspawn) and check the running service (packaging/boot-check.sh); then
+# upgrade over an edited configuration and purge.
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if ! command -v mmdebstrap >/dev/null 2>&1; then
+missing=()
+for tool in mmdebstrap:mmdebstrap systemd-nspawn:systemd-container; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mmdebstrap
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [ -f "$f" ] && grep -q 'debian' "$f" && grep -Eq '^[[:space:]]*(deb |Types:)' "$f" && sources+=("$f")
 done
 DEB=$OUT/roomagent_${VERSION}-1_amd64.deb
+IN_ROOT=/usr/local/share/roomagent-check
+IN_DEB=$IN_ROOT/$(basename "$DEB")
+ROOTFS=$OUT/rootfs
+$SUDO rm -rf "$ROOTFS"
+trap '$SUDO rm -rf "$ROOTFS"' EXIT
 start=$(date +%s)
-$SUDO mmdebstrap --quiet --variant=apt \
+# shellcheck disable=SC2016 # $1 is the hook's argument, expanded by mmdebstrap's shell
+$SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook="copy-in $DEB $ROOT/packaging/install-check.sh /tmp" \
-  --customize-hook="chroot \"\$1\" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends /tmp/$(basename "$DEB") >/dev/null" \
-  --customize-hook="chroot \"\$1\" sh /tmp/install-check.sh /tmp/$(basename "$DEB")" \
-  bookworm /dev/null "${sources[@]}"
-echo "MEASURE install check in a fresh Debian 12 root took $(( $(date +%s) - start )) s"
+  --customize-hook='mkdir -p "$1'"$IN_ROOT"'"' \
+  --customize-hook="copy-in $DEB $ROOT/packaging/install-check.sh $ROOT/packaging/boot-check.sh $IN_ROOT" \
+  --customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends '"$IN_DEB"' >/dev/null' \
+  --customize-hook='chroot "$1" sh '"$IN_ROOT/install-check.sh $IN_DEB"' installed' \
+  bookworm "$ROOTFS" "${sources[@]}"
+echo "MEASURE installed in a fresh Debian 12 root in $(( $(date +%s) - start )) s"
+
+# Boot it: systemd starts roomagent (the package enabled it), then the check unit, which
+# powers the container off when done.
+printf '%s\n' \
+  '[Unit]' 'Description=Checks the running roomagent service' 'After=roomagent.service' '' \
+  '[Service]' 'Type=oneshot' "ExecStart=/bin/sh $IN_ROOT/boot-check.sh" '' \
+  '[Install]' 'WantedBy=multi-user.target' \
+  | $SUDO tee "$ROOTFS/etc/systemd/system/roomagent-boot-check.service" >/dev/null
+$SUDO ln -sf /etc/systemd/system/roomagent-boot-check.service \
+  "$ROOTFS/etc/systemd/system/multi-user.target.wants/roomagent-boot-check.service"
+start=$(date +%s)
+nspawn=(systemd-nspawn --quiet "--directory=$ROOTFS" --private-network --register=no --keep-unit --console=pipe)
+$SUDO timeout 180 "${nspawn[@]}" --boot >"$OUT/boot.log" 2>&1 || true
+if ! $SUDO test -f "$ROOTFS/boot-check.txt"; then
+  tail -n 30 "$OUT/boot.log"
+  fail "the booted root wrote no /boot-check.txt (its console is in $OUT/boot.log)"
+fi
+$SUDO cat "$ROOTFS/boot-check.txt"
+$SUDO tail -n 1 "$ROOTFS/boot-check.txt" | grep -qx "boot check: OK" || fail "the service check in the booted root failed"
+echo "MEASURE boot check took $(( $(date +%s) - start )) s"
+
+# Upgrade over a locally edited configuration, then purge.
+$SUDO "${nspawn[@]}" sh "$IN_ROOT/install-check.sh" "$IN_DEB" purge

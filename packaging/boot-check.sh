@@ -1,0 +1,67 @@
+#!/bin/sh
+# Runs as a unit (roomagent-boot-check.service) inside a Debian 12 root that has the roomagent
+# package installed and was booted with systemd-nspawn (see scripts/package.sh --check):
+# what an administrator sees of the service on a real systemd. Writes /boot-check.txt, whose
+# last line is "boot check: OK" or says what failed, then powers the container off.
+exec >/boot-check.txt 2>&1
+
+fail() {
+    echo "--- journal"
+    journalctl -u roomagent --no-pager -o short-monotonic | tail -n 40
+    echo "boot check FAILED: $*"
+    systemctl poweroff
+    exit 1
+}
+show() { systemctl show roomagent -p "$1" --value; }
+
+# Started, and READY after registering with the (embedded development) signaling server.
+[ "$(show ActiveState)/$(show SubState)" = active/running ] \
+    || fail "roomagent is $(show ActiveState)/$(show SubState) ($(show Result))"
+status=$(show StatusText)
+case "$status" in
+    "registered as "*) echo "status: $status" ;;
+    *) fail "status is '$status', want 'registered as …'" ;;
+esac
+
+# The hardening is in force on the running process.
+pid=$(show MainPID)
+[ "$(stat -c %U /proc/"$pid")" = roomagent ] || fail "runs as $(stat -c %U /proc/"$pid"), not roomagent"
+grep -q '^NoNewPrivs:[[:space:]]*1' /proc/"$pid"/status || fail "NoNewPrivs is off"
+grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/"$pid"/status || fail "the capability bounding set is not empty"
+grep -q '^Seccomp:[[:space:]]*2' /proc/"$pid"/status || fail "no seccomp filter"
+groups=$(id -nG roomagent)
+echo "runs as roomagent ($groups), NoNewPrivs, no capabilities, seccomp filter"
+
+# The watchdog: past WatchdogSec the service is still the same process, not restarted.
+wd=$(show WatchdogUSec)
+sleep 22
+[ "$(show MainPID)" = "$pid" ] && [ "$(show NRestarts)" = 0 ] \
+    || fail "restarted within 22 s (watchdog $wd not fed?)"
+echo "watchdog ($wd) fed: same process after 22 s"
+
+# Reload: a good configuration is re-read; a broken one is refused and the service runs on.
+systemctl reload roomagent || fail "systemctl reload failed"
+sleep 1
+case "$(show StatusText)" in
+    *reloaded*) echo "reload: $(show StatusText)" ;;
+    *) fail "after reload the status is '$(show StatusText)'" ;;
+esac
+cp -p /etc/roomagent/config.toml /root/config.toml.good
+echo 'no_such_option = 1' >>/etc/roomagent/config.toml
+if systemctl reload roomagent 2>/dev/null; then
+    fail "reload accepted a broken configuration"
+fi
+[ "$(show ActiveState)" = active ] && [ "$(show MainPID)" = "$pid" ] \
+    || fail "a refused reload stopped the service"
+cat /root/config.toml.good >/etc/roomagent/config.toml
+echo "reload of a broken configuration refused; still running"
+
+# Stop: SIGTERM, a clean exit with status 0.
+start=$(date +%s%N)
+systemctl stop roomagent
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$(show Result)" = success ] && [ "$(show ExecMainStatus)" = 0 ] \
+    || fail "stop: result $(show Result), exit status $(show ExecMainStatus)"
+echo "MEASURE systemctl stop took ${took_ms} ms (exit status 0)"
+echo "boot check: OK"
+systemctl poweroff
