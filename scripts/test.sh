@@ -8,7 +8,8 @@
 #   2. cross/build-aarch64.sh --test: the arm64 release build, and the unit tests under
 #      qemu-aarch64-static.
 #   3. scripts/package.sh --arm64 --check: the amd64 and arm64 .deb packages, their contents,
-#      and an install, upgrade and purge of the amd64 one in a fresh Debian 12 root.
+#      an install of the amd64 one in a fresh Debian 12 root, booted with systemd to check the
+#      running service, then an upgrade and a purge.
 #
 # With arguments, only `cargo test ARGS…` (e.g. `./scripts/test.sh --test mqtt`).
 set -euo pipefail
