@@ -15,6 +15,9 @@ use super::state::{AgentState, CallPhase, MediaState, MemberState};
 use super::timers::{Timer, Timers};
 use super::types::{CallType, ClientId, Member, Peer, RoomId, RoomInfo, UserId};
 
+/// How often a failed media session we offered is offered again before it is reported failed.
+pub const MEDIA_RETRIES: u32 = 3;
+
 /// What the core needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -155,6 +158,10 @@ struct Meeting {
     room: Option<RoomInfo>,
     members: BTreeMap<ClientId, Member>,
     sessions: BTreeMap<ClientId, MediaState>,
+    /// Sessions we offered, with how often each was offered again after failing. Only the
+    /// offerer restarts a failed session (two restarting offerers would both turn answerer
+    /// on each other's offer); the answerer waits for the new offer.
+    offered: BTreeMap<ClientId, u32>,
     /// Participants whose video has been decoded.
     video_in: std::collections::BTreeSet<ClientId>,
     /// Whether anyone else was ever in the room with us: the last one leaving ends the call.
@@ -172,6 +179,7 @@ impl Meeting {
             room: None,
             members: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            offered: BTreeMap::new(),
             video_in: Default::default(),
             had_peers: false,
         }
@@ -781,11 +789,13 @@ impl Agent {
             }
             for peer in &stops {
                 m.sessions.remove(peer);
+                m.offered.remove(peer);
                 m.video_in.remove(peer);
             }
             for peer in fresh.keys() {
                 if !m.sessions.contains_key(peer) {
                     m.sessions.insert(*peer, MediaState::Connecting);
+                    m.offered.insert(*peer, 0);
                     starts.push(*peer);
                 }
             }
@@ -947,6 +957,7 @@ impl Agent {
                         cmds.push(MediaCommand::StopSession { peer: from });
                     }
                     m.video_in.remove(&from);
+                    m.offered.remove(&from);
                     m.sessions.insert(from, MediaState::Connecting);
                     cmds.push(MediaCommand::StartSession {
                         peer: from,
@@ -964,6 +975,7 @@ impl Agent {
                 }
                 MediaSignal::Bye => {
                     m.video_in.remove(&from);
+                    m.offered.remove(&from);
                     if m.sessions.remove(&from).is_some() {
                         cmds.push(MediaCommand::StopSession { peer: from });
                     }
@@ -1008,22 +1020,36 @@ impl Agent {
                 }
             }
             MediaEvent::SessionFailed { peer, reason } => {
-                let known = match &mut self.phase {
-                    Phase::Meeting(m) => match m.sessions.get_mut(&peer) {
-                        Some(s) => {
-                            *s = MediaState::Failed;
-                            true
-                        }
-                        None => false,
-                    },
-                    _ => false,
+                let Phase::Meeting(m) = &mut self.phase else {
+                    return;
                 };
-                if known {
-                    warn!(peer, %reason, "media session failed; other participants continue");
-                    self.event(CallEvent::Error {
-                        message: format!("media with participant {peer} failed: {reason}"),
+                let room_type = m.room_type;
+                let Some(state) = m.sessions.get_mut(&peer) else {
+                    return;
+                };
+                // A session we offered is offered again, a few times: a connection that
+                // fails while being set up (a lost DTLS flight, an ICE pair that went away)
+                // usually succeeds on a fresh one.
+                if let Some(retries) = m.offered.get_mut(&peer)
+                    && *retries < MEDIA_RETRIES
+                {
+                    *retries += 1;
+                    *state = MediaState::Connecting;
+                    m.video_in.remove(&peer);
+                    warn!(peer, %reason, attempt = *retries, "media session failed; offering again");
+                    self.media(MediaCommand::StopSession { peer });
+                    self.media(MediaCommand::StartSession {
+                        peer,
+                        role: SessionRole::Offerer,
+                        call_type: room_type,
                     });
+                    return;
                 }
+                *state = MediaState::Failed;
+                warn!(peer, %reason, "media session failed; other participants continue");
+                self.event(CallEvent::Error {
+                    message: format!("media with participant {peer} failed: {reason}"),
+                });
             }
             MediaEvent::EngineError { message } => {
                 warn!(%message, "media engine error");

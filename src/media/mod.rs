@@ -576,7 +576,17 @@ impl Engine {
         }
     }
 
-    fn fail(&self, peer: ClientId, reason: String) {
+    /// Reports a session's failure to the core, once per session: one broken connection
+    /// raises several errors (DTLS, ICE, the elements behind them), and the core restarts a
+    /// session it offered on the first.
+    fn fail(&mut self, peer: ClientId, reason: String) {
+        if let Some(s) = self.sessions.get_mut(&peer) {
+            if s.failed {
+                debug!(peer, %reason, "media session already failed");
+                return;
+            }
+            s.failed = true;
+        }
         warn!(peer, %reason, "media session failed");
         self.emit(MediaEvent::SessionFailed { peer, reason });
     }

@@ -81,6 +81,8 @@ pub struct Session {
     pub cert_applied: Arc<AtomicBool>,
     /// Connected at least once.
     pub connected: bool,
+    /// Its failure was reported to the core (once is enough).
+    pub failed: bool,
     /// The payload types negotiated for this session.
     pub pts: PayloadTypes,
 }
@@ -223,6 +225,7 @@ impl Session {
             counters,
             cert_applied,
             connected: false,
+            failed: false,
             pts: spec.pts,
         };
 

@@ -258,17 +258,99 @@ fn reconnect_while_muted_re_announces_the_mute() {
     }));
 }
 
-#[test]
-fn a_failed_session_does_not_end_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
+fn fail(h: &mut Harness, peer: ClientId) -> Vec<Action> {
     h.media(MediaEvent::SessionFailed {
-        peer: 8,
-        reason: "ICE failed".into(),
+        peer,
+        reason: "ICE/DTLS connection failed".into(),
     });
-    assert_eq!(h.phase(), CallPhase::InCall);
+    h.take()
+}
+
+fn member_media(h: &Harness, peer: ClientId) -> MediaState {
     let s = h.agent.state();
-    let m8 = s.members.iter().find(|m| m.client_id == 8).unwrap();
-    assert_eq!(m8.media, MediaState::Failed);
+    s.members
+        .iter()
+        .find(|m| m.client_id == peer)
+        .unwrap()
+        .media
+}
+
+#[test]
+fn a_failed_session_we_offered_is_offered_again() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    let actions = fail(&mut h, 8);
+    assert_eq!(
+        media(&actions),
+        vec![
+            MediaCommand::StopSession { peer: 8 },
+            MediaCommand::StartSession {
+                peer: 8,
+                role: SessionRole::Offerer,
+                call_type: CallType::Video,
+            },
+        ]
+    );
+    assert!(
+        events(&actions).is_empty(),
+        "a retried session is not reported as an error"
+    );
+    assert_eq!(member_media(&h, 8), MediaState::Connecting);
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
+
+#[test]
+fn a_session_that_keeps_failing_is_reported_failed_and_the_call_goes_on() {
+    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    for _ in 0..MEDIA_RETRIES {
+        assert_eq!(
+            media(&fail(&mut h, 8)).len(),
+            2,
+            "stopped and offered again"
+        );
+    }
+    let actions = fail(&mut h, 8);
+    assert!(
+        media(&actions).is_empty(),
+        "no more offers after {MEDIA_RETRIES} retries"
+    );
+    assert!(matches!(events(&actions)[..], [CallEvent::Error { .. }]));
+    assert_eq!(member_media(&h, 8), MediaState::Failed);
+    assert_eq!(member_media(&h, CALLER), MediaState::Connecting);
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
+
+#[test]
+fn a_failed_session_we_answered_waits_for_the_peers_new_offer() {
+    let mut h = Harness::in_call_with(&[CALLER]);
+    let offer = |h: &mut Harness| {
+        h.signal(SignalingEvent::Media {
+            room_id: ROOM,
+            from: CALLER,
+            signal: MediaSignal::Offer { sdp: "v=0".into() },
+        });
+        h.take()
+    };
+    offer(&mut h);
+    let actions = fail(&mut h, CALLER);
+    assert!(
+        media(&actions).is_empty(),
+        "the answerer does not offer: that would be glare"
+    );
+    assert_eq!(member_media(&h, CALLER), MediaState::Failed);
+    let restarted = media(&offer(&mut h));
+    assert!(matches!(
+        restarted[..],
+        [
+            MediaCommand::StopSession { peer: CALLER },
+            MediaCommand::StartSession {
+                peer: CALLER,
+                role: SessionRole::Answerer,
+                ..
+            },
+            ..
+        ]
+    ));
+    assert_eq!(member_media(&h, CALLER), MediaState::Connecting);
 }
 
 #[test]
