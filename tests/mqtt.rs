@@ -527,22 +527,7 @@ async fn the_state_shows_the_profile_in_use_and_a_failed_encoder_passed_over() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("broken.toml"),
-        r#"
-name = "broken-hw"
-description = "an encoder that exists but fails once frames flow"
-priority = 100
-[requires]
-elements = ["videotestsrc", "audiotestsrc", "x264enc", "opusenc"]
-devices = []
-[video_source]
-element = "videotestsrc"
-[audio_source]
-element = "audiotestsrc"
-[[video_encoder]]
-element = "x264enc"
-[video_encoder_caps]
-caps = "video/x-h264,width=(int)16,height=(int)16"
-"#,
+        include_str!("fixtures/broken-encoder-profile.toml"),
     )
     .unwrap();
     let server = Server::start().await;

@@ -1061,26 +1061,8 @@ pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
 mod tests {
     use super::*;
 
-    /// A profile that fits (its elements exist, it needs no device) and outranks every other,
-    /// but whose encoder cannot give what the profile asks of it (the caps link, then fail to
-    /// negotiate once frames flow): as a hardware encoder that exists but fails at run time
-    /// looks to the agent.
-    const BROKEN: &str = r#"
-name = "broken-hw"
-description = "an encoder that exists but fails"
-priority = 100
-[requires]
-elements = ["videotestsrc", "audiotestsrc", "x264enc", "opusenc"]
-devices = []
-[video_source]
-element = "videotestsrc"
-[audio_source]
-element = "audiotestsrc"
-[[video_encoder]]
-element = "x264enc"
-[video_encoder_caps]
-caps = "video/x-h264,width=(int)16,height=(int)16"
-"#;
+    /// A profile whose encoder exists but fails once frames flow (see the file).
+    const BROKEN: &str = include_str!("../../tests/fixtures/broken-encoder-profile.toml");
 
     fn setup() -> (Vec<profile::Profile>, MediaOptions) {
         init().unwrap();

@@ -264,6 +264,28 @@ pub fn capture_format(
     }
 }
 
+/// Chooses the capture format for a device offering `device_caps` and adds what turns its
+/// output into raw video; returns the element that gives raw video.
+fn capture(
+    pipeline: &gst::Pipeline,
+    src: &gst::Element,
+    device_caps: Option<&gst::Caps>,
+    input: &str,
+    o: &MediaOptions,
+) -> Result<gst::Element, MediaError> {
+    let format = capture_format(device_caps, o.width, o.height, o.framerate);
+    if format == CaptureFormat::Jpeg {
+        info!(
+            input,
+            width = o.width,
+            height = o.height,
+            fps = o.framerate,
+            "capturing MJPEG (raw is not offered at this size and rate)"
+        );
+    }
+    capture_output(pipeline, src, format, o)
+}
+
 /// Adds what turns a capture source's output into raw video (a JPEG decoder for
 /// [`CaptureFormat::Jpeg`]) and returns the element that gives raw video.
 fn capture_output(
@@ -456,16 +478,7 @@ pub fn build(
             })?;
         Ok(pad)
     };
-    let format = capture_format(camera_caps.as_ref(), o.width, o.height, o.framerate);
-    if format == CaptureFormat::Jpeg {
-        info!(
-            width = o.width,
-            height = o.height,
-            fps = o.framerate,
-            "camera: capturing MJPEG (raw is not offered at this size and rate)"
-        );
-    }
-    let camera_raw = capture_output(&pipeline, &camera, format, o)?;
+    let camera_raw = capture(&pipeline, &camera, camera_caps.as_ref(), "camera", o)?;
     let camera_pad = branch_to_selector(&camera_raw)?;
 
     let black = make("videotestsrc")?;
@@ -483,16 +496,7 @@ pub fn build(
                 .add(&src)
                 .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
             sources.push(src.clone());
-            let format = capture_format(caps.as_ref(), o.width, o.height, o.framerate);
-            if format == CaptureFormat::Jpeg {
-                info!(
-                    width = o.width,
-                    height = o.height,
-                    fps = o.framerate,
-                    "HDMI input: capturing MJPEG (raw is not offered at this size and rate)"
-                );
-            }
-            let raw = capture_output(&pipeline, &src, format, o)?;
+            let raw = capture(&pipeline, &src, caps.as_ref(), "HDMI input", o)?;
             Some(branch_to_selector(&raw)?)
         }
         None => None,
