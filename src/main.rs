@@ -86,17 +86,7 @@ fn main() -> ExitCode {
         }
         Cmd::Devices { config } => {
             let cfg = match config {
-                Some(path) => match std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: cannot read the file: {e}", path.display()))
-                    .and_then(|text| {
-                        config::parse(&text, Purpose::RoomServer).map_err(|errors| {
-                            config::ConfigErrors {
-                                file: Some(path.clone()),
-                                errors,
-                            }
-                            .to_string()
-                        })
-                    }) {
+                Some(path) => match config::load_for(&path, Purpose::RoomServer) {
                     Ok(cfg) => cfg,
                     Err(e) => {
                         eprintln!("{e}");
@@ -138,17 +128,7 @@ fn main() -> ExitCode {
             }))
         }
         Cmd::RoomServer { config } => {
-            let cfg = match std::fs::read_to_string(&config)
-                .map_err(|e| format!("{}: cannot read the file: {e}", config.display()))
-                .and_then(|text| {
-                    config::parse(&text, Purpose::RoomServer).map_err(|errors| {
-                        config::ConfigErrors {
-                            file: Some(config.clone()),
-                            errors,
-                        }
-                        .to_string()
-                    })
-                }) {
+            let cfg = match config::load_for(&config, Purpose::RoomServer) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("{e}");

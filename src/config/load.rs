@@ -71,6 +71,11 @@ impl std::error::Error for ConfigErrors {}
 /// Reads and checks a configuration file, including the checks that only matter for running
 /// an agent (device id, login).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_for(path, validate::Purpose::Agent)
+}
+
+/// Reads a configuration file and checks it for `purpose`.
+pub fn load_for(path: &Path, purpose: validate::Purpose) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: Some(path.to_path_buf()),
         errors: vec![ConfigError {
@@ -80,7 +85,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    let mut config = parse(&text, validate::Purpose::Agent).map_err(|errors| ConfigErrors {
+    let mut config = parse(&text, purpose).map_err(|errors| ConfigErrors {
         file: Some(path.to_path_buf()),
         errors,
     })?;

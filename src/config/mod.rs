@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{ConfigError, ConfigErrors, load, parse};
+pub use load::{ConfigError, ConfigErrors, load, load_for, parse};
 pub use secret::{Secret, SecretSource};
 pub use validate::Purpose;
 
