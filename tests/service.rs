@@ -19,6 +19,20 @@ fn ready(m: &str) -> bool {
     field(m, "READY") == Some("1")
 }
 
+/// SIGHUP, then RELOADING=1 and READY=1 from the service; returns the READY message (with
+/// the STATUS that says what the reload did).
+async fn reload(svc: &mut Service) -> String {
+    svc.signal("HUP");
+    svc.notify
+        .wait("RELOADING=1", Duration::from_secs(5), |m| {
+            field(m, "RELOADING") == Some("1")
+        })
+        .await;
+    svc.notify
+        .wait("READY=1 after the reload", Duration::from_secs(5), ready)
+        .await
+}
+
 fn status_is(want: &'static str) -> impl Fn(&str) -> bool {
     move |m| field(m, "STATUS") == Some(want)
 }
@@ -103,16 +117,7 @@ async fn without_signaling_it_reports_ready_after_the_bounded_wait_and_keeps_the
         config.replace("mode = \"always\"", "mode = \"sometimes\""),
     )
     .unwrap();
-    svc.signal("HUP");
-    svc.notify
-        .wait("RELOADING=1", Duration::from_secs(5), |m| {
-            field(m, "RELOADING") == Some("1")
-        })
-        .await;
-    let r = svc
-        .notify
-        .wait("READY=1 after the reload", Duration::from_secs(5), ready)
-        .await;
+    let r = reload(&mut svc).await;
     let status = field(&r, "STATUS").unwrap_or_default();
     assert!(
         status.starts_with("configuration reload refused, still running the old one:")
@@ -246,16 +251,7 @@ fn a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm() {
                 ),
             )
             .unwrap();
-            svc.signal("HUP");
-            svc.notify
-                .wait("RELOADING=1", Duration::from_secs(5), |m| {
-                    field(m, "RELOADING") == Some("1")
-                })
-                .await;
-            let r = svc
-                .notify
-                .wait("READY=1 after the reload", Duration::from_secs(5), ready)
-                .await;
+            let r = reload(&mut svc).await;
             assert_eq!(
                 field(&r, "STATUS"),
                 Some("configuration reloaded: applied answer, device.name; needs a restart: media")
