@@ -115,15 +115,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(test: &str, codec: &'static str) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    if !netns::isolate(test) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(browser_calls_the_room(codec));
+    netns::run_isolated(test, browser_calls_the_room(codec));
 }
 
 #[test]

@@ -70,18 +70,19 @@ async fn settle(want: (usize, usize)) -> (usize, usize) {
 
 #[test]
 fn fifty_sequential_calls_leak_no_threads_or_file_descriptors() {
-    if !netns::isolate("fifty_sequential_calls_leak_no_threads_or_file_descriptors") {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
+    netns::run_isolated(
+        "fifty_sequential_calls_leak_no_threads_or_file_descriptors",
+        async {
             let server = Server::start().await;
-            let mut a = Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
-            let mut b = Agent::start_toml(&media_toml(&server.api(), "room2", "mode = \"always\"\ndelay_ms = 0", "")).await;
+            let mut a =
+                Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
+            let mut b = Agent::start_toml(&media_toml(
+                &server.api(),
+                "room2",
+                "mode = \"always\"\ndelay_ms = 0",
+                "",
+            ))
+            .await;
             a.registered().await;
             b.registered().await;
             let rss_start = rss_kib();
@@ -95,7 +96,13 @@ fn fifty_sequential_calls_leak_no_threads_or_file_descriptors() {
             for i in 1..CALLS {
                 one_call(&mut a, &mut b).await;
                 if i % 10 == 0 {
-                    println!("MEASURE after call {}: threads {} fds {} rss {} KiB", i + 1, threads(), fds(), rss_kib());
+                    println!(
+                        "MEASURE after call {}: threads {} fds {} rss {} KiB",
+                        i + 1,
+                        threads(),
+                        fds(),
+                        rss_kib()
+                    );
                 }
             }
             let elapsed = started.elapsed();
@@ -105,9 +112,16 @@ fn fifty_sequential_calls_leak_no_threads_or_file_descriptors() {
                 "MEASURE {CALLS} calls in {elapsed:?}; idle threads/fds {idle:?}, after {after:?}; RSS start {rss_start} KiB, idle after first call {rss_idle} KiB, after last {rss_end} KiB"
             );
             // Idle thread-pool workers may also have exited meanwhile: at most idle, never more.
-            assert!(after.0 <= idle.0, "threads leaked: idle {idle:?}, after {after:?}");
-            assert!(after.1 <= idle.1, "file descriptors leaked: idle {idle:?}, after {after:?}");
+            assert!(
+                after.0 <= idle.0,
+                "threads leaked: idle {idle:?}, after {after:?}"
+            );
+            assert!(
+                after.1 <= idle.1,
+                "file descriptors leaked: idle {idle:?}, after {after:?}"
+            );
             a.stop().await;
             b.stop().await;
-        });
+        },
+    );
 }

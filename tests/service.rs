@@ -192,15 +192,9 @@ fn frames(st: &MediaStats) -> u64 {
 
 #[test]
 fn a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm() {
-    if !netns::isolate("a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm") {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
+    netns::run_isolated(
+        "a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm",
+        async {
             let server = Server::start().await;
             let broker = Broker::start();
             let mut dash = Dashboard::connect(broker.port, &["roomagent/room2/#"]).await;
@@ -339,5 +333,6 @@ fn a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm() {
             );
             caller.stop().await;
             server.stop().await;
-        });
+        },
+    );
 }

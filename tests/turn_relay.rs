@@ -89,15 +89,7 @@ async fn relayed_call(transport: &str) {
 
 fn run(test: &str, transport: &'static str) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    if !netns::isolate(test) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(relayed_call(transport));
+    netns::run_isolated(test, relayed_call(transport));
 }
 
 #[test]

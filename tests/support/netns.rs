@@ -17,6 +17,20 @@ exec "$@"
 /// A test that has not finished after this long is stopped and reported with its output.
 const LIMIT: Duration = Duration::from_secs(240);
 
+/// Runs a WebRTC test's body on a two-thread tokio runtime inside its own network namespace
+/// (see [`isolate`]); in the parent it only waits for that child.
+pub fn run_isolated(test_name: &str, body: impl std::future::Future<Output = ()>) {
+    if !isolate(test_name) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body);
+}
+
 /// Call first in a WebRTC test. Returns `true` inside the namespace (run the test body);
 /// returns `false` in the parent after the child passed (and panics with the child's output
 /// if it failed or hung).
