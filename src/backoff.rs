@@ -48,6 +48,56 @@ impl Backoff {
     }
 }
 
+/// The reconnect loop every adapter that holds a connection shares, as data: the backoff, and
+/// the last failure so a link that keeps failing the same way logs it once, not every try.
+///
+/// A loop calls [`Reconnect::connected`] once a session is up, [`Reconnect::failed`] with why
+/// an attempt failed or a session ended, then waits [`Reconnect::wait`]. It never gives up.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    backoff: Backoff,
+    last_error: Option<String>,
+}
+
+impl Reconnect {
+    /// Delays grow from `min` to `max` (see [`Backoff`]).
+    pub fn new(min: Duration, max: Duration) -> Reconnect {
+        Reconnect {
+            backoff: Backoff::new(min, max),
+            last_error: None,
+        }
+    }
+
+    /// A session is up: the next failure starts from the shortest delay and is news again.
+    pub fn connected(&mut self) {
+        self.backoff.reset();
+        self.last_error = None;
+    }
+
+    /// Records a failure; `true` when it differs from the previous one (log it loudly then,
+    /// quietly otherwise).
+    pub fn failed(&mut self, reason: &str) -> bool {
+        let news = self.last_error.as_deref() != Some(reason);
+        self.last_error = Some(reason.to_string());
+        news
+    }
+
+    /// Failed attempts since the last connection.
+    pub fn attempts(&self) -> u32 {
+        self.backoff.attempts()
+    }
+
+    /// Sleeps the next delay; `false` when `shutdown` came first.
+    pub async fn wait(&mut self, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+        let delay = self.backoff.next_delay(rand::random::<f64>());
+        tracing::debug!(?delay, "reconnecting after");
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +128,30 @@ mod tests {
         assert_eq!(b.attempts(), 10_000);
         b.reset();
         assert_eq!(b.next_delay(1.0), Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod reconnect_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_failure_is_news_once() {
+        let mut r = Reconnect::new(Duration::from_millis(1), Duration::from_millis(2));
+        assert!(r.failed("refused"));
+        assert!(!r.failed("refused"));
+        assert!(r.failed("timeout"));
+        r.connected();
+        assert!(r.failed("timeout"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_ends_early_on_shutdown() {
+        let mut r = Reconnect::new(Duration::from_secs(60), Duration::from_secs(60));
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        assert!(!r.wait(&stop).await);
+        let live = tokio_util::sync::CancellationToken::new();
+        assert!(r.wait(&live).await);
     }
 }

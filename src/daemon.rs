@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::core::{Action, Agent, AgentState, CallEvent, Command, CommandError, MediaEvent};
 use crate::media::{self, EngineInfo, MediaHandle, MediaOptions, MediaStats};
 use crate::room_server::{self, RoomServerHandle};
-use crate::signaling::rtcpeer;
+use crate::signaling::Outbox;
 
 /// Why a command sent through the handle did not run.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -159,10 +159,11 @@ pub async fn start(
         room_server = Some(handle);
     }
 
-    let opts = rtcpeer::Options::from_config(&config).context("signaling configuration")?;
     let signaling_stop = CancellationToken::new();
-    let (signaling, sig_events, sig_task) = rtcpeer::start(opts, signaling_stop.clone());
-    let sig_task = tokio::spawn(sig_task);
+    let link = crate::signaling::start(&config, signaling_stop.clone())
+        .context("signaling configuration")?;
+    let (signaling, sig_events) = (link.outbox, link.events);
+    let sig_task = tokio::spawn(link.task);
 
     let media_stop = CancellationToken::new();
     let (media, media_events, media_task) = if config.media.enabled {
@@ -292,7 +293,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
 /// Where actions go.
 struct Outputs {
-    signaling: rtcpeer::RtcPeerHandle,
+    signaling: Outbox,
     media: Option<MediaHandle>,
     state: watch::Sender<AgentState>,
     events: broadcast::Sender<CallEvent>,

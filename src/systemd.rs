@@ -330,6 +330,9 @@ mod tests {
 
     fn idle() -> AgentState {
         AgentState {
+            backend: "rtcpeer",
+            audio_forbidden: false,
+            video_forbidden: false,
             registered: true,
             signaling_error: None,
             user_id: Some(1001),

@@ -6,6 +6,7 @@
 
 mod load;
 mod secret;
+mod signaling;
 mod validate;
 
 use std::net::SocketAddr;
@@ -16,6 +17,10 @@ use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, load, load_for, parse};
 pub use secret::{Secret, SecretSource};
+pub use signaling::{
+    Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
+    RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport,
+};
 pub use validate::Purpose;
 
 use crate::core::{AnswerMode, AnswerPolicy, CoreConfig, UserId};
@@ -66,165 +71,6 @@ impl DeviceConfig {
             &self.name
         }
     }
-}
-
-/// `[signaling]`: the RTCPeer-compatible server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SignalingConfig {
-    /// HTTP API base, e.g. `https://meet.example.com/app` (the seed's `host`).
-    pub host: String,
-    /// Control socket path under `host` (WebSocket, `?SID=` appended).
-    pub socket_path: String,
-    /// `deviceType` announced at registration: `tv` for a room appliance.
-    pub device_type: DeviceType,
-    /// TURN relay `host:port` (the seed's `relayServer`).
-    pub relay_server: Option<String>,
-    /// TURN user name.
-    pub relay_username: Option<String>,
-    /// TURN password.
-    pub relay_password: Option<Secret>,
-    /// `relay`: media only through the TURN relay; `all`: direct when possible.
-    pub relay: RelayPolicy,
-    /// Transport to the TURN relay.
-    pub transport: Transport,
-    /// How to log in.
-    pub login: LoginConfig,
-    /// WebSocket ping interval; three missed pongs mean the connection is dead.
-    pub keepalive_s: u64,
-    /// A request without a reply after this long counts as failed.
-    pub request_timeout_s: u64,
-    /// First reconnect delay.
-    pub reconnect_min_ms: u64,
-    /// Longest reconnect delay.
-    pub reconnect_max_ms: u64,
-}
-
-impl Default for SignalingConfig {
-    fn default() -> Self {
-        SignalingConfig {
-            host: "http://127.0.0.1:8080/app".into(),
-            socket_path: "/socket".into(),
-            device_type: DeviceType::Tv,
-            relay_server: None,
-            relay_username: None,
-            relay_password: None,
-            relay: RelayPolicy::All,
-            transport: Transport::Udp,
-            login: LoginConfig::default(),
-            keepalive_s: 20,
-            request_timeout_s: 10,
-            reconnect_min_ms: 500,
-            reconnect_max_ms: 30_000,
-        }
-    }
-}
-
-/// Device types of the dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub enum DeviceType {
-    /// `pc`
-    #[serde(rename = "pc")]
-    Pc,
-    /// `Android`
-    #[serde(rename = "Android")]
-    Android,
-    /// `iOS`
-    #[serde(rename = "iOS")]
-    Ios,
-    /// `webphone`
-    #[serde(rename = "webphone")]
-    Webphone,
-    /// `tv`: a room appliance.
-    #[serde(rename = "tv")]
-    Tv,
-}
-
-impl DeviceType {
-    /// The wire string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceType::Pc => "pc",
-            DeviceType::Android => "Android",
-            DeviceType::Ios => "iOS",
-            DeviceType::Webphone => "webphone",
-            DeviceType::Tv => "tv",
-        }
-    }
-}
-
-/// ICE transport policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RelayPolicy {
-    /// Only relayed candidates (through `relay_server`).
-    Relay,
-    /// Every candidate type.
-    All,
-}
-
-/// Transport to the TURN server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// TURN over UDP.
-    Udp,
-    /// TURN over TCP (for networks that block UDP).
-    Tcp,
-}
-
-/// `[signaling.login]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoginConfig {
-    /// `password` (account name + password) or `docking` (appId/secret signature + account).
-    pub method: LoginMethod,
-    /// Account name for `password`.
-    pub name: Option<String>,
-    /// Password for `password`.
-    pub password: Option<Secret>,
-    /// File holding the password (relative: under `$CREDENTIALS_DIRECTORY`).
-    pub password_file: Option<PathBuf>,
-    /// `appId` for `docking`.
-    pub app_id: Option<String>,
-    /// App secret for `docking` (used for `getSign`).
-    pub secret: Option<Secret>,
-    /// File holding the app secret.
-    pub secret_file: Option<PathBuf>,
-    /// Third-party account for `docking`.
-    pub account: Option<String>,
-    /// Display name for `docking`.
-    pub user_name: Option<String>,
-}
-
-impl LoginConfig {
-    /// Where the password comes from.
-    pub fn password_source(&self) -> SecretSource {
-        SecretSource {
-            inline: self.password.clone(),
-            file: self.password_file.clone(),
-        }
-    }
-
-    /// Where the app secret comes from.
-    pub fn secret_source(&self) -> SecretSource {
-        SecretSource {
-            inline: self.secret.clone(),
-            file: self.secret_file.clone(),
-        }
-    }
-}
-
-/// Login methods of the dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoginMethod {
-    /// `account` / `login` with name and password.
-    #[default]
-    Password,
-    /// `getSign` + `dockingLogin`.
-    Docking,
 }
 
 /// `[answer]`: the auto-answer policy.
@@ -638,6 +484,8 @@ impl Config {
             },
             device_name: self.device.display_name().to_string(),
             connect_timeout: Duration::from_secs(self.answer.connect_timeout_s),
+            backend: self.signaling.backend.as_str(),
+            per_participant_media: self.signaling.backend == Backend::RtcPeer,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use url::Url;
 
-use super::{Config, LoginMethod, RelayPolicy, Transport};
+use super::{Backend, Config, LoginMethod, RelayPolicy, Transport};
 use crate::core::AnswerMode;
 
 /// What the configuration is going to be used for; decides which sections must be complete.
@@ -55,101 +55,7 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         );
     }
 
-    let s = &c.signaling;
-    match Url::parse(&s.host) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        Ok(u) => err(
-            "signaling.host",
-            format!(
-                "{:?} must be an http:// or https:// URL, not {}://",
-                s.host,
-                u.scheme()
-            ),
-        ),
-        Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
-    }
-    if !s.socket_path.starts_with('/') {
-        err(
-            "signaling.socket_path",
-            format!("{:?} must start with '/'", s.socket_path),
-        );
-    }
-    if let Some(relay) = &s.relay_server {
-        if !valid_host_port(relay) {
-            err(
-                "signaling.relay_server",
-                format!(
-                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
-                ),
-            );
-        }
-    } else if s.relay == RelayPolicy::Relay {
-        err(
-            "signaling.relay",
-            "\"relay\" sends media only through the TURN relay, so signaling.relay_server is required".into(),
-        );
-    } else if s.transport == Transport::Tcp {
-        err(
-            "signaling.transport",
-            "\"tcp\" means TURN over TCP, so signaling.relay_server is required".into(),
-        );
-    }
-    if s.keepalive_s == 0 {
-        err("signaling.keepalive_s", "must be at least 1".into());
-    }
-    if s.request_timeout_s == 0 {
-        err("signaling.request_timeout_s", "must be at least 1".into());
-    }
-    if s.reconnect_min_ms == 0 {
-        err("signaling.reconnect_min_ms", "must be at least 1".into());
-    }
-    if s.reconnect_max_ms < s.reconnect_min_ms {
-        err(
-            "signaling.reconnect_max_ms",
-            format!(
-                "must not be below reconnect_min_ms ({})",
-                s.reconnect_min_ms
-            ),
-        );
-    }
-
-    let l = &s.login;
-    match l.method {
-        LoginMethod::Password => {
-            if l.name.as_deref().is_none_or(str::is_empty) {
-                err(
-                    "signaling.login.name",
-                    "missing: the account name to log in with".into(),
-                );
-            }
-            if l.password.is_none() && l.password_file.is_none() {
-                err(
-                    "signaling.login.password",
-                    "missing: set password, or password_file for a file/systemd credential".into(),
-                );
-            }
-        }
-        LoginMethod::Docking => {
-            if l.app_id.as_deref().is_none_or(str::is_empty) {
-                err(
-                    "signaling.login.app_id",
-                    "missing: docking login needs the appId".into(),
-                );
-            }
-            if l.secret.is_none() && l.secret_file.is_none() {
-                err(
-                    "signaling.login.secret",
-                    "missing: docking login needs the app secret (secret or secret_file)".into(),
-                );
-            }
-            if l.account.as_deref().is_none_or(str::is_empty) {
-                err(
-                    "signaling.login.account",
-                    "missing: docking login needs the third-party account".into(),
-                );
-            }
-        }
-    }
+    check_signaling(c, &mut err);
 
     let m = &c.media;
     let mut range = |key: &str, v: u32, lo: u32, hi: u32| {
@@ -381,6 +287,191 @@ fn valid_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
         None => false,
+    }
+}
+
+/// `[signaling]`: the timing every backend uses, then the chosen backend's own keys.
+fn check_signaling(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let s = &c.signaling;
+    if s.keepalive_s == 0 {
+        err("signaling.keepalive_s", "must be at least 1".into());
+    }
+    if s.request_timeout_s == 0 {
+        err("signaling.request_timeout_s", "must be at least 1".into());
+    }
+    if s.reconnect_min_ms == 0 {
+        err("signaling.reconnect_min_ms", "must be at least 1".into());
+    }
+    if s.reconnect_max_ms < s.reconnect_min_ms {
+        err(
+            "signaling.reconnect_max_ms",
+            format!(
+                "must not be below reconnect_min_ms ({})",
+                s.reconnect_min_ms
+            ),
+        );
+    }
+
+    match s.backend {
+        Backend::RtcPeer => check_rtcpeer(c, err),
+        Backend::Rtm => check_rtm(c, err),
+    }
+}
+
+/// The RTCPeer keys directly under `[signaling]`.
+fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let s = &c.signaling;
+    match Url::parse(&s.host) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        Ok(u) => err(
+            "signaling.host",
+            format!(
+                "{:?} must be an http:// or https:// URL, not {}://",
+                s.host,
+                u.scheme()
+            ),
+        ),
+        Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
+    }
+    if !s.socket_path.starts_with('/') {
+        err(
+            "signaling.socket_path",
+            format!("{:?} must start with '/'", s.socket_path),
+        );
+    }
+    if let Some(relay) = &s.relay_server {
+        if !valid_host_port(relay) {
+            err(
+                "signaling.relay_server",
+                format!(
+                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
+                ),
+            );
+        }
+    } else if s.relay == RelayPolicy::Relay {
+        err(
+            "signaling.relay",
+            "\"relay\" sends media only through the TURN relay, so signaling.relay_server is required".into(),
+        );
+    } else if s.transport == Transport::Tcp {
+        err(
+            "signaling.transport",
+            "\"tcp\" means TURN over TCP, so signaling.relay_server is required".into(),
+        );
+    }
+    let l = &s.login;
+    match l.method {
+        LoginMethod::Password => {
+            if l.name.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.name",
+                    "missing: the account name to log in with".into(),
+                );
+            }
+            if l.password.is_none() && l.password_file.is_none() {
+                err(
+                    "signaling.login.password",
+                    "missing: set password, or password_file for a file/systemd credential".into(),
+                );
+            }
+        }
+        LoginMethod::Docking => {
+            if l.app_id.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.app_id",
+                    "missing: docking login needs the appId".into(),
+                );
+            }
+            if l.secret.is_none() && l.secret_file.is_none() {
+                err(
+                    "signaling.login.secret",
+                    "missing: docking login needs the app secret (secret or secret_file)".into(),
+                );
+            }
+            if l.account.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "signaling.login.account",
+                    "missing: docking login needs the third-party account".into(),
+                );
+            }
+        }
+    }
+}
+
+/// `[signaling.rtm]`.
+fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let r = &c.signaling.rtm;
+    if r.pid <= 0 || r.pid > i64::from(u32::MAX) {
+        err(
+            "signaling.rtm.pid",
+            "missing or out of range: the RTM project id (a positive 32-bit number)".into(),
+        );
+    }
+    if r.uid <= 0 {
+        err(
+            "signaling.rtm.uid",
+            "missing: the device's RTM user id (a positive number)".into(),
+        );
+    }
+    if r.token.is_none() && r.token_file.is_none() {
+        err(
+            "signaling.rtm.token",
+            "missing: set token, or token_file for a file/systemd credential (the token comes from your business back end)".into(),
+        );
+    }
+    match (&r.dispatch, &r.gate) {
+        (None, None) => err(
+            "signaling.rtm.gate",
+            "missing: set gate (host:port of an RTM gate) or dispatch (host:port of the dispatch service)".into(),
+        ),
+        (Some(_), Some(_)) => err(
+            "signaling.rtm.dispatch",
+            "give either dispatch or gate, not both".into(),
+        ),
+        _ => {}
+    }
+    for (key, v) in [
+        ("dispatch", &r.dispatch),
+        ("gate", &r.gate),
+        ("rtc_gate", &r.rtc_gate),
+    ] {
+        if let Some(v) = v
+            && !valid_host_port(v)
+        {
+            err(
+                &format!("signaling.rtm.{key}"),
+                format!("{v:?} must be host:port (e.g. rtm.example.com:13321)"),
+            );
+        }
+    }
+    if let Some(e) = &r.encryption {
+        if !matches!(e.bits, 128 | 256) {
+            err(
+                "signaling.rtm.encryption.bits",
+                format!("{} is not an AES key size: use 128 or 256", e.bits),
+            );
+        }
+        if !e.public_key_file.exists() {
+            err(
+                "signaling.rtm.encryption.public_key_file",
+                format!("{} does not exist", e.public_key_file.display()),
+            );
+        }
+    }
+    if r.command_mtype.is_some_and(|t| !(0..=255).contains(&t)) {
+        err("signaling.rtm.command_mtype", "an mtype is 0-255".into());
+    }
+    if c.signaling.keepalive_s > 40 {
+        err(
+            "signaling.keepalive_s",
+            format!(
+                "{} s is too long for RTM: a gate closes a connection silent for 60 s (use 40 or less)",
+                c.signaling.keepalive_s
+            ),
+        );
+    }
+    if r.version.len() > 64 {
+        err("signaling.rtm.version", "at most 64 characters".into());
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::input::MediaSignal;
 use super::state::AgentState;
-use super::types::{CallType, ClientId, Peer, RoomId, UserId};
+use super::types::{CallType, ClientId, ModeratorOrder, Peer, RoomId, UserId};
 
 /// One thing to do, in order. Drain them with [`crate::core::Agent::poll_action`].
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +110,15 @@ pub enum Outgoing {
         room_id: RoomId,
         /// Our client id while sharing.
         share_id: Option<ClientId>,
+    },
+    /// The result of a [`crate::core::SignalingEvent::RemoteCommand`], to its sender.
+    CommandReply {
+        /// The sender of the command.
+        to: UserId,
+        /// The command's tag.
+        tag: String,
+        /// `Err` says why it was refused.
+        result: Result<(), String>,
     },
     /// A `media/*` message to one participant.
     Media {
@@ -217,6 +226,22 @@ pub enum CallEvent {
         /// The room, if we got that far.
         room_id: Option<RoomId>,
     },
+    /// A text message reached the device.
+    Message {
+        /// The sender.
+        from: UserId,
+        /// The room, for a room message.
+        room_id: Option<RoomId>,
+        /// The application's message type.
+        kind: i64,
+        /// The text.
+        text: String,
+    },
+    /// The room's moderator gave an order about our microphone or camera.
+    Moderated {
+        /// Which.
+        order: ModeratorOrder,
+    },
     /// Something failed that a person should know about; the agent carries on.
     Error {
         /// What.
@@ -249,6 +274,8 @@ pub enum EndReason {
     Kicked,
     /// Our account entered the room from another device.
     Replaced,
+    /// The server moved us into another room.
+    MovedToAnotherRoom,
     /// The caller cancelled before we answered.
     Cancelled,
     /// We declined the incoming call.

@@ -1,5 +1,7 @@
 //! The call/room state machine.
 
+mod remote;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,11 @@ pub struct CoreConfig {
     pub device_name: String,
     /// After we agreed to a call, how long the caller has to enter the room.
     pub connect_timeout: Duration,
+    /// The signaling backend's name, reported in the state.
+    pub backend: &'static str,
+    /// Media runs as one session per participant, negotiated over signaling (WebRTC). Off
+    /// for backends whose rooms carry media through a server of their own.
+    pub per_participant_media: bool,
 }
 
 impl Default for CoreConfig {
@@ -35,6 +42,8 @@ impl Default for CoreConfig {
             policy: AnswerPolicy::default(),
             device_name: "roomagent".into(),
             connect_timeout: Duration::from_secs(20),
+            backend: "rtcpeer",
+            per_participant_media: true,
         }
     }
 }
@@ -64,6 +73,12 @@ pub enum CommandError {
     /// `volume` above 100.
     #[error("volume {0} is out of range 0-100")]
     VolumeOutOfRange(u8),
+    /// `unmute` while the room's moderator forbids audio.
+    #[error("the room's moderator forbade sending audio; it cannot be unmuted until they allow it")]
+    AudioForbidden,
+    /// `camera_on` while the room's moderator forbids video.
+    #[error("the room's moderator forbade sending video; the camera stays off until they allow it")]
+    VideoForbidden,
 }
 
 /// The agent core: call lifecycle, room membership, mute/camera state and auto-answer.
@@ -91,6 +106,8 @@ pub struct Agent {
     phase: Phase,
     mic_muted: bool,
     muted_by_host: bool,
+    audio_forbidden: bool,
+    video_forbidden: bool,
     camera_on: bool,
     sharing: bool,
     volume: u8,
@@ -208,6 +225,8 @@ impl Agent {
             phase: Phase::Idle,
             mic_muted: false,
             muted_by_host: false,
+            audio_forbidden: false,
+            video_forbidden: false,
             camera_on: true,
             sharing: false,
             volume: 80,
@@ -283,6 +302,7 @@ impl Agent {
             ),
         };
         AgentState {
+            backend: self.cfg.backend,
             registered: self.registered,
             signaling_error: self.signaling_error.clone(),
             user_id: self.me,
@@ -292,6 +312,8 @@ impl Agent {
             members,
             mic_muted: self.mic_muted,
             muted_by_host: self.muted_by_host,
+            audio_forbidden: self.audio_forbidden,
+            video_forbidden: self.video_forbidden,
             camera_on: self.camera_on,
             sharing: self.sharing,
             volume: self.volume,
@@ -377,6 +399,8 @@ impl Agent {
             self.media(MediaCommand::SetMicMuted(false));
         }
         self.muted_by_host = false;
+        self.audio_forbidden = false;
+        self.video_forbidden = false;
         self.sharing = false;
         self.event(CallEvent::Ended { reason, room_id });
     }
@@ -433,6 +457,23 @@ impl Agent {
             RejectReason::Local => EndReason::Rejected,
             RejectReason::RingTimeout => EndReason::RingTimeout,
         });
+    }
+
+    /// Ends the call in whatever phase it is: declines a ringing call, cancels a dial, leaves
+    /// a room.
+    fn hang_up(&mut self, reason: EndReason) {
+        match &self.phase {
+            Phase::Idle => {}
+            Phase::Ringing(_) | Phase::Answering(_) => self.reject(RejectReason::Local),
+            Phase::Dialing(d) => {
+                if d.step != DialStep::CreatingRoom {
+                    let to = d.target.clone();
+                    self.send(Outgoing::Cancel { to });
+                }
+                self.end_call(reason);
+            }
+            Phase::Meeting(_) => self.leave_room(reason),
+        }
     }
 
     fn enter(&mut self, meeting: Meeting) {
@@ -586,6 +627,24 @@ impl Agent {
                         room.host_id = Some(client_id);
                     }
                 }
+            }
+            SignalingEvent::PulledIntoRoom { room_id, call_type } => {
+                self.on_pulled(room_id, call_type)
+            }
+            SignalingEvent::Moderated { order } => self.on_moderated(order),
+            SignalingEvent::Message {
+                from,
+                room_id,
+                kind,
+                text,
+            } => self.event(CallEvent::Message {
+                from,
+                room_id,
+                kind,
+                text,
+            }),
+            SignalingEvent::RemoteCommand { from, tag, command } => {
+                self.on_remote_command(now, from, tag, command)
             }
             SignalingEvent::Media {
                 room_id,
@@ -792,7 +851,7 @@ impl Agent {
                 m.offered.remove(peer);
                 m.video_in.remove(peer);
             }
-            for peer in fresh.keys() {
+            for peer in fresh.keys().filter(|_| self.cfg.per_participant_media) {
                 if !m.sessions.contains_key(peer) {
                     m.sessions.insert(*peer, MediaState::Connecting);
                     m.offered.insert(*peer, 0);
@@ -1081,18 +1140,12 @@ impl Agent {
                 Phase::Ringing(_) => self.reject(RejectReason::Local),
                 _ => return Err(CommandError::NotRinging),
             },
-            Command::Hangup | Command::Leave => match &self.phase {
-                Phase::Idle => return Err(CommandError::NoCall),
-                Phase::Ringing(_) | Phase::Answering(_) => self.reject(RejectReason::Local),
-                Phase::Dialing(d) => {
-                    if d.step != DialStep::CreatingRoom {
-                        let to = d.target.clone();
-                        self.send(Outgoing::Cancel { to });
-                    }
-                    self.end_call(EndReason::LocalHangup);
+            Command::Hangup | Command::Leave => {
+                if matches!(self.phase, Phase::Idle) {
+                    return Err(CommandError::NoCall);
                 }
-                Phase::Meeting(_) => self.leave_room(EndReason::LocalHangup),
-            },
+                self.hang_up(EndReason::LocalHangup);
+            }
             Command::Dial { user } => {
                 self.idle_and_registered()?;
                 if Some(user) == self.me {
@@ -1115,33 +1168,14 @@ impl Agent {
                 self.idle_and_registered()?;
                 self.enter(Meeting::new(room, CallType::Video, Origin::Joined));
             }
+            Command::Unmute if self.audio_forbidden => return Err(CommandError::AudioForbidden),
+            Command::CameraOn if self.video_forbidden => return Err(CommandError::VideoForbidden),
             Command::Mute | Command::Unmute => {
                 let muted = command == Command::Mute;
                 self.muted_by_host &= muted;
-                if self.mic_muted != muted {
-                    self.mic_muted = muted;
-                    self.media(MediaCommand::SetMicMuted(muted));
-                    if let Phase::Meeting(m) = &self.phase
-                        && m.present()
-                    {
-                        let room_id = m.room_id;
-                        self.send(Outgoing::AnnounceMute { room_id, muted });
-                    }
-                }
+                self.set_mic(muted);
             }
-            Command::CameraOn | Command::CameraOff => {
-                let on = command == Command::CameraOn;
-                if self.camera_on != on {
-                    self.camera_on = on;
-                    self.media(MediaCommand::SetCameraOn(on));
-                    if let Phase::Meeting(m) = &self.phase
-                        && m.present()
-                    {
-                        let room_id = m.room_id;
-                        self.send(Outgoing::AnnounceVideo { room_id, video: on });
-                    }
-                }
-            }
+            Command::CameraOn | Command::CameraOff => self.set_camera(command == Command::CameraOn),
             Command::ShareStart | Command::ShareStop => {
                 let on = command == Command::ShareStart;
                 let Phase::Meeting(m) = &self.phase else {

@@ -1,6 +1,6 @@
 //! What the core consumes: signaling events, local commands and media events.
 
-use super::types::{CallType, ClientId, Member, Peer, RoomId, RoomInfo, UserId};
+use super::types::{CallType, ClientId, Member, ModeratorOrder, Peer, RoomId, RoomInfo, UserId};
 
 /// Something the signaling backend reported, already translated from the wire.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +151,40 @@ pub enum SignalingEvent {
         room_id: RoomId,
         /// The new host.
         client_id: ClientId,
+    },
+    /// The server put us into a room without asking (a forced join by the customer's back
+    /// end): we are entering it, leaving any other call.
+    PulledIntoRoom {
+        /// The room.
+        room_id: RoomId,
+        /// Its type.
+        call_type: CallType,
+    },
+    /// An order about our microphone or camera from whoever runs the room.
+    Moderated {
+        /// What to do.
+        order: ModeratorOrder,
+    },
+    /// A text message to the device (one-to-one, or to a room it is in).
+    Message {
+        /// The sender.
+        from: UserId,
+        /// The room, for a room message.
+        room_id: Option<RoomId>,
+        /// The application's message type.
+        kind: i64,
+        /// The text.
+        text: String,
+    },
+    /// A command sent by a remote user (a back end that speaks only signaling); the result
+    /// goes back to them as [`crate::core::Outgoing::CommandReply`].
+    RemoteCommand {
+        /// Who sent it (the reply goes to them).
+        from: UserId,
+        /// Echoed in the reply so the sender can match it.
+        tag: String,
+        /// What to do.
+        command: Command,
     },
     /// A `media/*` message from another participant.
     Media {

@@ -21,4 +21,4 @@ pub use input::{Command, MediaEvent, MediaSignal, RequestKind, SignalingEvent};
 pub use policy::{AnswerMode, AnswerPolicy};
 pub use state::{AgentState, CallPhase, MediaState, MemberState};
 pub use timers::Timer;
-pub use types::{CallType, ClientId, Member, Peer, RoomId, RoomInfo, UserId};
+pub use types::{CallType, ClientId, Member, ModeratorOrder, Peer, RoomId, RoomInfo, UserId};

@@ -58,6 +58,8 @@ pub struct MemberState {
 /// A snapshot of everything the core knows that a person would check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentState {
+    /// The signaling backend (`rtcpeer`, `rtm`).
+    pub backend: &'static str,
     /// Registered with the signaling server (can be called).
     pub registered: bool,
     /// Why the device is not registered, when it is not (e.g. a refused login).
@@ -76,6 +78,10 @@ pub struct AgentState {
     pub mic_muted: bool,
     /// Muted by the host (cleared by any unmute).
     pub muted_by_host: bool,
+    /// The room's moderator forbade sending audio: the device cannot unmute until allowed.
+    pub audio_forbidden: bool,
+    /// The room's moderator forbade sending video: the camera stays off until allowed.
+    pub video_forbidden: bool,
     /// Camera sending.
     pub camera_on: bool,
     /// HDMI capture shared as the screen.

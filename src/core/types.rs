@@ -94,3 +94,23 @@ pub struct RoomInfo {
     /// The host's client id (`superModeId`), when there is one.
     pub host_id: Option<ClientId>,
 }
+
+/// An order about our own microphone or camera from whoever runs the room (an administrator,
+/// or the customer's back end), as opposed to a participant's wish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ModeratorOrder {
+    /// Stop sending audio; the device may not unmute until allowed again.
+    ForbidAudio,
+    /// Sending audio is allowed again (the microphone stays as it is).
+    AllowAudio,
+    /// Stop sending video; the camera may not be turned on until allowed again.
+    ForbidVideo,
+    /// Sending video is allowed again (the camera stays as it is).
+    AllowVideo,
+    /// Mute the microphone now (the device may unmute later).
+    CloseMic,
+    /// Turn the camera off now (the device may turn it on later).
+    CloseCamera,
+}

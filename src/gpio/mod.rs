@@ -338,6 +338,9 @@ mod tests {
 
     fn state(call: CallPhase, registered: bool) -> AgentState {
         AgentState {
+            backend: "rtcpeer",
+            audio_forbidden: false,
+            video_forbidden: false,
             registered,
             signaling_error: None,
             user_id: Some(1),

@@ -4,6 +4,7 @@ mod commands;
 mod incoming;
 mod meeting;
 mod outgoing;
+mod remote;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ impl Harness {
             policy,
             device_name: "Room 101".into(),
             connect_timeout: Duration::from_secs(20),
+            ..CoreConfig::default()
         };
         let mut h = Harness {
             agent: Agent::new(cfg),

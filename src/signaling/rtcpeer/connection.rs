@@ -135,7 +135,7 @@ pub(super) async fn run(
             _ = shutdown.cancelled() => {
                 // Send what the core queued last (typically `meeting/exit`), then close.
                 while let Ok(out) = cmds.try_recv() {
-                    let req = translate::request(&me, &out);
+                    let Some(req) = translate::request(&me, &out) else { continue };
                     let text = wire::frame(req.module, req.method, None, &req.body);
                     if ws.send(Message::text(text)).await.is_err() {
                         break;
@@ -176,7 +176,10 @@ pub(super) async fn run(
             }
             out = cmds.recv() => {
                 let Some(out) = out else { return End::Shutdown };
-                let req = translate::request(&me, &out);
+                let Some(req) = translate::request(&me, &out) else {
+                    debug!(?out, "nothing to send for this in the RTCPeer dialect");
+                    continue;
+                };
                 let id = next_id.to_string();
                 next_id += 1;
                 let text = wire::frame(req.module, req.method, Some(&Value::from(id.clone())), &req.body);

@@ -1,8 +1,7 @@
 //! The RTCPeer signaling adapter: HTTP login, the WebSocket control socket, registration,
 //! keep-alive and reconnection.
 //!
-//! [`start`] returns a cheap [`RtcPeerHandle`] that sends [`Outgoing`] messages, a receiver
-//! of [`SignalingEvent`]s, and the task future that owns the connection. The task logs in,
+//! [`start`] returns the [`Link`] of the signaling seam ([`super`]). The task logs in,
 //! registers, and then translates frames both ways until the connection dies; it reconnects
 //! with exponential backoff and jitter, forever, logging in again each time (a restarted
 //! server has forgotten our session). After every successful registration it emits
@@ -15,18 +14,17 @@ pub mod login;
 pub mod translate;
 pub mod wire;
 
-use std::future::Future;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use url::Url;
 
-use crate::backoff::Backoff;
+use super::{Ends, Link};
+use crate::backoff::Reconnect;
 use crate::config::{Config, LoginMethod};
-use crate::core::{Outgoing, SignalingEvent};
+use crate::core::SignalingEvent;
 
 pub use login::{Credentials, LoginError, Session};
 
@@ -131,59 +129,27 @@ impl Options {
     }
 }
 
-/// Sends messages to the signaling server. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct RtcPeerHandle {
-    tx: mpsc::Sender<Outgoing>,
+/// Starts the adapter. Spawn the link's task; it ends when `shutdown` is cancelled.
+pub fn start(opts: Options, shutdown: CancellationToken) -> Link {
+    let (ends, outbox, events) = super::channels();
+    Link::new(outbox, events, run(opts, ends, shutdown))
 }
 
-impl RtcPeerHandle {
-    /// Queues a message. Returns `false` if the queue is full or the task ended; the message
-    /// is dropped (the core restores state after reconnects, so nothing waits on it).
-    pub fn send(&self, out: Outgoing) -> bool {
-        match self.tx.try_send(out) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(error = %e, "signaling queue refused a message");
-                false
-            }
-        }
-    }
-}
-
-/// Starts the adapter. Spawn the returned future; it ends when `shutdown` is cancelled,
-/// after sending what was queued.
-pub fn start(
-    opts: Options,
-    shutdown: CancellationToken,
-) -> (
-    RtcPeerHandle,
-    mpsc::Receiver<SignalingEvent>,
-    impl Future<Output = ()> + Send + 'static,
-) {
-    let (tx, rx) = mpsc::channel(256);
-    let (ev_tx, ev_rx) = mpsc::channel(256);
-    (RtcPeerHandle { tx }, ev_rx, run(opts, rx, ev_tx, shutdown))
-}
-
-async fn run(
-    opts: Options,
-    mut cmds: mpsc::Receiver<Outgoing>,
-    events: mpsc::Sender<SignalingEvent>,
-    shutdown: CancellationToken,
-) {
+async fn run(opts: Options, ends: Ends, shutdown: CancellationToken) {
+    let Ends {
+        outgoing: mut cmds,
+        events,
+    } = ends;
     let http = login::http_client(opts.request_timeout);
-    let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max);
-    let mut last_error: Option<String> = None;
+    let mut reconnect = Reconnect::new(opts.reconnect_min, opts.reconnect_max);
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = connection::connect(&opts, &http) => r,
         };
-        match attempt {
+        let reason = match attempt {
             Ok((ws, session)) => {
-                backoff.reset();
-                last_error = None;
+                reconnect.connected();
                 while let Ok(stale) = cmds.try_recv() {
                     debug!(?stale, "dropping a message queued while disconnected");
                 }
@@ -205,42 +171,33 @@ async fn run(
                     connection::End::Shutdown => return,
                     connection::End::Lost(reason) => {
                         warn!(%reason, "signaling connection lost; reconnecting");
-                        if events
-                            .send(SignalingEvent::Disconnected { reason })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+                        reason
                     }
                 }
             }
             Err(e) => {
                 let reason = e.to_string();
-                if last_error.as_deref() != Some(reason.as_str()) {
+                if reconnect.failed(&reason) {
                     if e.is_auth() {
                         error!(%reason, "cannot log in to the signaling server; will keep retrying");
                     } else {
                         warn!(%reason, "cannot connect to the signaling server; will keep retrying");
                     }
                 } else {
-                    debug!(%reason, attempt = backoff.attempts(), "still cannot connect");
+                    debug!(%reason, attempt = reconnect.attempts(), "still cannot connect");
                 }
-                last_error = Some(reason.clone());
-                if events
-                    .send(SignalingEvent::Disconnected { reason })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+                reason
             }
+        };
+        if events
+            .send(SignalingEvent::Disconnected { reason })
+            .await
+            .is_err()
+        {
+            return;
         }
-        let delay = backoff.next_delay(rand::random::<f64>());
-        debug!(?delay, "reconnecting after");
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        if !reconnect.wait(&shutdown).await {
+            return;
         }
     }
 }

@@ -53,8 +53,9 @@ fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// The wire request for a core [`Outgoing`].
-pub fn request(me: &Identity, out: &Outgoing) -> Request {
+/// The wire request for a core [`Outgoing`]; `None` for what the dialect has no word for
+/// (replies to commands sent by message, which this dialect never delivers).
+pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
     let req = |module, method, body: Value| Request {
         module,
         method,
@@ -68,7 +69,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Request {
             ..call_msg(me, to)
         })
     };
-    match out {
+    Some(match out {
+        Outgoing::CommandReply { .. } => return None,
         Outgoing::Ringing { to } => req("call", "doEvent", ev(to, event::RINGING)),
         Outgoing::Busy { to } => req("call", "doEvent", ev(to, event::BUSY)),
         Outgoing::Connected {
@@ -218,7 +220,7 @@ pub fn request(me: &Identity, out: &Outgoing) -> Request {
                 ),
             }
         }
-    }
+    })
 }
 
 /// A request of ours that awaits its reply.
@@ -483,7 +485,8 @@ mod tests {
                     device_type: Some("webphone".into()),
                 },
             },
-        );
+        )
+        .unwrap();
         assert_eq!((r.module, r.method), ("call", "doEvent"));
         assert_eq!(
             r.body,
@@ -499,7 +502,8 @@ mod tests {
                 room_id: 9,
                 muted: true,
             },
-        );
+        )
+        .unwrap();
         assert_eq!((r.module, r.method), ("meeting", "muteMsg"));
         assert_eq!(r.body, json!({"userId":100,"roomId":9,"isMute":true}));
     }
