@@ -103,9 +103,10 @@ pub fn status_line(s: &AgentState) -> String {
         |id: Option<i64>| id.map_or_else(|| "someone".to_string(), |id| format!("user {id}"));
     let mut line = match s.call {
         CallPhase::Idle => match (s.registered, &s.signaling_error) {
-            (true, _) => match s.user_id {
-                Some(id) => format!("registered as user {id}, idle"),
-                None => "registered, idle".into(),
+            (true, _) => match (s.backend, s.user_id) {
+                ("rtm", Some(id)) => format!("authenticated to the RTM gate as uid {id}, idle"),
+                (_, Some(id)) => format!("registered as user {id}, idle"),
+                (_, None) => "registered, idle".into(),
             },
             (false, Some(e)) => format!("not registered: {e}"),
             (false, None) => "connecting to the signaling server".into(),
@@ -368,6 +369,14 @@ mod tests {
     fn status_says_what_a_person_wants_to_know() {
         let mut s = idle();
         assert_eq!(status_line(&s), "registered as user 1001, idle");
+        let rtm = AgentState {
+            backend: "rtm",
+            ..s.clone()
+        };
+        assert_eq!(
+            status_line(&rtm),
+            "authenticated to the RTM gate as uid 1001, idle"
+        );
 
         s.registered = false;
         s.signaling_error = Some("login refused: wrong password".into());

@@ -805,6 +805,7 @@ impl Agent {
             (RequestKind::Enter, Phase::Meeting(m)) if !m.present() => {
                 self.end_call(EndReason::Error(text))
             }
+            (RequestKind::Enter, Phase::Answering(_)) => self.end_call(EndReason::Error(text)),
             _ => {
                 warn!(%text, "signaling request failed");
                 self.event(CallEvent::Error { message: text });

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod mqtt;
 pub mod netns;
+pub mod rtm_gate;
 pub mod service;
 pub mod turn;
 

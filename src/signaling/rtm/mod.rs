@@ -1,19 +1,219 @@
-//! RTM over FPNN (being written).
-use crate::config::Config;
+//! The RTM backend: the device as a user of an RTM project, over FPNN on TCP.
+//!
+//! An app built on RTM puts the room appliance into its RTC rooms from its business back end
+//! (invites, forced pulls, kicks, admin commands) and may run it by message. The backend:
+//!
+//! * finds a gate (a fixed `gate`, or the dispatch service's `which`), opens FPNN over TCP,
+//!   optionally encrypted with the gate's public key ([`fpnn::crypto`]), and logs in with
+//!   `auth {pid, uid, token, version}`; the token file is read again on every attempt, so a
+//!   freshly provisioned token is picked up without a restart;
+//! * keeps the link alive with FPNN's `*ping`, answers the gate's own `ping`, and calls the
+//!   gate dead when an answer misses its deadline or nothing arrives for too long;
+//! * translates RTC-room pushes into core events and the core's requests into quests
+//!   ([`session::Session`], sans-IO and unit-tested on virtual time);
+//! * reconnects forever; after each login the core re-enters the room it was in.
+//!
+//! Media over RTM's own RTC gate is not carried here: an RTM call has no per-participant
+//! WebRTC sessions ([`crate::core::CoreConfig::per_participant_media`] is off).
+
+mod connection;
+pub mod fpnn;
+pub mod session;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
 use tokio_util::sync::CancellationToken;
-/// placeholder
-#[derive(Debug, thiserror::Error)]
-#[error("x")]
-pub struct OptionsError;
-/// placeholder
-pub struct Options;
+use tracing::{debug, error, info};
+
+use super::{Ends, Link};
+use crate::backoff::Reconnect;
+use crate::config::{Config, PullPolicy, RtmCipherMode, RtmCurve, SecretSource};
+use crate::core::SignalingEvent;
+
+/// Everything the backend needs. The token is not read here: it is read on every login.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Project id.
+    pub pid: i64,
+    /// The device's uid.
+    pub uid: i64,
+    /// Where the token comes from.
+    pub token: SecretSource,
+    /// How to find the gate.
+    pub gate: GateAddress,
+    /// Encrypt the connection.
+    pub encryption: Option<Encryption>,
+    /// What a forced pull does.
+    pub pull: PullPolicy,
+    /// Messages of this type carry commands.
+    pub command_mtype: Option<i64>,
+    /// `version` in `auth`.
+    pub version: String,
+    /// `*ping` after this long without sending anything.
+    pub keepalive: Duration,
+    /// Deadline for every answer (and for connecting).
+    pub request_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+}
+
+/// Where the RTM gate is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAddress {
+    /// A fixed `host:port`.
+    Fixed(String),
+    /// Ask this dispatch service (`host:port`) with `which`.
+    Dispatch(String),
+}
+
+/// The encrypted connection's settings, with the key already read.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// The gate's public key.
+    pub server_key: fpnn::ServerKey,
+    /// AES key size.
+    pub bits: fpnn::KeyBits,
+    /// Stream or package mode.
+    pub mode: fpnn::Mode,
+}
+
+/// A problem turning the configuration into [`Options`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// Neither `gate` nor `dispatch`.
+    #[error("signaling.rtm: set gate or dispatch")]
+    NoGate,
+    /// The public key file could not be read or parsed.
+    #[error("signaling.rtm.encryption.public_key_file {path}: {problem}")]
+    PublicKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
 impl Options {
-    /// placeholder
-    pub fn from_config(_c: &Config) -> Result<Options, OptionsError> {
-        Err(OptionsError)
+    /// Builds options from a validated configuration, reading the gate's public key.
+    pub fn from_config(c: &Config) -> Result<Options, OptionsError> {
+        let s = &c.signaling;
+        let r = &s.rtm;
+        let gate = match (&r.gate, &r.dispatch) {
+            (Some(g), _) => GateAddress::Fixed(g.clone()),
+            (None, Some(d)) => GateAddress::Dispatch(d.clone()),
+            (None, None) => return Err(OptionsError::NoGate),
+        };
+        let encryption = r.encryption.as_ref().map(read_encryption).transpose()?;
+        Ok(Options {
+            pid: r.pid,
+            uid: r.uid,
+            token: r.token_source(),
+            gate,
+            encryption,
+            pull: r.pull,
+            command_mtype: r.command_mtype,
+            version: r.version.clone(),
+            keepalive: Duration::from_secs(s.keepalive_s),
+            request_timeout: Duration::from_secs(s.request_timeout_s),
+            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+        })
     }
 }
-/// placeholder
-pub fn start(_o: Options, _s: CancellationToken) -> super::Link {
-    unreachable!()
+
+fn read_encryption(e: &crate::config::RtmEncryption) -> Result<Encryption, OptionsError> {
+    let problem = |problem: String| OptionsError::PublicKey {
+        path: e.public_key_file.clone(),
+        problem,
+    };
+    let bytes = std::fs::read(&e.public_key_file).map_err(|err| problem(err.to_string()))?;
+    let server_key = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => fpnn::ServerKey::from_pem(text),
+        _ => {
+            let curve = match e.curve {
+                RtmCurve::Secp256k1 => fpnn::Curve::Secp256k1,
+                RtmCurve::Secp256r1 => fpnn::Curve::Secp256r1,
+            };
+            fpnn::ServerKey::from_raw(curve, &bytes)
+        }
+    }
+    .map_err(|err| problem(err.to_string()))?;
+    Ok(Encryption {
+        server_key,
+        bits: if e.bits == 256 {
+            fpnn::KeyBits::Aes256
+        } else {
+            fpnn::KeyBits::Aes128
+        },
+        mode: match e.mode {
+            RtmCipherMode::Stream => fpnn::Mode::Stream,
+            RtmCipherMode::Package => fpnn::Mode::Package,
+        },
+    })
+}
+
+/// Starts the backend. Spawn the link's task; it ends when `shutdown` is cancelled, after
+/// saying `bye` to the gate.
+pub fn start(opts: Options, shutdown: CancellationToken) -> Link {
+    let (ends, outbox, events) = super::channels();
+    Link::new(outbox, events, run(opts, ends, shutdown))
+}
+
+async fn run(opts: Options, mut ends: Ends, shutdown: CancellationToken) {
+    let mut reconnect = Reconnect::new(opts.reconnect_min, opts.reconnect_max);
+    let mut session = session::Session::new(session::Settings::from(&opts));
+    loop {
+        let mut kicked_pause = Duration::ZERO;
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = connection::connect(&opts) => r,
+        };
+        let reason = match attempt {
+            Ok(conn) => {
+                while let Ok(stale) = ends.outgoing.try_recv() {
+                    debug!(?stale, "dropping a message queued while disconnected");
+                }
+                match conn
+                    .run(&mut session, &mut ends, &shutdown, &mut reconnect)
+                    .await
+                {
+                    connection::End::Shutdown => return,
+                    connection::End::Lost { reason, kicked } => {
+                        if kicked {
+                            // Coming straight back would throw the other login out in turn.
+                            kicked_pause = opts.reconnect_max;
+                        }
+                        reason
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        if reconnect.failed(&reason) {
+            error!(%reason, "RTM gate: not connected; will keep retrying");
+        } else {
+            debug!(%reason, attempt = reconnect.attempts(), "RTM gate: still not connected");
+        }
+        if ends
+            .events
+            .send(SignalingEvent::Disconnected { reason })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(kicked_pause) => {}
+        }
+        if !reconnect.wait(&shutdown).await {
+            info!("RTM backend stopped");
+            return;
+        }
+    }
 }

@@ -1,0 +1,203 @@
+//! Quests the gate sends us ("pushes"): every two-way one is answered, an unknown one with
+//! `{}` (logged once), a malformed one with an error answer that names the field.
+
+use std::time::Instant;
+
+use rmpv::Value;
+use tracing::{debug, info, warn};
+
+use super::{CODE_BAD_PARAMETER, Fatal, MAX_MESSAGE, Session};
+use crate::config::PullPolicy;
+use crate::core::{CallType, Member, ModeratorOrder, Peer, RoomId, SignalingEvent, UserId};
+use crate::signaling::rtm::fpnn::{self, as_i64, as_str, empty_map, field};
+
+/// A required field was missing or of the wrong type.
+struct Missing(&'static str);
+
+fn int(body: &Value, key: &'static str) -> Result<i64, Missing> {
+    field(body, key).and_then(as_i64).ok_or(Missing(key))
+}
+
+fn text<'a>(body: &'a Value, key: &'static str) -> Result<&'a str, Missing> {
+    field(body, key).and_then(as_str).ok_or(Missing(key))
+}
+
+impl Session {
+    /// A quest from the gate.
+    pub(super) fn on_push(
+        &mut self,
+        now: Instant,
+        seq: Option<u32>,
+        method: &str,
+        body: &Value,
+    ) -> Result<(), Fatal> {
+        if method == "kickout" {
+            info!("the RTM gate kicked this uid out: it logged in somewhere else");
+            if let Some(room_id) = self.room.take() {
+                self.emit(SignalingEvent::ReplacedByOtherLogin { room_id });
+            }
+            return Err(Fatal::Kicked);
+        }
+        match self.dispatch(now, method, body) {
+            Ok(()) => self.answer(seq, empty_map()),
+            Err(Missing(key)) => {
+                let ex = format!("{method}: missing or mistyped field {key}");
+                self.odd(method, &ex);
+                self.error_answer(seq, CODE_BAD_PARAMETER, &ex);
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, now: Instant, method: &str, body: &Value) -> Result<(), Missing> {
+        match method {
+            "ping" => {}
+            "pushInviteIntoRTCRoom" => self.on_invite(int(body, "rid")?, int(body, "fromUid")?),
+            "pushPullIntoRTCRoom" => self.on_pull(int(body, "rid")?, text(body, "token")?),
+            "pushKickOutRTCRoom" => {
+                let room_id = int(body, "rid")?;
+                info!(room_id, by = ?field(body, "fromUid").and_then(as_i64), "removed from the RTC room");
+                self.emit(SignalingEvent::Kicked {
+                    room_id,
+                    client_id: self.s.uid,
+                });
+            }
+            "pushRTCRoomClosed" => self.emit(SignalingEvent::Finished {
+                room_id: int(body, "rid")?,
+                by: None,
+            }),
+            "pushEnterRTCRoom" => {
+                self.on_member_entered(int(body, "rid")?, int(body, "uid")?, body)
+            }
+            "pushExitRTCRoom" => self.emit(SignalingEvent::MemberLeft {
+                room_id: int(body, "rid")?,
+                client_id: int(body, "uid")?,
+            }),
+            "pushAdminCommand" => self.on_admin(int(body, "command")?, body),
+            "pushMicStatus" => debug!(?body, "pushMicStatus (meaning undocumented)"),
+            "pushmsg" => self.on_message(now, None, body)?,
+            "pushroommsg" => {
+                let rid = int(body, "rid")?;
+                self.on_message(now, Some(rid), body)?
+            }
+            "kickoutroom" => {
+                info!(rid = ?field(body, "rid").and_then(as_i64), "removed from a messaging room")
+            }
+            other => self.odd(other, "a push this device does not handle; answered {}"),
+        }
+        Ok(())
+    }
+
+    fn on_invite(&mut self, rid: RoomId, from: UserId) {
+        self.emit(SignalingEvent::Invite {
+            from: Peer::user(from),
+            call_type: CallType::Video,
+            room_id: Some(rid),
+        });
+    }
+
+    fn on_pull(&mut self, rid: RoomId, token: &str) {
+        // The pull's token admits us to the room directly: no `enterRTCRoom` on this gate.
+        self.tokens.insert(rid, token.to_string());
+        match self.s.pull {
+            PullPolicy::Obey => self.emit(SignalingEvent::PulledIntoRoom {
+                room_id: rid,
+                call_type: CallType::Video,
+            }),
+            // No inviter is named: uid 0 is never on an allow list, so only `always` answers.
+            PullPolicy::Invite => self.on_invite(rid, 0),
+        }
+    }
+
+    fn on_member_entered(&mut self, rid: RoomId, uid: UserId, body: &Value) {
+        if self.dialing == Some((rid, uid)) {
+            // The user we invited came in: that is their answer.
+            self.dialing = None;
+            self.emit(SignalingEvent::RemoteAgreed {
+                from: uid,
+                room_id: Some(rid),
+            });
+        }
+        self.emit(SignalingEvent::MemberEntered {
+            room_id: rid,
+            member: Member {
+                client_id: uid,
+                name: field(body, "nickName").and_then(as_str).map(str::to_string),
+                muted: false,
+                host: false,
+            },
+        });
+    }
+
+    fn on_admin(&mut self, command: i64, body: &Value) {
+        let uids = super::int_list(body, "uids");
+        if !uids.is_empty() && !uids.contains(&self.s.uid) {
+            debug!(command, ?uids, "admin command for other members");
+            return;
+        }
+        let order = match command {
+            2 => ModeratorOrder::ForbidAudio,
+            3 => ModeratorOrder::AllowAudio,
+            4 => ModeratorOrder::ForbidVideo,
+            5 => ModeratorOrder::AllowVideo,
+            6 => ModeratorOrder::CloseMic,
+            7 => ModeratorOrder::CloseCamera,
+            0 | 1 => {
+                info!(granted = command == 0, "room administrator rights changed");
+                return;
+            }
+            other => {
+                self.odd("pushAdminCommand", &format!("unknown command {other}"));
+                return;
+            }
+        };
+        self.emit(SignalingEvent::Moderated { order });
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        room_id: Option<RoomId>,
+        body: &Value,
+    ) -> Result<(), Missing> {
+        let from = int(body, "from")?;
+        let mid = int(body, "mid")?;
+        let kind = int(body, "mtype")?;
+        let text = match field(body, "msg") {
+            Some(v) => fpnn::as_bytes(v).ok_or(Missing("msg"))?,
+            None => return Err(Missing("msg")),
+        };
+        if !self.first_sighting(from, mid) {
+            debug!(from, mid, "repeated message dropped");
+            return Ok(());
+        }
+        if text.len() > MAX_MESSAGE {
+            warn!(from, mid, bytes = text.len(), "message over 64 KiB dropped");
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(text).into_owned();
+        if Some(kind) == self.s.command_mtype {
+            self.on_command_message(now, from, mid, &text);
+        } else {
+            self.emit(SignalingEvent::Message {
+                from,
+                room_id,
+                kind,
+                text,
+            });
+        }
+        Ok(())
+    }
+
+    /// `{"verb": "mute", …}`: the same command as over MQTT, answered by message.
+    fn on_command_message(&mut self, now: Instant, from: UserId, mid: i64, text: &str) {
+        let tag = mid.to_string();
+        match super::request::parse_command(text) {
+            Ok(command) => self.emit(SignalingEvent::RemoteCommand { from, tag, command }),
+            Err(error) => {
+                info!(from, %error, "command by message refused");
+                self.reply(now, from, &tag, Err(error));
+            }
+        }
+    }
+}
