@@ -3,8 +3,8 @@
 #   1. `cargo test`: unit tests, and the integration tests against real parts (room server,
 #      mosquitto, coturn, Chromium, GStreamer, the systemd notify protocol). Tests that run
 #      WebRTC peers or a browser put themselves into a network namespace of their own
-#      (loopback plus a veth pair that stays inside it: see tests/support/netns.rs and
-#      ../shared/TESTING.md); everything else talks to loopback only.
+#      (loopback plus a veth pair that stays inside it: see tests/support/netns.rs);
+#      everything else talks to loopback only.
 #   2. cross/build-aarch64.sh --test: the arm64 release build, and the unit tests under
 #      qemu-aarch64-static.
 #   3. scripts/package.sh --arm64 --check: the amd64 and arm64 .deb packages, their contents,

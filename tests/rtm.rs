@@ -12,6 +12,7 @@ use roomagent::core::{CallEvent, CallPhase, Command, EndReason};
 use roomagent::daemon::HandleError;
 use roomagent::gpio::Led;
 use roomagent::signaling::rtm::fpnn::{self, Curve, Frame, as_i64, field, map};
+use support::mqtt::{Broker, Dashboard};
 use support::rtm_gate::{Gate, GateKey};
 use support::*;
 
@@ -568,6 +569,72 @@ async fn unknown_and_malformed_pushes_are_answered_and_the_device_carries_on() {
     );
     assert_eq!(agent.now().call, CallPhase::Idle);
     assert!(agent.now().registered);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_dashboard_sees_the_backend_the_uid_moderation_and_messages_over_mqtt() {
+    let gate = Gate::start(None).await;
+    gate.accept_token(UID, TOKEN);
+    gate.room(RID, &[42], &[42], 42);
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let mqtt = format!(
+        "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ndiscovery = false\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n",
+        broker.port
+    );
+    let toml = rtm_toml(&fixed(&gate), "", "", "mode = \"always\"\ndelay_ms = 0")
+        .replace("[log]", &format!("{mqtt}\n[log]"));
+    let mut agent = Agent::start_toml(&toml).await;
+    agent.registered().await;
+    let state = "roomagent/room-rtm/state";
+    let s = dash.wait_json(state, |v| v["registered"] == true).await;
+    assert_eq!(
+        (s["backend"].clone(), s["user_id"].clone()),
+        (serde_json::json!("rtm"), serde_json::json!(UID))
+    );
+    assert!(
+        !s.to_string().contains(TOKEN),
+        "the token never reaches MQTT"
+    );
+    gate.wait_login(UID).await;
+    gate.push(
+        UID,
+        "pushInviteIntoRTCRoom",
+        map([("rid", RID.into()), ("fromUid", 42.into())]),
+    )
+    .await;
+    dash.wait_json(state, |v| v["call"] == "in_call" && v["room_id"] == RID)
+        .await;
+    let forbid = map([
+        ("command", 2.into()),
+        ("uids", Value::Array(vec![UID.into()])),
+    ]);
+    gate.push(UID, "pushAdminCommand", forbid).await;
+    dash.wait_json(state, |v| {
+        v["audio_forbidden"] == true && v["mic_muted"] == true
+    })
+    .await;
+    dash.wait_json("roomagent/room-rtm/event", |v| {
+        v["event"] == "moderated" && v["order"] == "forbid_audio"
+    })
+    .await;
+    dash.publish("roomagent/room-rtm/cmd/unmute", r#"{"id":"u1"}"#)
+        .await;
+    let reply = dash
+        .wait_json("roomagent/room-rtm/reply", |v| v["id"] == "u1")
+        .await;
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("forbade"),
+        "{reply}"
+    );
+    gate.push(UID, "pushmsg", msg(42, 5, 30, "coffee is ready"))
+        .await;
+    dash.wait_json("roomagent/room-rtm/event", |v| {
+        v["event"] == "message" && v["text"] == "coffee is ready" && v["from"] == 42
+    })
+    .await;
     agent.stop().await;
 }
 

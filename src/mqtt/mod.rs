@@ -1,5 +1,5 @@
 //! The MQTT adapter: retained state, events, telemetry, commands with replies, fleet
-//! commands, Home Assistant discovery, last will, TLS (`../shared/design/mqtt.md`).
+//! commands, Home Assistant discovery, last will, TLS (topics and payloads: the README, "MQTT").
 //!
 //! Two tasks: one polls the MQTT event loop and never waits on the agent; the other turns
 //! the agent's state, events and statistics into publications and runs commands through the

@@ -1,4 +1,4 @@
-//! The topic scheme (`../shared/design/mqtt.md`).
+//! The topic scheme (documented in the README, "MQTT").
 
 /// Topics of one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
