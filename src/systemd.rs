@@ -99,8 +99,9 @@ fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Opt
 /// The one-line status systemd shows (`systemctl status roomagent`): what a person standing
 /// in front of the device would want to know.
 pub fn status_line(s: &AgentState) -> String {
-    let user =
-        |id: Option<i64>| id.map_or_else(|| "someone".to_string(), |id| format!("user {id}"));
+    let user = |id: Option<crate::core::UserId>| {
+        id.map_or_else(|| "someone".to_string(), |id| format!("user {id}"))
+    };
     let mut line = match s.call {
         CallPhase::Idle => match (s.registered, &s.signaling_error) {
             (true, _) => match (s.backend, s.user_id) {
@@ -327,6 +328,7 @@ async fn tick(t: &mut Option<tokio::time::Interval>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{ClientId, RoomId, UserId};
     use crate::core::{MediaState, MemberState};
 
     fn idle() -> AgentState {
@@ -336,7 +338,7 @@ mod tests {
             video_forbidden: false,
             registered: true,
             signaling_error: None,
-            user_id: Some(1001),
+            user_id: Some(UserId(1001)),
             call: CallPhase::Idle,
             peer: None,
             room_id: None,
@@ -389,13 +391,13 @@ mod tests {
 
         s.registered = true;
         s.call = CallPhase::Ringing;
-        s.peer = Some(2001);
+        s.peer = Some(UserId(2001));
         assert_eq!(status_line(&s), "ringing: call from user 2001");
 
         s.call = CallPhase::InCall;
-        s.room_id = Some(77);
+        s.room_id = Some(RoomId(77));
         s.members = vec![MemberState {
-            client_id: 2001,
+            client_id: ClientId(2001),
             name: Some("Alice\nSTATUS=evil".into()),
             muted: false,
             host: true,

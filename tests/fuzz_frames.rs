@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use roomagent::core::CallPhase;
+use roomagent::core::{CallPhase, RoomId};
 use serde_json::{Value, json};
 use support::*;
 
@@ -178,7 +178,7 @@ async fn agent_survives_thousands_of_bad_frames_and_still_answers() {
     let mut alice = Peer::connect(&server.api(), "alice", "alice").await;
     let room = alice.call_agent(ROOM).await;
     let s = agent.phase(CallPhase::InCall).await;
-    assert_eq!(s.room_id, Some(room));
+    assert_eq!(s.room_id, Some(RoomId(room)));
 
     // And in a call, garbage does not disturb it either.
     for i in 0..FRAMES / 3 {

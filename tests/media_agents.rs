@@ -26,7 +26,9 @@ fn agent_to_agent_call_decodes_video_at_both_ends() {
         a.registered().await;
         b.registered().await;
         a.handle
-            .command(Command::Dial { user: ROOM2 })
+            .command(Command::Dial {
+                user: roomagent::core::UserId(ROOM2),
+            })
             .await
             .unwrap();
         let sa = a

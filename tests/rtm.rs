@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rmpv::Value;
-use roomagent::core::{CallEvent, CallPhase, Command, EndReason};
+use roomagent::core::{CallEvent, CallPhase, ClientId, Command, EndReason, RoomId, UserId};
 use roomagent::daemon::HandleError;
 use roomagent::gpio::Led;
 use roomagent::signaling::rtm::fpnn::{self, Curve, Frame, as_i64, field, map};
@@ -102,7 +102,7 @@ async fn login_registers_the_device_as_its_uid() {
     gate.accept_token(UID, TOKEN);
     let mut agent = agent_on(&gate).await;
     let state = agent.registered().await;
-    assert_eq!((state.backend, state.user_id), ("rtm", Some(UID)));
+    assert_eq!((state.backend, state.user_id), ("rtm", Some(UserId(UID))));
     let auth = gate.wait_quest("auth", |_| true).await;
     assert_eq!(field(&auth.body, "pid").and_then(as_i64), Some(11000001));
     assert_eq!(field(&auth.body, "uid").and_then(as_i64), Some(UID));
@@ -200,14 +200,14 @@ async fn a_silent_gate_is_detected_and_the_device_logs_in_again_when_it_speaks()
 async fn an_invite_is_answered_by_entering_the_room() {
     let (gate, mut agent) = in_call().await;
     let state = agent.now();
-    assert_eq!(state.room_id, Some(RID));
-    assert_eq!(state.peer, Some(42));
+    assert_eq!(state.room_id, Some(RoomId(RID)));
+    assert_eq!(state.peer, Some(UserId(42)));
     let members: Vec<_> = state
         .members
         .iter()
         .map(|m| (m.client_id, m.host))
         .collect();
-    assert_eq!(members, vec![(42, true)]);
+    assert_eq!(members, vec![(ClientId(42), true)]);
     let enter = gate.wait_quest("enterRTCRoom", |_| true).await;
     assert_eq!(field(&enter.body, "rid").and_then(as_i64), Some(RID));
     gate.wait_quest("getRTCRoomMembers", |_| true).await;
@@ -357,7 +357,7 @@ async fn a_forced_pull_joins_the_room_without_asking_the_gate() {
         &gate.push(UID, "pushPullIntoRTCRoom", pull).await
     ));
     let state = agent.phase(CallPhase::InCall).await;
-    assert_eq!(state.room_id, Some(RID));
+    assert_eq!(state.room_id, Some(RoomId(RID)));
     assert!(
         gate.sent("enterRTCRoom").is_empty(),
         "the pull's token admits the device"
@@ -536,7 +536,9 @@ async fn dialing_creates_a_room_and_invites_and_the_call_starts_when_they_enter(
     gate.wait_login(UID).await;
     agent
         .handle
-        .command(Command::Dial { user: 42 })
+        .command(Command::Dial {
+            user: roomagent::core::UserId(42),
+        })
         .await
         .unwrap();
     let create = gate.wait_quest("createRTCRoom", |_| true).await;
@@ -548,7 +550,7 @@ async fn dialing_creates_a_room_and_invites_and_the_call_starts_when_they_enter(
     let enter = map([("rid", rid.into()), ("uid", 42.into()), ("mtime", 1.into())]);
     gate.push(UID, "pushEnterRTCRoom", enter).await;
     let state = agent.phase(CallPhase::InCall).await;
-    assert_eq!(state.room_id, Some(rid));
+    assert_eq!(state.room_id, Some(RoomId(rid)));
     assert_eq!(state.members.len(), 1);
     agent.stop().await;
 }

@@ -45,7 +45,9 @@ async fn video_in(x: &mut Agent, other: &Agent, who: &str) {
 
 async fn one_call(a: &mut Agent, b: &mut Agent) {
     a.handle
-        .command(Command::Dial { user: 1002 })
+        .command(Command::Dial {
+            user: roomagent::core::UserId(1002),
+        })
         .await
         .unwrap();
     video_in(a, b, "a").await;

@@ -219,7 +219,9 @@ fn a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm() {
             caller.registered().await;
             caller
                 .handle
-                .command(Command::Dial { user: ROOM2 })
+                .command(Command::Dial {
+                    user: roomagent::core::UserId(ROOM2),
+                })
                 .await
                 .unwrap();
             caller
@@ -277,7 +279,9 @@ fn a_service_in_a_call_reloads_on_sighup_and_leaves_cleanly_on_sigterm() {
                 .await;
             caller
                 .handle
-                .command(Command::Dial { user: ROOM2 })
+                .command(Command::Dial {
+                    user: roomagent::core::UserId(ROOM2),
+                })
                 .await
                 .unwrap();
             svc.notify

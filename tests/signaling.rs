@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use roomagent::core::{CallEvent, CallPhase, Command, EndReason};
+use roomagent::core::{CallEvent, CallPhase, Command, EndReason, RoomId, UserId};
 use serde_json::json;
 use support::*;
 
@@ -18,7 +18,7 @@ async fn password_login_registers_the_device_as_a_tv() {
     let server = Server::start().await;
     let mut agent = Agent::start_toml(&agent_toml(&server.api(), &answer(""))).await;
     let s = agent.registered().await;
-    assert_eq!(s.user_id, Some(ROOM));
+    assert_eq!(s.user_id, Some(UserId(ROOM)));
     let online = server.handle.online();
     assert!(
         online.iter().any(|o| o.id == ROOM && o.device_type == "tv"),
@@ -40,7 +40,7 @@ async fn docking_login_registers_with_a_fresh_signature() {
     let online = server.handle.online();
     let me = online
         .iter()
-        .find(|o| o.id == id)
+        .find(|o| UserId(o.id) == id)
         .expect("docking user online");
     assert_eq!(me.name, "Room 9");
     assert_eq!(me.account, "demo-app:room-9");
@@ -113,8 +113,8 @@ async fn incoming_call_is_auto_answered_after_delay() {
     assert_eq!(entered["client"]["id"], ROOM);
     assert_eq!(entered["client"]["mode"], "tv");
     let s = agent.phase(CallPhase::InCall).await;
-    assert_eq!(s.room_id, Some(room));
-    assert_eq!(s.peer, Some(ALICE));
+    assert_eq!(s.room_id, Some(RoomId(room)));
+    assert_eq!(s.peer, Some(UserId(ALICE)));
     assert_eq!(s.members.len(), 1);
     agent.stop().await;
 }
@@ -134,7 +134,7 @@ async fn second_invite_during_a_call_gets_busy() {
     let busy = bob.call_event("onBusy").await;
     assert_eq!(busy["ownUserId"], ROOM);
     assert_eq!(agent.now().call, CallPhase::InCall);
-    assert_eq!(agent.now().peer, Some(ALICE));
+    assert_eq!(agent.now().peer, Some(UserId(ALICE)));
     agent.stop().await;
 }
 
@@ -381,7 +381,9 @@ async fn dialing_a_user_creates_a_room_and_connects_when_they_agree() {
     let mut alice = Peer::connect(&server.api(), "alice", "alice").await;
     agent
         .handle
-        .command(Command::Dial { user: ALICE })
+        .command(Command::Dial {
+            user: roomagent::core::UserId(ALICE),
+        })
         .await
         .unwrap();
     let invite = alice.push("call", "doInvite").await;
@@ -428,7 +430,9 @@ async fn dialing_an_offline_user_ends_with_offline() {
     let mut events = agent.handle.events();
     agent
         .handle
-        .command(Command::Dial { user: BOB })
+        .command(Command::Dial {
+            user: roomagent::core::UserId(BOB),
+        })
         .await
         .unwrap();
     loop {
@@ -450,13 +454,15 @@ async fn joining_a_room_by_id_offers_nothing_without_members_and_shows_in_call()
     alice.enter(4242).await;
     agent
         .handle
-        .command(Command::Join { room: 4242 })
+        .command(Command::Join {
+            room: roomagent::core::RoomId(4242),
+        })
         .await
         .unwrap();
     let entered = alice.push("meeting", "EnterRoom").await;
     assert_eq!(entered["client"]["id"], ROOM);
     let s = agent.phase(CallPhase::InCall).await;
-    assert_eq!(s.room_id, Some(4242));
+    assert_eq!(s.room_id, Some(RoomId(4242)));
     agent.stop().await;
 }
 
@@ -487,7 +493,7 @@ async fn room_server_restart_mid_call_re_registers_and_re_enters() {
     let s = agent
         .wait_for("re-entry", |s| s.registered && s.call == CallPhase::InCall)
         .await;
-    assert_eq!(s.room_id, Some(room));
+    assert_eq!(s.room_id, Some(RoomId(room)));
     let online = server.handle.online();
     let me = online
         .iter()

@@ -392,7 +392,7 @@ impl Default for RoomServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
     /// User id (unique).
-    pub id: UserId,
+    pub id: i64,
     /// Login name (unique).
     pub name: String,
     /// Password.

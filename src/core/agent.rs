@@ -533,7 +533,7 @@ impl Agent {
                 Phase::Ringing(i) | Phase::Answering(i) if i.caller.user_id == from => {
                     self.end_call(EndReason::Cancelled)
                 }
-                _ => debug!(from, "cancel for a call we do not have"),
+                _ => debug!(%from, "cancel for a call we do not have"),
             },
             SignalingEvent::RemoteRinging { from } => {
                 if let Phase::Dialing(d) = &mut self.phase
@@ -596,8 +596,8 @@ impl Agent {
                     self.leave_room(EndReason::Kicked);
                 } else if let Some(m) = self.meeting_mut(room_id) {
                     debug!(
-                        client_id,
-                        room = m.room_id,
+                        %client_id,
+                        room = %m.room_id,
                         "another participant was removed"
                     );
                 }
@@ -665,7 +665,7 @@ impl Agent {
         // Restore what the server forgot: re-enter the room, re-send a pending dial step.
         match &mut self.phase {
             Phase::Meeting(m) => {
-                info!(room = m.room_id, "re-entering the room after reconnect");
+                info!(room = %m.room_id, "re-entering the room after reconnect");
                 m.me = None;
                 let (room_id, room_type) = (m.room_id, m.room_type);
                 self.send(Outgoing::Enter { room_id, room_type });
@@ -758,7 +758,7 @@ impl Agent {
         room_type: Option<CallType>,
     ) {
         let Phase::Answering(i) = &self.phase else {
-            debug!(from, "onConnected without an answered call");
+            debug!(%from, "onConnected without an answered call");
             return;
         };
         if i.caller.user_id != from {
@@ -766,7 +766,7 @@ impl Agent {
         }
         let Some(room_id) = room_id.or(i.room_id) else {
             let caller = i.caller.user_id;
-            warn!(caller, "onConnected without a room id; cannot enter");
+            warn!(%caller, "onConnected without a room id; cannot enter");
             self.event(CallEvent::Error {
                 message: format!("caller {caller} connected without naming a room"),
             });
@@ -824,11 +824,11 @@ impl Agent {
         let room_id = room.id;
         {
             let Phase::Meeting(m) = &mut self.phase else {
-                debug!(room = room.id, "enter reply without a meeting in progress");
+                debug!(room = %room.id, "enter reply without a meeting in progress");
                 return;
             };
             if m.room_id != room.id {
-                debug!(room = room.id, "enter reply for another room");
+                debug!(room = %room.id, "enter reply for another room");
                 return;
             }
             first = !m.entered_once;
@@ -1002,11 +1002,11 @@ impl Agent {
         let mut cmds = Vec::new();
         {
             let Some(m) = self.meeting_mut(room_id) else {
-                debug!(room_id, from, "media message for a room we are not in");
+                debug!(%room_id, %from, "media message for a room we are not in");
                 return;
             };
             if !m.members.contains_key(&from) {
-                debug!(from, "media message from a client not in the room");
+                debug!(%from, "media message from a client not in the room");
                 return;
             }
             let call_type = m.room_type;
@@ -1030,7 +1030,7 @@ impl Agent {
                     if m.sessions.contains_key(&from) {
                         cmds.push(MediaCommand::RemoteSignal { peer: from, signal });
                     } else {
-                        debug!(from, "answer or candidate without a session");
+                        debug!(%from, "answer or candidate without a session");
                     }
                 }
                 MediaSignal::Bye => {
@@ -1062,7 +1062,7 @@ impl Agent {
                         to: peer,
                         signal,
                     }),
-                    None => debug!(peer, "local media signal for a closed session"),
+                    None => debug!(%peer, "local media signal for a closed session"),
                 }
             }
             MediaEvent::SessionConnected { peer } => {
@@ -1096,7 +1096,7 @@ impl Agent {
                     *retries += 1;
                     *state = MediaState::Connecting;
                     m.video_in.remove(&peer);
-                    warn!(peer, %reason, attempt = *retries, "media session failed; offering again");
+                    warn!(%peer, %reason, attempt = %*retries, "media session failed; offering again");
                     self.media(MediaCommand::StopSession { peer });
                     self.media(MediaCommand::StartSession {
                         peer,
@@ -1106,7 +1106,7 @@ impl Agent {
                     return;
                 }
                 *state = MediaState::Failed;
-                warn!(peer, %reason, "media session failed; other participants continue");
+                warn!(%peer, %reason, "media session failed; other participants continue");
                 self.event(CallEvent::Error {
                     message: format!("media with participant {peer} failed: {reason}"),
                 });

@@ -71,18 +71,18 @@ mod tests {
 
     #[test]
     fn always_answers_everyone() {
-        assert!(policy(AnswerMode::Always, &[]).auto_answers(42));
+        assert!(policy(AnswerMode::Always, &[]).auto_answers(UserId(42)));
     }
 
     #[test]
     fn allow_list_answers_only_listed_callers() {
-        let p = policy(AnswerMode::AllowList, &[7, 9]);
-        assert!(p.auto_answers(7));
-        assert!(!p.auto_answers(8));
+        let p = policy(AnswerMode::AllowList, &[UserId(7), UserId(9)]);
+        assert!(p.auto_answers(UserId(7)));
+        assert!(!p.auto_answers(UserId(8)));
     }
 
     #[test]
     fn never_answers_nobody() {
-        assert!(!policy(AnswerMode::Never, &[7]).auto_answers(7));
+        assert!(!policy(AnswerMode::Never, &[UserId(7)]).auto_answers(UserId(7)));
     }
 }

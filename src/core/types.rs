@@ -1,48 +1,54 @@
 //! Identifiers and small value types shared by inputs, actions and state.
 
-use serde::Serialize;
+use std::fmt;
 
-/// A user account id (`User.id` in the seed; a `Long` on the wire).
-pub type UserId = i64;
-/// A meeting room id (`Room.id`).
-pub type RoomId = i64;
-/// A participant's id inside a meeting (`Client.id`). In the RTCPeer dialect it equals the
-/// participant's user id; a media server would appear with an id of its own.
-pub type ClientId = i64;
+use serde::{Deserialize, Serialize};
 
-/// What kind of call or room: `type` / `roomType` on the wire (1 audio, 2 video, 3 video return).
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id! {
+    /// A user account: who calls, who is called, who the device logs in as.
+    UserId
+}
+id! {
+    /// A room (a meeting, an RTC room).
+    RoomId
+}
+id! {
+    /// A participant inside a room: the key of media sessions and member lists. Backends
+    /// decide how it relates to a user (in both current dialects it is the user's id).
+    ClientId
+}
+
+/// What kind of call or room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CallType {
-    /// 1: audio only.
+    /// Audio only.
     Audio,
-    /// 2: audio and video.
+    /// Audio and video.
     Video,
-    /// 3: video return / training: video from the device, treated like a video call.
+    /// Video return / training: video from the device, treated like a video call.
     VideoReturn,
 }
 
 impl CallType {
-    /// The wire code (1, 2 or 3).
-    pub fn code(self) -> i64 {
-        match self {
-            CallType::Audio => 1,
-            CallType::Video => 2,
-            CallType::VideoReturn => 3,
-        }
-    }
-
-    /// Reads a wire code; `None` for codes the dialect does not define.
-    pub fn from_code(code: i64) -> Option<CallType> {
-        match code {
-            1 => Some(CallType::Audio),
-            2 => Some(CallType::Video),
-            3 => Some(CallType::VideoReturn),
-            _ => None,
-        }
-    }
-
     /// Whether the call carries video.
     pub fn has_video(self) -> bool {
         !matches!(self, CallType::Audio)

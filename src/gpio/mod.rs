@@ -335,6 +335,7 @@ async fn run(
 mod tests {
     use super::*;
     use crate::core::CallPhase;
+    use crate::core::UserId;
 
     fn state(call: CallPhase, registered: bool) -> AgentState {
         AgentState {
@@ -343,7 +344,7 @@ mod tests {
             video_forbidden: false,
             registered,
             signaling_error: None,
-            user_id: Some(1),
+            user_id: Some(UserId(1)),
             call,
             peer: None,
             room_id: None,

@@ -582,12 +582,12 @@ impl Engine {
     fn fail(&mut self, peer: ClientId, reason: String) {
         if let Some(s) = self.sessions.get_mut(&peer) {
             if s.failed {
-                debug!(peer, %reason, "media session already failed");
+                debug!(%peer, %reason, "media session already failed");
                 return;
             }
             s.failed = true;
         }
-        warn!(peer, %reason, "media session failed");
+        warn!(%peer, %reason, "media session failed");
         self.emit(MediaEvent::SessionFailed { peer, reason });
     }
 
@@ -785,7 +785,7 @@ impl Engine {
                     return;
                 };
                 debug!(
-                    peer,
+                    %peer,
                     ecdsa = s.cert_applied.load(std::sync::atomic::Ordering::SeqCst),
                     "local description created"
                 );
@@ -810,7 +810,7 @@ impl Engine {
                 let desc = gst_webrtc::WebRTCSessionDescription::new(kind, msg);
                 s.webrtc
                     .emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
-                tracing::trace!(peer, %sdp, "local description");
+                tracing::trace!(%peer, %sdp, "local description");
                 let signal = if offer {
                     MediaSignal::Offer { sdp }
                 } else {
@@ -849,7 +849,7 @@ impl Engine {
                 let Some(s) = self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch) else {
                     return;
                 };
-                debug!(peer, ?state, "peer connection state");
+                debug!(%peer, ?state, "peer connection state");
                 match state {
                     gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
                         s.connected = true;
@@ -865,7 +865,7 @@ impl Engine {
             }
             Internal::FirstFrame { peer, epoch } => {
                 if self.session(peer, epoch).is_some() {
-                    info!(peer, "first remote video frame decoded");
+                    info!(%peer, "first remote video frame decoded");
                     self.emit(MediaEvent::RemoteVideo { peer });
                 }
             }

@@ -14,6 +14,7 @@
 //!
 //! Every element is made from a factory name and typed properties; no launch strings.
 
+use crate::core::ClientId;
 use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
@@ -80,14 +81,14 @@ fn link_all(elements: &[&gst::Element]) -> Result<(), MediaError> {
 /// The grid of remote video tiles on the display.
 #[derive(Debug, Default)]
 pub struct Layout {
-    tiles: Vec<(i64, gst::Pad)>,
+    tiles: Vec<(ClientId, gst::Pad)>,
     width: i32,
     height: i32,
 }
 
 impl Layout {
     /// Adds a participant's tile and re-arranges the grid.
-    pub fn add(&mut self, peer: i64, pad: gst::Pad) {
+    pub fn add(&mut self, peer: ClientId, pad: gst::Pad) {
         self.tiles.push((peer, pad));
         self.arrange();
     }

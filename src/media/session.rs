@@ -203,7 +203,7 @@ impl Session {
                 if let Err(e) = on_remote_stream(
                     &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
                 ) {
-                    warn!(peer, error = %e, "cannot play a remote stream");
+                    warn!(%peer, error = %e, "cannot play a remote stream");
                 }
             });
         }
@@ -443,7 +443,7 @@ impl Session {
             });
             if rx.recv_timeout(Duration::from_secs(2)).is_err() {
                 warn!(
-                    peer = self.peer,
+                    peer = %self.peer,
                     "encoder branch did not become idle; detaching anyway"
                 );
                 if let Some(peer) = pad.peer() {
@@ -491,7 +491,7 @@ impl Session {
         for e in self.send.iter().chain(r.elements.iter()) {
             let _ = call_pipeline.remove(e);
         }
-        debug!(peer = self.peer, "session closed");
+        debug!(peer = %self.peer, "session closed");
     }
 
     /// Marks the session closed so late GStreamer callbacks add nothing, and stops its ICE
@@ -555,7 +555,7 @@ fn on_remote_stream(
             if let Err(e) = on_decoded(
                 &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
             ) {
-                warn!(peer, error = %e, "cannot show a decoded stream");
+                warn!(%peer, error = %e, "cannot show a decoded stream");
             }
         });
     }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::core::Command;
+use crate::core::{Command, RoomId, UserId};
 
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +176,7 @@ pub fn parse(verb: &str, payload: &[u8], fleet: bool) -> Result<Request, Refused
                     format!("dial: \"user\" must be a positive user id, not {user}"),
                 ));
             }
-            v(Command::Dial { user })
+            v(Command::Dial { user: UserId(user) })
         }
         "join" => {
             let room = take_int(&mut args, "room", verb).map_err(|e| refuse(&id, e))?;
@@ -186,7 +186,7 @@ pub fn parse(verb: &str, payload: &[u8], fleet: bool) -> Result<Request, Refused
                     format!("join: \"room\" must be a positive room id, not {room}"),
                 ));
             }
-            v(Command::Join { room })
+            v(Command::Join { room: RoomId(room) })
         }
         "volume" => {
             let level = take_int(&mut args, "level", verb).map_err(|e| refuse(&id, e))?;
@@ -252,11 +252,11 @@ mod tests {
         assert_eq!(ok("share_stop", "").verb, Verb::Core(Command::ShareStop));
         assert_eq!(
             ok("dial", r#"{"user":7}"#).verb,
-            Verb::Core(Command::Dial { user: 7 })
+            Verb::Core(Command::Dial { user: UserId(7) })
         );
         assert_eq!(
             ok("join", r#"{"room":1000}"#).verb,
-            Verb::Core(Command::Join { room: 1000 })
+            Verb::Core(Command::Join { room: RoomId(1000) })
         );
         assert_eq!(
             ok("volume", r#"{"level":40}"#).verb,

@@ -16,14 +16,14 @@ impl Agent {
         if let Phase::Meeting(m) = &self.phase
             && m.room_id == room_id
         {
-            debug!(room_id, "pulled into the room we are in");
+            debug!(%room_id, "pulled into the room we are in");
             return;
         }
         if !matches!(self.phase, Phase::Idle) {
-            info!(room_id, "pulled into another room: ending the current call");
+            info!(%room_id, "pulled into another room: ending the current call");
             self.hang_up(EndReason::MovedToAnotherRoom);
         }
-        info!(room_id, "pulled into a room by the server");
+        info!(%room_id, "pulled into a room by the server");
         self.start_incoming_media();
         self.enter(Meeting::new(room_id, call_type, Origin::Joined));
     }
@@ -57,7 +57,7 @@ impl Agent {
         tag: String,
         command: Command,
     ) {
-        info!(from, ?command, "command from a remote user");
+        info!(%from, ?command, "command from a remote user");
         let result = self.on_command(now, command).map_err(|e| e.to_string());
         self.send(Outgoing::CommandReply {
             to: from,

@@ -27,20 +27,20 @@ fn dial_and_join_need_registration() {
     let mut h = Harness::default_policy();
     h.signal(SignalingEvent::Disconnected { reason: "x".into() });
     assert_eq!(
-        h.command(Command::Dial { user: 5 }),
+        h.command(Command::Dial { user: UserId(5) }),
         Err(CommandError::NotRegistered)
     );
     assert_eq!(
-        h.command(Command::Join { room: 5 }),
+        h.command(Command::Join { room: RoomId(5) }),
         Err(CommandError::NotRegistered)
     );
 }
 
 #[test]
 fn dial_while_in_a_call_is_refused() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     assert_eq!(
-        h.command(Command::Dial { user: 5 }),
+        h.command(Command::Dial { user: UserId(5) }),
         Err(CommandError::Busy(CallPhase::InCall))
     );
 }

@@ -69,8 +69,8 @@ fn connected_after_agree_enters_the_room() {
     assert_eq!(h.phase(), CallPhase::Connecting);
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(CALLER)],
+        me: member(ME_C),
+        members: vec![member(CALLER_C)],
     });
     assert_eq!(h.phase(), CallPhase::InCall);
     let actions = h.take();
@@ -93,7 +93,7 @@ fn allow_list_answers_listed_callers() {
 fn allow_list_rings_for_others_until_answered_locally() {
     let mut h = Harness::new(AnswerPolicy {
         mode: AnswerMode::AllowList,
-        allow: vec![1],
+        allow: vec![UserId(1)],
         ..AnswerPolicy::default()
     });
     h.invite(CALLER);
@@ -143,12 +143,12 @@ fn busy_when_already_ringing() {
     });
     h.invite(CALLER);
     h.take();
-    h.invite(8);
+    h.invite(UserId(8));
     assert_eq!(
         h.sent(),
         vec![Outgoing::Busy {
             to: Peer {
-                user_id: 8,
+                user_id: UserId(8),
                 device_type: Some("webphone".into())
             }
         }]
@@ -158,14 +158,14 @@ fn busy_when_already_ringing() {
 
 #[test]
 fn busy_when_already_in_call() {
-    let mut h = Harness::in_call_with(&[CALLER]);
-    h.invite(9);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    h.invite(UserId(9));
     let actions = h.take();
     assert!(matches!(
         actions[..],
         [
             Action::Signal(Outgoing::Busy { .. }),
-            Action::Event(CallEvent::Busy { from: 9 })
+            Action::Event(CallEvent::Busy { from: UserId(9) })
         ]
     ));
     assert_eq!(h.phase(), CallPhase::InCall);
@@ -187,7 +187,7 @@ fn caller_cancel_while_ringing_returns_to_idle() {
 fn cancel_from_someone_else_is_ignored() {
     let mut h = Harness::default_policy();
     h.invite(CALLER);
-    h.signal(SignalingEvent::RemoteCancelled { from: 99 });
+    h.signal(SignalingEvent::RemoteCancelled { from: UserId(99) });
     assert_eq!(h.phase(), CallPhase::Ringing);
 }
 
@@ -235,8 +235,8 @@ fn answer_muted_enters_with_the_mic_muted_and_announces_it() {
     });
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(CALLER)],
+        me: member(ME_C),
+        members: vec![member(CALLER_C)],
     });
     assert!(h.sent().contains(&Outgoing::AnnounceMute {
         room_id: ROOM,

@@ -8,8 +8,8 @@ fn entering_later_offers_to_every_member_already_there() {
     h.command(Command::Join { room: ROOM }).unwrap();
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(1), member(2), member(ME)],
+        me: member(ME_C),
+        members: vec![member(ClientId(1)), member(ClientId(2)), member(ME_C)],
     });
     let starts: Vec<_> = media(&h.take())
         .into_iter()
@@ -20,28 +20,31 @@ fn entering_later_offers_to_every_member_already_there() {
         .collect();
     assert_eq!(
         starts,
-        vec![(1, SessionRole::Offerer), (2, SessionRole::Offerer)],
+        vec![
+            (ClientId(1), SessionRole::Offerer),
+            (ClientId(2), SessionRole::Offerer)
+        ],
         "one offer per other member, none to ourselves"
     );
 }
 
 #[test]
 fn local_media_signals_are_sent_to_that_peer() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.media(MediaEvent::LocalSignal {
-        peer: CALLER,
+        peer: CALLER_C,
         signal: MediaSignal::Offer { sdp: "v=0".into() },
     });
     assert_eq!(
         h.sent(),
         vec![Outgoing::Media {
             room_id: ROOM,
-            to: CALLER,
+            to: CALLER_C,
             signal: MediaSignal::Offer { sdp: "v=0".into() }
         }]
     );
     h.media(MediaEvent::LocalSignal {
-        peer: 555,
+        peer: ClientId(555),
         signal: MediaSignal::Bye,
     });
     assert!(h.sent().is_empty(), "nothing for a peer without a session");
@@ -49,19 +52,19 @@ fn local_media_signals_are_sent_to_that_peer() {
 
 #[test]
 fn last_peer_leaving_ends_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::MemberLeft {
         room_id: ROOM,
-        client_id: 8,
+        client_id: ClientId(8),
     });
     assert_eq!(h.phase(), CallPhase::InCall);
     assert_eq!(
         media(&h.take()),
-        vec![MediaCommand::StopSession { peer: 8 }]
+        vec![MediaCommand::StopSession { peer: ClientId(8) }]
     );
     h.signal(SignalingEvent::MemberLeft {
         room_id: ROOM,
-        client_id: CALLER,
+        client_id: CALLER_C,
     });
     let actions = h.take();
     assert!(actions.contains(&Action::Signal(Outgoing::Exit { room_id: ROOM })));
@@ -72,10 +75,10 @@ fn last_peer_leaving_ends_the_call() {
 
 #[test]
 fn kick_naming_us_ends_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Kicked {
         room_id: ROOM,
-        client_id: ME,
+        client_id: ME_C,
     });
     let actions = h.take();
     assert!(actions.contains(&Action::Signal(Outgoing::Exit { room_id: ROOM })));
@@ -84,17 +87,17 @@ fn kick_naming_us_ends_the_call() {
 
 #[test]
 fn kick_naming_someone_else_keeps_us_in() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::Kicked {
         room_id: ROOM,
-        client_id: 8,
+        client_id: ClientId(8),
     });
     assert_eq!(h.phase(), CallPhase::InCall);
 }
 
 #[test]
 fn finish_ends_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Finished {
         room_id: ROOM,
         by: Some(CALLER),
@@ -105,9 +108,9 @@ fn finish_ends_the_call() {
 
 #[test]
 fn finish_for_another_room_is_ignored() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Finished {
-        room_id: ROOM + 1,
+        room_id: RoomId(ROOM.0 + 1),
         by: None,
     });
     assert_eq!(h.phase(), CallPhase::InCall);
@@ -115,10 +118,10 @@ fn finish_for_another_room_is_ignored() {
 
 #[test]
 fn host_mute_is_obeyed_and_only_the_host_unmutes_that_way() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Muted {
         room_id: ROOM,
-        client_id: ME,
+        client_id: ME_C,
         muted: true,
         from_host: true,
     });
@@ -128,7 +131,7 @@ fn host_mute_is_obeyed_and_only_the_host_unmutes_that_way() {
 
     h.signal(SignalingEvent::Muted {
         room_id: ROOM,
-        client_id: ME,
+        client_id: ME_C,
         muted: false,
         from_host: false,
     });
@@ -136,7 +139,7 @@ fn host_mute_is_obeyed_and_only_the_host_unmutes_that_way() {
 
     h.signal(SignalingEvent::Muted {
         room_id: ROOM,
-        client_id: ME,
+        client_id: ME_C,
         muted: false,
         from_host: true,
     });
@@ -146,7 +149,7 @@ fn host_mute_is_obeyed_and_only_the_host_unmutes_that_way() {
 
 #[test]
 fn mute_all_from_the_host_mutes_us() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::MutedAll {
         room_id: ROOM,
         muted: true,
@@ -157,7 +160,7 @@ fn mute_all_from_the_host_mutes_us() {
 
 #[test]
 fn mute_all_without_host_authority_is_ignored() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::MutedAll {
         room_id: ROOM,
         muted: true,
@@ -168,10 +171,10 @@ fn mute_all_without_host_authority_is_ignored() {
 
 #[test]
 fn others_mute_state_is_tracked_for_the_dashboard() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Muted {
         room_id: ROOM,
-        client_id: CALLER,
+        client_id: CALLER_C,
         muted: true,
         from_host: false,
     });
@@ -181,7 +184,7 @@ fn others_mute_state_is_tracked_for_the_dashboard() {
 
 #[test]
 fn local_mute_is_announced_with_mute_msg() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.command(Command::Mute).unwrap();
     let actions = h.take();
     assert!(media(&actions).contains(&MediaCommand::SetMicMuted(true)));
@@ -195,7 +198,7 @@ fn local_mute_is_announced_with_mute_msg() {
 
 #[test]
 fn camera_off_is_announced_with_update_video() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.command(Command::CameraOff).unwrap();
     let actions = h.take();
     assert!(media(&actions).contains(&MediaCommand::SetCameraOn(false)));
@@ -207,8 +210,8 @@ fn camera_off_is_announced_with_update_video() {
 
 #[test]
 fn reconnect_re_enters_the_room_and_keeps_live_sessions() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
-    h.media(MediaEvent::SessionConnected { peer: CALLER });
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    h.media(MediaEvent::SessionConnected { peer: CALLER_C });
     h.take();
     h.signal(SignalingEvent::Disconnected {
         reason: "eof".into(),
@@ -226,11 +229,14 @@ fn reconnect_re_enters_the_room_and_keeps_live_sessions() {
     // Only CALLER came back so far; 8 is gone.
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(CALLER)],
+        me: member(ME_C),
+        members: vec![member(CALLER_C)],
     });
     let actions = h.take();
-    assert_eq!(media(&actions), vec![MediaCommand::StopSession { peer: 8 }]);
+    assert_eq!(
+        media(&actions),
+        vec![MediaCommand::StopSession { peer: ClientId(8) }]
+    );
     assert!(
         !events(&actions)
             .iter()
@@ -244,13 +250,13 @@ fn reconnect_re_enters_the_room_and_keeps_live_sessions() {
 
 #[test]
 fn reconnect_while_muted_re_announces_the_mute() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.command(Command::Mute).unwrap();
     h.signal(SignalingEvent::Registered { user_id: ME });
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(CALLER)],
+        me: member(ME_C),
+        members: vec![member(CALLER_C)],
     });
     assert!(h.sent().contains(&Outgoing::AnnounceMute {
         room_id: ROOM,
@@ -277,14 +283,14 @@ fn member_media(h: &Harness, peer: ClientId) -> MediaState {
 
 #[test]
 fn a_failed_session_we_offered_is_offered_again() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
-    let actions = fail(&mut h, 8);
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let actions = fail(&mut h, ClientId(8));
     assert_eq!(
         media(&actions),
         vec![
-            MediaCommand::StopSession { peer: 8 },
+            MediaCommand::StopSession { peer: ClientId(8) },
             MediaCommand::StartSession {
-                peer: 8,
+                peer: ClientId(8),
                 role: SessionRole::Offerer,
                 call_type: CallType::Video,
             },
@@ -294,77 +300,77 @@ fn a_failed_session_we_offered_is_offered_again() {
         events(&actions).is_empty(),
         "a retried session is not reported as an error"
     );
-    assert_eq!(member_media(&h, 8), MediaState::Connecting);
+    assert_eq!(member_media(&h, ClientId(8)), MediaState::Connecting);
     assert_eq!(h.phase(), CallPhase::InCall);
 }
 
 #[test]
 fn a_session_that_keeps_failing_is_reported_failed_and_the_call_goes_on() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
     for _ in 0..MEDIA_RETRIES {
         assert_eq!(
-            media(&fail(&mut h, 8)).len(),
+            media(&fail(&mut h, ClientId(8))).len(),
             2,
             "stopped and offered again"
         );
     }
-    let actions = fail(&mut h, 8);
+    let actions = fail(&mut h, ClientId(8));
     assert!(
         media(&actions).is_empty(),
         "no more offers after {MEDIA_RETRIES} retries"
     );
     assert!(matches!(events(&actions)[..], [CallEvent::Error { .. }]));
-    assert_eq!(member_media(&h, 8), MediaState::Failed);
-    assert_eq!(member_media(&h, CALLER), MediaState::Connecting);
+    assert_eq!(member_media(&h, ClientId(8)), MediaState::Failed);
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
     assert_eq!(h.phase(), CallPhase::InCall);
 }
 
 #[test]
 fn a_failed_session_we_answered_waits_for_the_peers_new_offer() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     let offer = |h: &mut Harness| {
         h.signal(SignalingEvent::Media {
             room_id: ROOM,
-            from: CALLER,
+            from: CALLER_C,
             signal: MediaSignal::Offer { sdp: "v=0".into() },
         });
         h.take()
     };
     offer(&mut h);
-    let actions = fail(&mut h, CALLER);
+    let actions = fail(&mut h, CALLER_C);
     assert!(
         media(&actions).is_empty(),
         "the answerer does not offer: that would be glare"
     );
-    assert_eq!(member_media(&h, CALLER), MediaState::Failed);
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Failed);
     let restarted = media(&offer(&mut h));
     assert!(matches!(
         restarted[..],
         [
-            MediaCommand::StopSession { peer: CALLER },
+            MediaCommand::StopSession { peer: CALLER_C },
             MediaCommand::StartSession {
-                peer: CALLER,
+                peer: CALLER_C,
                 role: SessionRole::Answerer,
                 ..
             },
             ..
         ]
     ));
-    assert_eq!(member_media(&h, CALLER), MediaState::Connecting);
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
 }
 
 #[test]
 fn a_new_offer_from_a_peer_replaces_its_session() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Media {
         room_id: ROOM,
-        from: CALLER,
+        from: CALLER_C,
         signal: MediaSignal::Offer {
             sdp: "v=0 b".into(),
         },
     });
     let cmds = media(&h.take());
-    assert_eq!(cmds[0], MediaCommand::StopSession { peer: CALLER });
+    assert_eq!(cmds[0], MediaCommand::StopSession { peer: CALLER_C });
     assert!(matches!(
         cmds[1],
         MediaCommand::StartSession {
@@ -376,10 +382,10 @@ fn a_new_offer_from_a_peer_replaces_its_session() {
 
 #[test]
 fn media_from_a_client_not_in_the_room_is_dropped() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Media {
         room_id: ROOM,
-        from: 12345,
+        from: ClientId(12345),
         signal: MediaSignal::Offer { sdp: "v=0".into() },
     });
     assert!(media(&h.take()).is_empty());
@@ -387,29 +393,29 @@ fn media_from_a_client_not_in_the_room_is_dropped() {
 
 #[test]
 fn bye_closes_only_that_session() {
-    let mut h = Harness::in_call_with(&[CALLER, 8]);
+    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::Media {
         room_id: ROOM,
-        from: 8,
+        from: ClientId(8),
         signal: MediaSignal::Bye,
     });
     assert_eq!(
         media(&h.take()),
-        vec![MediaCommand::StopSession { peer: 8 }]
+        vec![MediaCommand::StopSession { peer: ClientId(8) }]
     );
     assert_eq!(h.phase(), CallPhase::InCall);
 }
 
 #[test]
 fn same_account_entering_elsewhere_replaces_us() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::ReplacedByOtherLogin { room_id: ROOM });
     assert_eq!(ended(&h.take()), Some(EndReason::Replaced));
 }
 
 #[test]
 fn hangup_in_a_room_exits_and_stops_media() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.command(Command::Mute).unwrap();
     h.take();
     h.command(Command::Hangup).unwrap();

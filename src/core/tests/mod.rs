@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-pub(crate) const ME: UserId = 100;
-pub(crate) const CALLER: UserId = 7;
-pub(crate) const ROOM: RoomId = 5000;
+pub(crate) const ME: UserId = UserId(100);
+pub(crate) const CALLER: UserId = UserId(7);
+pub(crate) const ROOM: RoomId = RoomId(5000);
+/// Our own and the caller's participant ids: in these dialects a participant is known by its
+/// user's id, but the core keeps the two apart.
+pub(crate) const ME_C: ClientId = ClientId(100);
+pub(crate) const CALLER_C: ClientId = ClientId(7);
 
 /// Drives an [`Agent`] with a virtual clock and collects what it does.
 pub(crate) struct Harness {
@@ -124,7 +128,7 @@ impl Harness {
         });
         h.signal(SignalingEvent::Entered {
             room: room_info(),
-            me: member(ME),
+            me: member(ME_C),
             members: members.iter().map(|&c| member(c)).collect(),
         });
         assert_eq!(h.phase(), CallPhase::InCall);
@@ -147,7 +151,7 @@ pub(crate) fn room_info() -> RoomInfo {
         id: ROOM,
         name: Some("call".into()),
         owner_id: Some(CALLER),
-        host_id: Some(CALLER),
+        host_id: Some(CALLER_C),
     }
 }
 

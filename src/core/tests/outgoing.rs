@@ -2,8 +2,9 @@
 
 use super::*;
 
-const CALLEE: UserId = 42;
-const NEW_ROOM: RoomId = 7777;
+const CALLEE: UserId = UserId(42);
+const CALLEE_C: ClientId = ClientId(42);
+const NEW_ROOM: RoomId = RoomId(7777);
 
 fn callee() -> Peer {
     Peer::user(CALLEE)
@@ -58,9 +59,9 @@ fn remote_agree_enters_then_sends_connected() {
             id: NEW_ROOM,
             name: None,
             owner_id: Some(ME),
-            host_id: Some(ME),
+            host_id: Some(ME_C),
         },
-        me: member(ME),
+        me: member(ME_C),
         members: vec![],
     });
     assert_eq!(
@@ -74,11 +75,11 @@ fn remote_agree_enters_then_sends_connected() {
     // The callee enters later and offers; we answer.
     h.signal(SignalingEvent::MemberEntered {
         room_id: NEW_ROOM,
-        member: member(CALLEE),
+        member: member(CALLEE_C),
     });
     h.signal(SignalingEvent::Media {
         room_id: NEW_ROOM,
-        from: CALLEE,
+        from: CALLEE_C,
         signal: MediaSignal::Offer { sdp: "v=0".into() },
     });
     let cmds = media(&h.take());
@@ -86,12 +87,12 @@ fn remote_agree_enters_then_sends_connected() {
         cmds,
         vec![
             MediaCommand::StartSession {
-                peer: CALLEE,
+                peer: CALLEE_C,
                 role: SessionRole::Answerer,
                 call_type: CallType::Video
             },
             MediaCommand::RemoteSignal {
-                peer: CALLEE,
+                peer: CALLEE_C,
                 signal: MediaSignal::Offer { sdp: "v=0".into() }
             }
         ]
@@ -157,23 +158,23 @@ fn failed_room_creation_ends_the_dial_with_the_servers_message() {
 #[test]
 fn join_enters_a_room_by_id_and_offers_to_everyone_there() {
     let mut h = Harness::default_policy();
-    h.command(Command::Join { room: 31 }).unwrap();
+    h.command(Command::Join { room: RoomId(31) }).unwrap();
     assert_eq!(
         h.sent(),
         vec![Outgoing::Enter {
-            room_id: 31,
+            room_id: RoomId(31),
             room_type: CallType::Video
         }]
     );
     h.signal(SignalingEvent::Entered {
         room: RoomInfo {
-            id: 31,
+            id: RoomId(31),
             name: None,
             owner_id: None,
             host_id: None,
         },
-        me: member(ME),
-        members: vec![member(1), member(2)],
+        me: member(ME_C),
+        members: vec![member(ClientId(1)), member(ClientId(2))],
     });
     let offers: Vec<_> = media(&h.take())
         .into_iter()

@@ -21,9 +21,9 @@ fn a_pull_enters_the_room_from_idle() {
 
 #[test]
 fn a_pull_into_another_room_leaves_the_current_call_first() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::PulledIntoRoom {
-        room_id: 6000,
+        room_id: RoomId(6000),
         call_type: CallType::Audio,
     });
     let actions = h.take();
@@ -40,17 +40,17 @@ fn a_pull_into_another_room_leaves_the_current_call_first() {
         vec![
             Outgoing::Exit { room_id: ROOM },
             Outgoing::Enter {
-                room_id: 6000,
+                room_id: RoomId(6000),
                 room_type: CallType::Audio
             }
         ]
     );
-    assert_eq!(h.agent.state().room_id, Some(6000));
+    assert_eq!(h.agent.state().room_id, Some(RoomId(6000)));
 }
 
 #[test]
 fn a_pull_into_the_room_we_are_in_changes_nothing() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::PulledIntoRoom {
         room_id: ROOM,
         call_type: CallType::Video,
@@ -61,7 +61,7 @@ fn a_pull_into_the_room_we_are_in_changes_nothing() {
 
 #[test]
 fn forbidden_audio_mutes_and_refuses_unmute_until_allowed() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Moderated {
         order: ModeratorOrder::ForbidAudio,
     });
@@ -90,7 +90,7 @@ fn forbidden_audio_mutes_and_refuses_unmute_until_allowed() {
 
 #[test]
 fn forbidden_video_turns_the_camera_off_and_keeps_it_off() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Moderated {
         order: ModeratorOrder::ForbidVideo,
     });
@@ -108,7 +108,7 @@ fn forbidden_video_turns_the_camera_off_and_keeps_it_off() {
 
 #[test]
 fn close_orders_switch_off_once_but_may_be_undone_locally() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Moderated {
         order: ModeratorOrder::CloseMic,
     });
@@ -129,7 +129,7 @@ fn close_orders_switch_off_once_but_may_be_undone_locally() {
 
 #[test]
 fn moderation_ends_with_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Moderated {
         order: ModeratorOrder::ForbidAudio,
     });
@@ -139,9 +139,9 @@ fn moderation_ends_with_the_call() {
 
 #[test]
 fn remote_commands_are_run_and_answered_to_their_sender() {
-    let mut h = Harness::in_call_with(&[CALLER]);
+    let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::RemoteCommand {
-        from: 42,
+        from: UserId(42),
         tag: "m1".into(),
         command: Command::Mute,
     });
@@ -154,20 +154,20 @@ fn remote_commands_are_run_and_answered_to_their_sender() {
     assert_eq!(
         replies,
         vec![Outgoing::CommandReply {
-            to: 42,
+            to: UserId(42),
             tag: "m1".into(),
             result: Ok(())
         }]
     );
     h.signal(SignalingEvent::RemoteCommand {
-        from: 42,
+        from: UserId(42),
         tag: "m2".into(),
         command: Command::Answer,
     });
     assert_eq!(
         h.sent(),
         vec![Outgoing::CommandReply {
-            to: 42,
+            to: UserId(42),
             tag: "m2".into(),
             result: Err("no incoming call is ringing".into())
         }]
@@ -178,7 +178,7 @@ fn remote_commands_are_run_and_answered_to_their_sender() {
 fn messages_become_events() {
     let mut h = Harness::default_policy();
     h.signal(SignalingEvent::Message {
-        from: 42,
+        from: UserId(42),
         room_id: None,
         kind: 30,
         text: "hello".into(),
@@ -186,7 +186,7 @@ fn messages_become_events() {
     assert_eq!(
         events(&h.take()),
         vec![CallEvent::Message {
-            from: 42,
+            from: UserId(42),
             room_id: None,
             kind: 30,
             text: "hello".into()
@@ -203,8 +203,8 @@ fn rooms_without_per_participant_media_start_no_sessions() {
     h.command(Command::Join { room: ROOM }).unwrap();
     h.signal(SignalingEvent::Entered {
         room: room_info(),
-        me: member(ME),
-        members: vec![member(1)],
+        me: member(ME_C),
+        members: vec![member(ClientId(1))],
     });
     let actions = h.take();
     assert!(
@@ -215,7 +215,7 @@ fn rooms_without_per_participant_media_start_no_sessions() {
     assert_eq!(h.agent.state().members.len(), 1);
     h.signal(SignalingEvent::MemberLeft {
         room_id: ROOM,
-        client_id: 1,
+        client_id: ClientId(1),
     });
     assert_eq!(ended(&h.take()), Some(EndReason::RemoteLeft));
 }

@@ -153,8 +153,8 @@ async fn run(opts: Options, ends: Ends, shutdown: CancellationToken) {
                 while let Ok(stale) = cmds.try_recv() {
                     debug!(?stale, "dropping a message queued while disconnected");
                 }
-                let user_id = session.user.id;
-                info!(user_id, "registered with the signaling server");
+                let user_id = crate::core::UserId(session.user.id);
+                info!(%user_id, "registered with the signaling server");
                 if events
                     .send(SignalingEvent::Registered { user_id })
                     .await

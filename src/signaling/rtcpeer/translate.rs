@@ -7,7 +7,8 @@ use super::wire::{
     MediaCandidate, MediaSdp, MuteAll, MuteMsg, NewAppRoomReply, UserRoom, WireError, event,
 };
 use crate::core::{
-    CallType, MediaSignal, Member, Outgoing, Peer, RequestKind, RoomInfo, SignalingEvent, UserId,
+    CallType, ClientId, MediaSignal, Member, Outgoing, Peer, RequestKind, RoomId, RoomInfo,
+    SignalingEvent, UserId,
 };
 
 /// Who we are on the wire.
@@ -41,8 +42,8 @@ const CALL_ROOM_LIMIT: i64 = 16;
 
 fn call_msg(me: &Identity, to: &Peer) -> CallMsg {
     CallMsg {
-        own_user_id: Some(me.user_id),
-        target_user_id: Some(to.user_id),
+        own_user_id: Some(me.user_id.0),
+        target_user_id: Some(to.user_id.0),
         own_device_type: Some(me.device_type.clone()),
         target_device_type: to.device_type.clone(),
         ..CallMsg::default()
@@ -51,6 +52,25 @@ fn call_msg(me: &Identity, to: &Peer) -> CallMsg {
 
 fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The dialect's number for a call or room type (`type`, `roomType`).
+pub fn call_type_code(t: CallType) -> i64 {
+    match t {
+        CallType::Audio => 1,
+        CallType::Video => 2,
+        CallType::VideoReturn => 3,
+    }
+}
+
+/// Reads the dialect's number for a call or room type; `None` for numbers it does not define.
+pub fn call_type_from_code(code: i64) -> Option<CallType> {
+    match code {
+        1 => Some(CallType::Audio),
+        2 => Some(CallType::Video),
+        3 => Some(CallType::VideoReturn),
+        _ => None,
+    }
 }
 
 /// The wire request for a core [`Outgoing`]; `None` for what the dialect has no word for
@@ -82,8 +102,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             "doEvent",
             to_value(CallMsg {
                 event: Some(event::CONNECTED.into()),
-                room_id: Some(*room_id),
-                room_type: Some(room_type.code()),
+                room_id: Some(room_id.0),
+                room_type: Some(call_type_code(*room_type)),
                 ..call_msg(me, to)
             }),
         ),
@@ -95,8 +115,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             "call",
             "doAgree",
             to_value(CallMsg {
-                room_id: *room_id,
-                call_type: Some(call_type.code()),
+                room_id: room_id.map(|r| r.0),
+                call_type: Some(call_type_code(*call_type)),
                 ..call_msg(me, to)
             }),
         ),
@@ -113,8 +133,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                 "call",
                 "doInvite",
                 to_value(CallMsg {
-                    room_id: Some(*room_id),
-                    call_type: Some(call_type.code()),
+                    room_id: Some(room_id.0),
+                    call_type: Some(call_type_code(*call_type)),
                     ..call_msg(me, &Peer::user(*to))
                 }),
             )
@@ -127,8 +147,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                 to_value(wire::NewAppRoom {
                     name: name.clone(),
                     number_limit: CALL_ROOM_LIMIT,
-                    roomtype: call_type.code(),
-                    user_id: me.user_id,
+                    roomtype: call_type_code(*call_type),
+                    user_id: me.user_id.0,
                 }),
             )
         },
@@ -138,9 +158,9 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                 "meeting",
                 "enter",
                 to_value(wire::Enter {
-                    user_id: me.user_id,
-                    room_id: *room_id,
-                    room_type: room_type.code(),
+                    user_id: me.user_id.0,
+                    room_id: room_id.0,
+                    room_type: call_type_code(*room_type),
                     username: Some(me.name.clone()),
                 }),
             )
@@ -150,8 +170,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             "meeting",
             "muteMsg",
             to_value(MuteMsg {
-                user_id: me.user_id,
-                room_id: *room_id,
+                user_id: me.user_id.0,
+                room_id: room_id.0,
                 is_mute: *muted,
                 from_super: None,
             }),
@@ -160,7 +180,7 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             "meeting",
             "updateVideo",
             to_value(wire::UpdateVideo {
-                room_id: *room_id,
+                room_id: room_id.0,
                 video: *video,
             }),
         ),
@@ -168,8 +188,8 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             "meeting",
             "shareScreen",
             to_value(wire::ShareScreen {
-                room_id: *room_id,
-                share_screen_id: *share_id,
+                room_id: room_id.0,
+                share_screen_id: share_id.map(|c| c.0),
             }),
         ),
         Outgoing::Media {
@@ -177,7 +197,7 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
             to,
             signal,
         } => {
-            let from = Some(me.user_id);
+            let from = Some(me.user_id.0);
             match signal {
                 MediaSignal::Offer { sdp } | MediaSignal::Answer { sdp } => req(
                     "media",
@@ -187,9 +207,9 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                         "answer"
                     },
                     to_value(MediaSdp {
-                        room_id: *room_id,
+                        room_id: room_id.0,
                         from_client_id: from,
-                        to_client_id: *to,
+                        to_client_id: to.0,
                         sdp: sdp.clone(),
                     }),
                 ),
@@ -201,9 +221,9 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                     "media",
                     "candidate",
                     to_value(MediaCandidate {
-                        room_id: *room_id,
+                        room_id: room_id.0,
                         from_client_id: from,
-                        to_client_id: *to,
+                        to_client_id: to.0,
                         candidate: candidate.clone(),
                         sdp_mline_index: *sdp_mline_index,
                         sdp_mid: sdp_mid.clone(),
@@ -213,9 +233,9 @@ pub fn request(me: &Identity, out: &Outgoing) -> Option<Request> {
                     "media",
                     "bye",
                     to_value(MediaBye {
-                        room_id: *room_id,
+                        room_id: room_id.0,
                         from_client_id: from,
-                        to_client_id: *to,
+                        to_client_id: to.0,
                     }),
                 ),
             }
@@ -262,16 +282,16 @@ pub fn reply(env: &Envelope, pending: &Pending) -> Result<Option<SignalingEvent>
     }
     Ok(match pending.route {
         ("room", "newAppRoom") => Some(SignalingEvent::RoomCreated {
-            room_id: env.decode::<NewAppRoomReply>()?.room_id,
+            room_id: RoomId(env.decode::<NewAppRoomReply>()?.room_id),
         }),
         ("meeting", "enter") => {
             let r: EnterReply = env.decode()?;
             Some(SignalingEvent::Entered {
                 room: RoomInfo {
-                    id: r.room.id,
+                    id: RoomId(r.room.id),
                     name: r.room.name,
-                    owner_id: r.room.owner_id,
-                    host_id: r.room.super_mode_id,
+                    owner_id: r.room.owner_id.map(UserId),
+                    host_id: r.room.super_mode_id.map(ClientId),
                 },
                 me: member(&r.client),
                 members: r.members.iter().map(member).collect(),
@@ -283,7 +303,7 @@ pub fn reply(env: &Envelope, pending: &Pending) -> Result<Option<SignalingEvent>
 
 fn member(c: &wire::Client) -> Member {
     Member {
-        client_id: c.id,
+        client_id: ClientId(c.id),
         name: c.name.clone(),
         muted: c.is_muted.unwrap_or(false),
         host: c.is_super_moderator.unwrap_or(false),
@@ -291,14 +311,14 @@ fn member(c: &wire::Client) -> Member {
 }
 
 fn sender(m: &CallMsg) -> Result<UserId, WireError> {
-    m.own_user_id.ok_or_else(|| WireError::Field {
+    m.own_user_id.map(UserId).ok_or_else(|| WireError::Field {
         field: "ownUserId".into(),
         problem: "missing".into(),
     })
 }
 
-fn from_client(id: Option<i64>) -> Result<i64, WireError> {
-    id.ok_or_else(|| WireError::Field {
+fn from_client(id: Option<i64>) -> Result<ClientId, WireError> {
+    id.map(ClientId).ok_or_else(|| WireError::Field {
         field: "fromClientId".into(),
         problem: "missing".into(),
     })
@@ -317,9 +337,9 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
                 },
                 call_type: m
                     .call_type
-                    .and_then(CallType::from_code)
+                    .and_then(call_type_from_code)
                     .unwrap_or(CallType::Video),
-                room_id: m.room_id,
+                room_id: m.room_id.map(RoomId),
             }
         }
         ("call", "doEvent") => {
@@ -330,8 +350,8 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
                 Some(event::BUSY) => E::RemoteBusy { from },
                 Some(event::CONNECTED) => E::RemoteConnected {
                     from,
-                    room_id: m.room_id,
-                    room_type: m.room_type.and_then(CallType::from_code),
+                    room_id: m.room_id.map(RoomId),
+                    room_type: m.room_type.and_then(call_type_from_code),
                 },
                 Some(_) => return Ok(None),
                 None => {
@@ -346,7 +366,7 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
             let m: CallMsg = env.decode()?;
             E::RemoteAgreed {
                 from: sender(&m)?,
-                room_id: m.room_id,
+                room_id: m.room_id.map(RoomId),
             }
         }
         ("call", "reject") => E::RemoteRejected {
@@ -358,10 +378,12 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("meeting", "EnterRoom") => {
             let p: ClientPush = env.decode()?;
             if p.result == Some(wire::code::REPLACED) {
-                E::ReplacedByOtherLogin { room_id: p.room_id }
+                E::ReplacedByOtherLogin {
+                    room_id: RoomId(p.room_id),
+                }
             } else {
                 E::MemberEntered {
-                    room_id: p.room_id,
+                    room_id: RoomId(p.room_id),
                     member: member(&p.client),
                 }
             }
@@ -369,29 +391,29 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("meeting", "ExitRoom") => {
             let p: ClientPush = env.decode()?;
             E::MemberLeft {
-                room_id: p.room_id,
-                client_id: p.client.id,
+                room_id: RoomId(p.room_id),
+                client_id: ClientId(p.client.id),
             }
         }
         ("meeting", "onFinish") => {
             let p: FinishPush = env.decode()?;
             E::Finished {
-                room_id: p.room_id,
-                by: p.user_id,
+                room_id: RoomId(p.room_id),
+                by: p.user_id.map(UserId),
             }
         }
         ("meeting", "tiren") => {
             let p: UserRoom = env.decode()?;
             E::Kicked {
-                room_id: p.room_id,
-                client_id: p.user_id,
+                room_id: RoomId(p.room_id),
+                client_id: ClientId(p.user_id),
             }
         }
         ("meeting", "onMute") => {
             let p: MuteMsg = env.decode()?;
             E::Muted {
-                room_id: p.room_id,
-                client_id: p.user_id,
+                room_id: RoomId(p.room_id),
+                client_id: ClientId(p.user_id),
                 muted: p.is_mute,
                 from_host: p.from_super.as_deref() == Some(FROM_SUPER),
             }
@@ -399,7 +421,7 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("meeting", "onMuteAll") => {
             let p: MuteAll = env.decode()?;
             E::MutedAll {
-                room_id: p.room_id,
+                room_id: RoomId(p.room_id),
                 muted: p.is_mute,
                 from_host: p.from_super.as_deref() == Some(FROM_SUPER),
             }
@@ -407,8 +429,8 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("meeting", "onCompere") => {
             let p: UserRoom = env.decode()?;
             E::HostChanged {
-                room_id: p.room_id,
-                client_id: p.user_id,
+                room_id: RoomId(p.room_id),
+                client_id: ClientId(p.user_id),
             }
         }
         ("media", "offer") | ("media", "answer") => {
@@ -419,7 +441,7 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
                 MediaSignal::Answer { sdp: m.sdp }
             };
             E::Media {
-                room_id: m.room_id,
+                room_id: RoomId(m.room_id),
                 from: from_client(m.from_client_id)?,
                 signal,
             }
@@ -427,7 +449,7 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("media", "candidate") => {
             let m: MediaCandidate = env.decode()?;
             E::Media {
-                room_id: m.room_id,
+                room_id: RoomId(m.room_id),
                 from: from_client(m.from_client_id)?,
                 signal: MediaSignal::Candidate {
                     candidate: m.candidate,
@@ -439,7 +461,7 @@ pub fn push(env: &Envelope) -> Result<Option<SignalingEvent>, WireError> {
         ("media", "bye") => {
             let m: MediaBye = env.decode()?;
             E::Media {
-                room_id: m.room_id,
+                room_id: RoomId(m.room_id),
                 from: from_client(m.from_client_id)?,
                 signal: MediaSignal::Bye,
             }
@@ -465,7 +487,7 @@ mod tests {
 
     fn me() -> Identity {
         Identity {
-            user_id: 100,
+            user_id: UserId(100),
             device_type: "tv".into(),
             name: "Room 101".into(),
         }
@@ -481,7 +503,7 @@ mod tests {
             &me(),
             &Outgoing::Ringing {
                 to: Peer {
-                    user_id: 7,
+                    user_id: UserId(7),
                     device_type: Some("webphone".into()),
                 },
             },
@@ -499,7 +521,7 @@ mod tests {
         let r = request(
             &me(),
             &Outgoing::AnnounceMute {
-                room_id: 9,
+                room_id: RoomId(9),
                 muted: true,
             },
         )
@@ -515,11 +537,11 @@ mod tests {
             e,
             Some(SignalingEvent::Invite {
                 from: Peer {
-                    user_id: 7,
+                    user_id: UserId(7),
                     device_type: Some("pc".into())
                 },
                 call_type: CallType::Audio,
-                room_id: Some(3)
+                room_id: Some(RoomId(3))
             })
         );
     }
@@ -550,7 +572,10 @@ mod tests {
     #[test]
     fn enter_room_with_result_9_means_replaced() {
         let e = push(&env(json!({"module":"meeting","method":"EnterRoom","roomId":2,"client":{"id":100},"result":9}))).unwrap();
-        assert_eq!(e, Some(SignalingEvent::ReplacedByOtherLogin { room_id: 2 }));
+        assert_eq!(
+            e,
+            Some(SignalingEvent::ReplacedByOtherLogin { room_id: RoomId(2) })
+        );
     }
 
     #[test]
@@ -573,7 +598,7 @@ mod tests {
         let p = Pending {
             route: ("call", "doInvite"),
             kind: RequestKind::Invite,
-            target: Some(42),
+            target: Some(UserId(42)),
         };
         let e = reply(
             &env(json!({"module":"call","method":"doInvite","reqId":"1","result":1})),
@@ -583,7 +608,7 @@ mod tests {
         assert_eq!(
             e,
             Some(SignalingEvent::InviteResult {
-                to: Some(42),
+                to: Some(UserId(42)),
                 delivered: false
             })
         );
@@ -607,8 +632,8 @@ mod tests {
         .unwrap();
         match e {
             Some(SignalingEvent::Entered { room, me, members }) => {
-                assert_eq!(room.host_id, Some(7));
-                assert_eq!(me.client_id, 100);
+                assert_eq!(room.host_id, Some(ClientId(7)));
+                assert_eq!(me.client_id, ClientId(100));
                 assert!(members[0].host);
             }
             other => panic!("{other:?}"),

@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::Options;
 use super::fpnn::{self, Frame, as_bool, field, map};
 use crate::config::PullPolicy;
-use crate::core::{CallType, Outgoing, RequestKind, RoomId, SignalingEvent, UserId};
+use crate::core::{CallType, ClientId, Outgoing, RequestKind, RoomId, SignalingEvent, UserId};
 
 /// FPNN's code for "no answer in time" (`FPNN_EC_CORE_TIMEOUT`).
 pub const CODE_TIMEOUT: i64 = 20003;
@@ -66,7 +66,7 @@ impl From<&Options> for Settings {
     fn from(o: &Options) -> Settings {
         Settings {
             pid: o.pid,
-            uid: o.uid,
+            uid: UserId(o.uid),
             version: o.version.clone(),
             keepalive: o.keepalive,
             request_timeout: o.request_timeout,
@@ -216,7 +216,7 @@ impl Session {
         }
         let auth = map([
             ("pid", Value::from(self.s.pid)),
-            ("uid", Value::from(self.s.uid)),
+            ("uid", Value::from(self.s.uid.0)),
             ("token", Value::from(token)),
             ("version", Value::from(self.s.version.as_str())),
         ]);
@@ -372,7 +372,7 @@ impl Session {
                     return Err(Fatal::TokenRefused);
                 }
                 self.authenticated = true;
-                info!(uid = self.s.uid, "authenticated to the RTM gate");
+                info!(uid = %self.s.uid, "authenticated to the RTM gate");
                 self.emit(SignalingEvent::Registered {
                     user_id: self.s.uid,
                 });
@@ -440,7 +440,7 @@ impl Session {
     }
 
     fn ask_members(&mut self, now: Instant, rid: RoomId) {
-        let body = map([("rid", Value::from(rid))]);
+        let body = map([("rid", Value::from(rid.0))]);
         self.quest(now, "getRTCRoomMembers", body, Purpose::Members { rid });
     }
 
@@ -448,27 +448,28 @@ impl Session {
         let admins = int_list(body, "administrators");
         let members = int_list(body, "uids")
             .into_iter()
-            .filter(|uid| *uid != self.s.uid)
+            .filter(|uid| *uid != self.s.uid.0)
             .map(|uid| crate::core::Member {
-                client_id: uid,
+                client_id: ClientId(uid),
                 name: None,
                 muted: false,
                 host: admins.contains(&uid),
             })
             .collect();
         let owner = field(body, "owner").and_then(fpnn::as_i64);
+        let me = self.s.uid.0;
         self.emit(SignalingEvent::Entered {
             room: crate::core::RoomInfo {
                 id: rid,
                 name: None,
-                owner_id: owner,
-                host_id: owner,
+                owner_id: owner.map(UserId),
+                host_id: owner.map(ClientId),
             },
             me: crate::core::Member {
-                client_id: self.s.uid,
+                client_id: ClientId(me),
                 name: None,
                 muted: false,
-                host: admins.contains(&self.s.uid),
+                host: admins.contains(&me),
             },
             members,
         });

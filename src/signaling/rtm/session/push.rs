@@ -8,7 +8,9 @@ use tracing::{debug, info, warn};
 
 use super::{CODE_BAD_PARAMETER, Fatal, MAX_MESSAGE, Session};
 use crate::config::PullPolicy;
-use crate::core::{CallType, Member, ModeratorOrder, Peer, RoomId, SignalingEvent, UserId};
+use crate::core::{
+    CallType, ClientId, Member, ModeratorOrder, Peer, RoomId, SignalingEvent, UserId,
+};
 use crate::signaling::rtm::fpnn::{self, as_i64, as_str, empty_map, field};
 
 /// A required field was missing or of the wrong type.
@@ -16,6 +18,14 @@ struct Missing(&'static str);
 
 fn int(body: &Value, key: &'static str) -> Result<i64, Missing> {
     field(body, key).and_then(as_i64).ok_or(Missing(key))
+}
+
+fn room(body: &Value) -> Result<RoomId, Missing> {
+    int(body, "rid").map(RoomId)
+}
+
+fn user(body: &Value, key: &'static str) -> Result<UserId, Missing> {
+    int(body, key).map(UserId)
 }
 
 fn text<'a>(body: &'a Value, key: &'static str) -> Result<&'a str, Missing> {
@@ -52,32 +62,30 @@ impl Session {
     fn dispatch(&mut self, now: Instant, method: &str, body: &Value) -> Result<(), Missing> {
         match method {
             "ping" => {}
-            "pushInviteIntoRTCRoom" => self.on_invite(int(body, "rid")?, int(body, "fromUid")?),
-            "pushPullIntoRTCRoom" => self.on_pull(int(body, "rid")?, text(body, "token")?),
+            "pushInviteIntoRTCRoom" => self.on_invite(room(body)?, user(body, "fromUid")?),
+            "pushPullIntoRTCRoom" => self.on_pull(room(body)?, text(body, "token")?),
             "pushKickOutRTCRoom" => {
-                let room_id = int(body, "rid")?;
-                info!(room_id, by = ?field(body, "fromUid").and_then(as_i64), "removed from the RTC room");
+                let room_id = room(body)?;
+                info!(%room_id, by = ?field(body, "fromUid").and_then(as_i64), "removed from the RTC room");
                 self.emit(SignalingEvent::Kicked {
                     room_id,
-                    client_id: self.s.uid,
+                    client_id: ClientId(self.s.uid.0),
                 });
             }
             "pushRTCRoomClosed" => self.emit(SignalingEvent::Finished {
-                room_id: int(body, "rid")?,
+                room_id: room(body)?,
                 by: None,
             }),
-            "pushEnterRTCRoom" => {
-                self.on_member_entered(int(body, "rid")?, int(body, "uid")?, body)
-            }
+            "pushEnterRTCRoom" => self.on_member_entered(room(body)?, user(body, "uid")?, body),
             "pushExitRTCRoom" => self.emit(SignalingEvent::MemberLeft {
-                room_id: int(body, "rid")?,
-                client_id: int(body, "uid")?,
+                room_id: room(body)?,
+                client_id: ClientId(int(body, "uid")?),
             }),
             "pushAdminCommand" => self.on_admin(int(body, "command")?, body),
             "pushMicStatus" => debug!(?body, "pushMicStatus (meaning undocumented)"),
             "pushmsg" => self.on_message(now, None, body)?,
             "pushroommsg" => {
-                let rid = int(body, "rid")?;
+                let rid = room(body)?;
                 self.on_message(now, Some(rid), body)?
             }
             "kickoutroom" => {
@@ -105,7 +113,7 @@ impl Session {
                 call_type: CallType::Video,
             }),
             // No inviter is named: uid 0 is never on an allow list, so only `always` answers.
-            PullPolicy::Invite => self.on_invite(rid, 0),
+            PullPolicy::Invite => self.on_invite(rid, UserId(0)),
         }
     }
 
@@ -121,7 +129,7 @@ impl Session {
         self.emit(SignalingEvent::MemberEntered {
             room_id: rid,
             member: Member {
-                client_id: uid,
+                client_id: ClientId(uid.0),
                 name: field(body, "nickName").and_then(as_str).map(str::to_string),
                 muted: false,
                 host: false,
@@ -131,7 +139,7 @@ impl Session {
 
     fn on_admin(&mut self, command: i64, body: &Value) {
         let uids = super::int_list(body, "uids");
-        if !uids.is_empty() && !uids.contains(&self.s.uid) {
+        if !uids.is_empty() && !uids.contains(&self.s.uid.0) {
             debug!(command, ?uids, "admin command for other members");
             return;
         }
@@ -160,7 +168,7 @@ impl Session {
         room_id: Option<RoomId>,
         body: &Value,
     ) -> Result<(), Missing> {
-        let from = int(body, "from")?;
+        let from = user(body, "from")?;
         let mid = int(body, "mid")?;
         let kind = int(body, "mtype")?;
         let text = match field(body, "msg") {
@@ -168,11 +176,11 @@ impl Session {
             None => return Err(Missing("msg")),
         };
         if !self.first_sighting(from, mid) {
-            debug!(from, mid, "repeated message dropped");
+            debug!(%from, mid, "repeated message dropped");
             return Ok(());
         }
         if text.len() > MAX_MESSAGE {
-            warn!(from, mid, bytes = text.len(), "message over 64 KiB dropped");
+            warn!(%from, mid, bytes = text.len(), "message over 64 KiB dropped");
             return Ok(());
         }
         let text = String::from_utf8_lossy(text).into_owned();
@@ -195,7 +203,7 @@ impl Session {
         match super::request::parse_command(text) {
             Ok(command) => self.emit(SignalingEvent::RemoteCommand { from, tag, command }),
             Err(error) => {
-                info!(from, %error, "command by message refused");
+                info!(%from, %error, "command by message refused");
                 self.reply(now, from, &tag, Err(error));
             }
         }

@@ -18,7 +18,7 @@ fn room_type(call_type: CallType) -> i64 {
 
 impl Session {
     pub(super) fn on_outgoing(&mut self, now: Instant, out: Outgoing) {
-        let rid_body = |rid: RoomId| map([("rid", Value::from(rid))]);
+        let rid_body = |rid: RoomId| map([("rid", Value::from(rid.0))]);
         match out {
             Outgoing::Agree { to, room_id, .. } => match room_id {
                 Some(rid) if self.tokens.contains_key(&rid) => {
@@ -51,8 +51,8 @@ impl Session {
             Outgoing::CreateRoom { call_type, .. } => self.create(now, call_type),
             Outgoing::Invite { to, room_id, .. } => {
                 let body = map([
-                    ("rid", Value::from(room_id)),
-                    ("uids", Value::Array(vec![Value::from(to)])),
+                    ("rid", Value::from(room_id.0)),
+                    ("uids", Value::Array(vec![Value::from(to.0)])),
                 ]);
                 let purpose = Purpose::Invite { rid: room_id, to };
                 self.quest(now, "inviteUserIntoRTCRoom", body, purpose);
@@ -73,16 +73,16 @@ impl Session {
         if self.room == Some(rid) {
             self.room = None;
         }
-        let body = map([("rid", Value::from(rid))]);
+        let body = map([("rid", Value::from(rid.0))]);
         self.quest(now, "exitRTCRoom", body, Purpose::Exit);
     }
 
     fn create(&mut self, now: Instant, call_type: CallType) {
         // Room ids are the application's to choose; a random 48-bit id does not collide in
         // practice and stays exact in every client's number type.
-        let rid = (rand::random::<u64>() >> 16) as i64;
+        let rid = RoomId((rand::random::<u64>() >> 16) as i64);
         let body = map([
-            ("rid", Value::from(rid)),
+            ("rid", Value::from(rid.0)),
             ("type", Value::from(room_type(call_type))),
             ("enableRecord", Value::from(0)),
         ]);
@@ -109,7 +109,7 @@ impl Session {
         let mid = self.next_mid;
         self.next_mid += 1;
         let body = map([
-            ("to", Value::from(to)),
+            ("to", Value::from(to.0)),
             ("mid", Value::from(mid)),
             ("mtype", Value::from(mtype)),
             ("msg", Value::from(text)),

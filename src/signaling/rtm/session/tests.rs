@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use rmpv::Value;
 
 use super::*;
-use crate::core::{Command, Member, ModeratorOrder, Peer};
+use crate::core::{ClientId, Command, Member, ModeratorOrder, Peer};
 
-const UID: UserId = 9001;
+const UID: UserId = UserId(9001);
+const UID_C: ClientId = ClientId(9001);
 
 fn settings() -> Settings {
     Settings {
@@ -133,7 +134,7 @@ fn login_sends_key_first_then_auth_with_pid_uid_token_and_version() {
         unreachable!()
     };
     assert_eq!(get(body, "pid"), &Value::from(11000001));
-    assert_eq!(get(body, "uid"), &Value::from(UID));
+    assert_eq!(get(body, "uid"), &Value::from(UID.0));
     assert_eq!(get(body, "token"), &Value::from("secret-token"));
     assert_eq!(get(body, "version"), &Value::from("test"));
     assert!(!s.authenticated());
@@ -166,7 +167,7 @@ fn requests_before_login_are_dropped() {
     let mut s = Session::new(settings());
     s.connected(Instant::now(), "t", None);
     let _ = s.poll_transmit();
-    s.handle_outgoing(Instant::now(), Outgoing::Exit { room_id: 1 });
+    s.handle_outgoing(Instant::now(), Outgoing::Exit { room_id: RoomId(1) });
     assert!(s.poll_transmit().is_none());
 }
 
@@ -208,14 +209,14 @@ fn invite_then_agree_enters_then_lists_members() {
     assert_eq!(
         t.events(),
         vec![SignalingEvent::Invite {
-            from: Peer::user(42),
+            from: Peer::user(UserId(42)),
             call_type: CallType::Video,
-            room_id: Some(55)
+            room_id: Some(RoomId(55))
         }]
     );
     t.core(Outgoing::Agree {
-        to: Peer::user(42),
-        room_id: Some(55),
+        to: Peer::user(UserId(42)),
+        room_id: Some(RoomId(55)),
         call_type: CallType::Video,
     });
     let (seq, body) = t.one_quest("enterRTCRoom");
@@ -228,17 +229,17 @@ fn invite_then_agree_enters_then_lists_members() {
     assert_eq!(
         t.events(),
         vec![SignalingEvent::RemoteConnected {
-            from: 42,
-            room_id: Some(55),
+            from: UserId(42),
+            room_id: Some(RoomId(55)),
             room_type: Some(CallType::Audio)
         }]
     );
     t.core(Outgoing::Enter {
-        room_id: 55,
+        room_id: RoomId(55),
         room_type: CallType::Audio,
     });
     let (seq, _) = t.one_quest("getRTCRoomMembers");
-    let uids = Value::Array(vec![UID.into(), 42.into(), 43.into()]);
+    let uids = Value::Array(vec![UID.0.into(), 42.into(), 43.into()]);
     t.gate(Frame::answer(
         seq,
         map([
@@ -252,17 +253,17 @@ fn invite_then_agree_enters_then_lists_members() {
     let SignalingEvent::Entered { room, me, members } = &ev[0] else {
         panic!("{ev:?}")
     };
-    assert_eq!((room.id, room.owner_id), (55, Some(42)));
-    assert_eq!(me.client_id, UID);
+    assert_eq!((room.id, room.owner_id), (RoomId(55), Some(UserId(42))));
+    assert_eq!(me.client_id, UID_C);
     let ids: Vec<_> = members.iter().map(|m| (m.client_id, m.host)).collect();
-    assert_eq!(ids, vec![(42, true), (43, false)]);
+    assert_eq!(ids, vec![(ClientId(42), true), (ClientId(43), false)]);
 }
 
 #[test]
 fn a_refused_entry_is_a_failed_enter_request() {
     let mut t = T::authed();
     t.core(Outgoing::Enter {
-        room_id: 8,
+        room_id: RoomId(8),
         room_type: CallType::Video,
     });
     let (seq, _) = t.one_quest("enterRTCRoom");
@@ -279,7 +280,7 @@ fn a_refused_entry_is_a_failed_enter_request() {
 fn an_unanswered_entry_times_out_as_a_failed_request() {
     let mut t = T::authed();
     t.core(Outgoing::Enter {
-        room_id: 8,
+        room_id: RoomId(8),
         room_type: CallType::Video,
     });
     t.sent();
@@ -308,12 +309,12 @@ fn a_pull_joins_with_its_token_without_asking_the_gate_to_enter() {
     assert_eq!(
         t.events(),
         vec![SignalingEvent::PulledIntoRoom {
-            room_id: 66,
+            room_id: RoomId(66),
             call_type: CallType::Video
         }]
     );
     t.core(Outgoing::Enter {
-        room_id: 66,
+        room_id: RoomId(66),
         room_type: CallType::Video,
     });
     t.one_quest("getRTCRoomMembers");
@@ -335,20 +336,20 @@ fn a_pull_can_be_treated_as_an_invite() {
     assert!(matches!(
         &t.events()[..],
         [SignalingEvent::Invite {
-            room_id: Some(66),
+            room_id: Some(RoomId(66)),
             ..
         }]
     ));
     t.core(Outgoing::Agree {
-        to: Peer::user(0),
-        room_id: Some(66),
+        to: Peer::user(UserId(0)),
+        room_id: Some(RoomId(66)),
         call_type: CallType::Video,
     });
     assert!(t.sent().is_empty(), "the pull's token admits us");
     assert!(matches!(
         &t.events()[..],
         [SignalingEvent::RemoteConnected {
-            room_id: Some(66),
+            room_id: Some(RoomId(66)),
             ..
         }]
     ));
@@ -403,25 +404,25 @@ fn room_pushes_become_core_events() {
         t.events(),
         vec![
             SignalingEvent::Kicked {
-                room_id: 5,
-                client_id: UID
+                room_id: RoomId(5),
+                client_id: UID_C
             },
             SignalingEvent::Finished {
-                room_id: 5,
+                room_id: RoomId(5),
                 by: None
             },
             SignalingEvent::MemberEntered {
-                room_id: 5,
+                room_id: RoomId(5),
                 member: Member {
-                    client_id: 8,
+                    client_id: ClientId(8),
                     name: Some("Bo".into()),
                     muted: false,
                     host: false
                 }
             },
             SignalingEvent::MemberLeft {
-                room_id: 5,
-                client_id: 8
+                room_id: RoomId(5),
+                client_id: ClientId(8)
             },
         ]
     );
@@ -440,13 +441,14 @@ fn admin_commands_for_us_become_moderator_orders() {
         ])
     };
     for (seq, c) in (2..=7).enumerate() {
-        t.push(seq as u32 + 1, "pushAdminCommand", cmd(c, vec![UID]))
+        t.push(seq as u32 + 1, "pushAdminCommand", cmd(c, vec![UID.0]))
             .unwrap();
     }
-    t.push(20, "pushAdminCommand", cmd(2, vec![UID + 1]))
+    t.push(20, "pushAdminCommand", cmd(2, vec![UID.0 + 1]))
         .unwrap();
-    t.push(21, "pushAdminCommand", cmd(0, vec![UID])).unwrap();
-    t.push(22, "pushAdminCommand", cmd(99, vec![UID])).unwrap();
+    t.push(21, "pushAdminCommand", cmd(0, vec![UID.0])).unwrap();
+    t.push(22, "pushAdminCommand", cmd(99, vec![UID.0]))
+        .unwrap();
     assert_eq!(t.sent().len(), 9, "all answered");
     let orders: Vec<_> = t
         .events()
@@ -473,7 +475,7 @@ fn admin_commands_for_us_become_moderator_orders() {
 fn kickout_ends_the_connection_and_reports_the_room_as_taken_over() {
     let mut t = T::authed();
     t.core(Outgoing::Enter {
-        room_id: 5,
+        room_id: RoomId(5),
         room_type: CallType::Video,
     });
     t.sent();
@@ -485,7 +487,7 @@ fn kickout_ends_the_connection_and_reports_the_room_as_taken_over() {
     assert_eq!(r, Err(Fatal::Kicked));
     assert_eq!(
         t.events(),
-        vec![SignalingEvent::ReplacedByOtherLogin { room_id: 5 }]
+        vec![SignalingEvent::ReplacedByOtherLogin { room_id: RoomId(5) }]
     );
 }
 
@@ -538,8 +540,8 @@ fn messages_are_deduplicated_on_sender_and_mid() {
     assert_eq!(
         ev[2],
         SignalingEvent::Message {
-            from: 42,
-            room_id: Some(5),
+            from: UserId(42),
+            room_id: Some(RoomId(5)),
             kind: 30,
             text: "all".into()
         }
@@ -554,9 +556,9 @@ fn command_messages_run_commands_and_bad_ones_are_answered_by_message() {
     assert_eq!(
         t.events(),
         vec![SignalingEvent::RemoteCommand {
-            from: 42,
+            from: UserId(42),
             tag: "10".into(),
-            command: Command::Dial { user: 5 }
+            command: Command::Dial { user: UserId(5) }
         }]
     );
     t.sent();
@@ -582,7 +584,7 @@ fn command_messages_run_commands_and_bad_ones_are_answered_by_message() {
     assert_eq!(reply["ok"], false);
     assert!(reply["error"].as_str().unwrap().contains("0-100"));
     t.core(Outgoing::CommandReply {
-        to: 42,
+        to: UserId(42),
         tag: "10".into(),
         result: Ok(()),
     });
@@ -607,11 +609,13 @@ fn dialing_creates_a_room_invites_and_counts_the_invitees_entry_as_agreement() {
         .unwrap();
     assert_eq!(
         t.events(),
-        vec![SignalingEvent::RoomCreated { room_id: rid }]
+        vec![SignalingEvent::RoomCreated {
+            room_id: RoomId(rid)
+        }]
     );
     t.core(Outgoing::Invite {
-        to: 42,
-        room_id: rid,
+        to: UserId(42),
+        room_id: RoomId(rid),
         call_type: CallType::Video,
     });
     let (seq, body) = t.one_quest("inviteUserIntoRTCRoom");
@@ -621,10 +625,10 @@ fn dialing_creates_a_room_invites_and_counts_the_invitees_entry_as_agreement() {
         t.events(),
         vec![
             SignalingEvent::InviteResult {
-                to: Some(42),
+                to: Some(UserId(42)),
                 delivered: true
             },
-            SignalingEvent::RemoteRinging { from: 42 }
+            SignalingEvent::RemoteRinging { from: UserId(42) }
         ]
     );
     t.push(
@@ -638,12 +642,12 @@ fn dialing_creates_a_room_invites_and_counts_the_invitees_entry_as_agreement() {
     assert_eq!(
         ev[0],
         SignalingEvent::RemoteAgreed {
-            from: 42,
-            room_id: Some(rid)
+            from: UserId(42),
+            room_id: Some(RoomId(rid))
         }
     );
     t.core(Outgoing::Enter {
-        room_id: rid,
+        room_id: RoomId(rid),
         room_type: CallType::Video,
     });
     t.one_quest("getRTCRoomMembers");
@@ -653,13 +657,15 @@ fn dialing_creates_a_room_invites_and_counts_the_invitees_entry_as_agreement() {
 fn cancelling_a_dial_leaves_the_room_we_made() {
     let mut t = T::authed();
     t.core(Outgoing::Invite {
-        to: 42,
-        room_id: 77,
+        to: UserId(42),
+        room_id: RoomId(77),
         call_type: CallType::Video,
     });
     let (seq, _) = t.one_quest("inviteUserIntoRTCRoom");
     t.gate(Frame::answer(seq, fpnn::empty_map())).unwrap();
-    t.core(Outgoing::Cancel { to: Peer::user(42) });
+    t.core(Outgoing::Cancel {
+        to: Peer::user(UserId(42)),
+    });
     let (_, body) = t.one_quest("exitRTCRoom");
     assert_eq!(get(&body, "rid"), &Value::from(77));
 }
@@ -667,10 +673,14 @@ fn cancelling_a_dial_leaves_the_room_we_made() {
 #[test]
 fn what_rtm_has_no_word_for_sends_nothing() {
     let mut t = T::authed();
-    t.core(Outgoing::Ringing { to: Peer::user(1) });
-    t.core(Outgoing::Busy { to: Peer::user(1) });
+    t.core(Outgoing::Ringing {
+        to: Peer::user(UserId(1)),
+    });
+    t.core(Outgoing::Busy {
+        to: Peer::user(UserId(1)),
+    });
     t.core(Outgoing::AnnounceMute {
-        room_id: 1,
+        room_id: RoomId(1),
         muted: true,
     });
     assert!(t.sent().is_empty());
@@ -694,7 +704,7 @@ fn the_message_command_parser_takes_the_mqtt_verbs() {
     );
     assert_eq!(
         request::parse_command(r#"{"verb":"join","room":12}"#),
-        Ok(Command::Join { room: 12 })
+        Ok(Command::Join { room: RoomId(12) })
     );
     assert!(
         request::parse_command("not json")
