@@ -140,8 +140,10 @@ pub struct MediaConfig {
     pub display_height: u32,
     /// `auto` (on with a real microphone), `on` or `off`.
     pub echo_cancellation: EchoMode,
-    /// `stun://host:port`, if any.
+    /// `stun://host:port`, if any (also `[media.ice] stun_server`).
     pub stun_server: Option<String>,
+    /// `[media.ice]`: STUN and TURN for WebRTC sessions.
+    pub ice: IceConfig,
     /// How often media statistics are collected.
     pub stats_interval_s: u64,
 }
@@ -166,9 +168,48 @@ impl Default for MediaConfig {
             display_height: 720,
             echo_cancellation: EchoMode::Auto,
             stun_server: None,
+            ice: IceConfig::default(),
             stats_interval_s: 2,
         }
     }
+}
+
+/// `[media.ice]`: how WebRTC sessions find a path, whichever backend delivers the call.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IceConfig {
+    /// `stun://host:port`.
+    pub stun_server: Option<String>,
+    /// TURN relay `host:port`.
+    pub turn_server: Option<String>,
+    /// TURN user name.
+    pub turn_username: Option<String>,
+    /// TURN password.
+    pub turn_password: Option<Secret>,
+    /// `relay`: media only through the TURN relay; `all` (default): direct when possible.
+    pub policy: Option<RelayPolicy>,
+    /// Transport to the TURN relay (default `udp`).
+    pub turn_transport: Option<Transport>,
+}
+
+/// The ICE settings in force: `[media.ice]`, falling back to the older places the same
+/// settings could be written (`[media] stun_server`, RTCPeer's `[signaling] relay_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IceSettings {
+    /// `stun://host:port`.
+    pub stun_server: Option<String>,
+    /// TURN relay `host:port`.
+    pub turn_server: Option<String>,
+    /// TURN user name.
+    pub turn_username: Option<String>,
+    /// TURN password.
+    pub turn_password: Option<Secret>,
+    /// Relay only, or every path.
+    pub policy: RelayPolicy,
+    /// Transport to the TURN relay.
+    pub turn_transport: Transport,
+    /// The key the TURN settings came from, for error messages (`media.ice` or `signaling`).
+    pub source: &'static str,
 }
 
 /// Echo cancellation setting.
@@ -472,6 +513,45 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The ICE settings in force (see [`IceSettings`]).
+    pub fn ice(&self) -> IceSettings {
+        let (i, s) = (&self.media.ice, &self.signaling);
+        let own = i.turn_server.is_some() || i.policy.is_some() || i.turn_transport.is_some();
+        let legacy = s.backend == Backend::RtcPeer && !own;
+        IceSettings {
+            stun_server: i
+                .stun_server
+                .clone()
+                .or_else(|| self.media.stun_server.clone()),
+            turn_server: if legacy {
+                s.relay_server.clone()
+            } else {
+                i.turn_server.clone()
+            },
+            turn_username: if legacy {
+                s.relay_username.clone()
+            } else {
+                i.turn_username.clone()
+            },
+            turn_password: if legacy {
+                s.relay_password.clone()
+            } else {
+                i.turn_password.clone()
+            },
+            policy: if legacy {
+                s.relay
+            } else {
+                i.policy.unwrap_or(RelayPolicy::All)
+            },
+            turn_transport: if legacy {
+                s.transport
+            } else {
+                i.turn_transport.unwrap_or(Transport::Udp)
+            },
+            source: if legacy { "signaling" } else { "media.ice" },
+        }
+    }
+
     /// The core's view of the configuration.
     pub fn core(&self) -> CoreConfig {
         CoreConfig {

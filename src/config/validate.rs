@@ -38,6 +38,22 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         return p;
     }
 
+    for section in [
+        check_device,
+        check_signaling,
+        check_media,
+        check_ice,
+        check_mqtt,
+        check_gpio,
+        check_answer,
+    ] {
+        section(c, &mut err);
+    }
+    p
+}
+
+/// `[device]`.
+fn check_device(c: &Config, err: &mut impl FnMut(&str, String)) {
     let id = &c.device.id;
     if id.is_empty() {
         err(
@@ -54,9 +70,10 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
             format!("{id:?} may only contain letters, digits, '-' and '_' (at most 64)"),
         );
     }
+}
 
-    check_signaling(c, &mut err);
-
+/// `[media]`: sizes, rates and intervals.
+fn check_media(c: &Config, err: &mut impl FnMut(&str, String)) {
     let m = &c.media;
     let mut range = |key: &str, v: u32, lo: u32, hi: u32| {
         if v < lo || v > hi {
@@ -86,18 +103,63 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
             );
         }
     }
-    if let Some(stun) = &m.stun_server
-        && !(stun.starts_with("stun://") && valid_host_port(&stun["stun://".len()..]))
-    {
-        err(
-            "media.stun_server",
-            format!("{stun:?} must look like stun://host:port"),
-        );
-    }
     if m.stats_interval_s == 0 {
         err("media.stats_interval_s", "must be at least 1".into());
     }
+}
 
+/// STUN and TURN, wherever they were written (see [`Config::ice`]).
+fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let ice = c.ice();
+    let key = |k: &str| format!("{}.{k}", ice.source);
+    if let Some(stun) = &ice.stun_server
+        && !(stun.starts_with("stun://") && valid_host_port(&stun["stun://".len()..]))
+    {
+        err(
+            "media.ice.stun_server",
+            format!("{stun:?} must look like stun://host:port"),
+        );
+    }
+    let turn = if ice.source == "signaling" {
+        "relay_server"
+    } else {
+        "turn_server"
+    };
+    if let Some(relay) = &ice.turn_server {
+        if !valid_host_port(relay) {
+            err(
+                &key(turn),
+                format!(
+                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
+                ),
+            );
+        }
+    } else if ice.policy == RelayPolicy::Relay {
+        err(
+            &key(if ice.source == "signaling" {
+                "relay"
+            } else {
+                "policy"
+            }),
+            format!(
+                "\"relay\" sends media only through the TURN relay, so {} is required",
+                key(turn)
+            ),
+        );
+    } else if ice.turn_transport == Transport::Tcp {
+        err(
+            &key(if ice.source == "signaling" {
+                "transport"
+            } else {
+                "turn_transport"
+            }),
+            format!("\"tcp\" means TURN over TCP, so {} is required", key(turn)),
+        );
+    }
+}
+
+/// `[mqtt]`, when enabled.
+fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
     let q = &c.mqtt;
     if q.enabled {
         if q.host.is_empty() {
@@ -163,7 +225,10 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
             );
         }
     }
+}
 
+/// `[gpio]`, when enabled.
+fn check_gpio(c: &Config, err: &mut impl FnMut(&str, String)) {
     let g = &c.gpio;
     if g.enabled {
         let lines = [
@@ -211,7 +276,10 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
             );
         }
     }
+}
 
+/// `[answer]`.
+fn check_answer(c: &Config, err: &mut impl FnMut(&str, String)) {
     let a = &c.answer;
     if a.mode == AnswerMode::AllowList && a.allow.is_empty() {
         err(
@@ -234,7 +302,6 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
     if a.connect_timeout_s == 0 {
         err("answer.connect_timeout_s", "must be at least 1".into());
     }
-    p
 }
 
 fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
@@ -337,26 +404,6 @@ fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
         err(
             "signaling.socket_path",
             format!("{:?} must start with '/'", s.socket_path),
-        );
-    }
-    if let Some(relay) = &s.relay_server {
-        if !valid_host_port(relay) {
-            err(
-                "signaling.relay_server",
-                format!(
-                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
-                ),
-            );
-        }
-    } else if s.relay == RelayPolicy::Relay {
-        err(
-            "signaling.relay",
-            "\"relay\" sends media only through the TURN relay, so signaling.relay_server is required".into(),
-        );
-    } else if s.transport == Transport::Tcp {
-        err(
-            "signaling.transport",
-            "\"tcp\" means TURN over TCP, so signaling.relay_server is required".into(),
         );
     }
     let l = &s.login;
@@ -486,6 +533,51 @@ mod tests {
         assert!(!valid_host_port("turn://x:1"));
         assert!(!valid_host_port("turn.example.com"));
         assert!(!valid_host_port("x:0"));
+    }
+
+    #[test]
+    fn media_ice_wins_over_the_rtcpeer_relay_keys_and_is_checked_under_its_own_name() {
+        let mut c = Config::default();
+        c.signaling.relay_server = Some("old.example.com:3478".into());
+        assert_eq!(c.ice().turn_server.as_deref(), Some("old.example.com:3478"));
+        c.media.ice.turn_server = Some("new.example.com:3478".into());
+        c.media.ice.policy = Some(RelayPolicy::Relay);
+        let ice = c.ice();
+        assert_eq!(ice.turn_server.as_deref(), Some("new.example.com:3478"));
+        assert_eq!((ice.policy, ice.source), (RelayPolicy::Relay, "media.ice"));
+        c.media.ice.turn_server = None;
+        let p = check(&c, Purpose::Agent);
+        assert!(p.iter().any(|(k, _)| k == "media.ice.policy"), "{p:?}");
+    }
+
+    #[test]
+    fn rtm_ignores_rtcpeer_keys_and_checks_its_own() {
+        let mut c = Config::default();
+        c.device.id = "r".into();
+        c.signaling.backend = Backend::Rtm;
+        c.signaling.login.name = None;
+        c.signaling.relay_server = Some("old.example.com:3478".into());
+        let keys: Vec<String> = check(&c, Purpose::Agent)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            !keys.iter().any(|k| k.starts_with("signaling.login")),
+            "{keys:?}"
+        );
+        for k in [
+            "signaling.rtm.pid",
+            "signaling.rtm.uid",
+            "signaling.rtm.token",
+            "signaling.rtm.gate",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+        assert_eq!(
+            c.ice().turn_server,
+            None,
+            "RTCPeer's relay keys are RTCPeer's"
+        );
     }
 
     #[test]

@@ -972,20 +972,20 @@ async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message>
 }
 
 impl MediaOptions {
-    /// The engine's options from the configuration (TURN from `[signaling]`).
+    /// The engine's options from the configuration (ICE from [`crate::config::Config::ice`]).
     pub fn from_config(c: &crate::config::Config) -> MediaOptions {
         use crate::config::{EchoMode, Transport};
         let m = &c.media;
-        let s = &c.signaling;
-        let turn = s.relay_server.as_ref().map(|server| {
+        let ice = c.ice();
+        let turn = ice.turn_server.as_ref().map(|server| {
             let enc =
                 |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-            let creds = match (&s.relay_username, &s.relay_password) {
+            let creds = match (&ice.turn_username, &ice.turn_password) {
                 (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose())),
                 (Some(u), None) => format!("{}@", enc(u)),
                 _ => String::new(),
             };
-            let transport = if s.transport == Transport::Tcp {
+            let transport = if ice.turn_transport == Transport::Tcp {
                 "?transport=tcp"
             } else {
                 ""
@@ -1013,9 +1013,9 @@ impl MediaOptions {
                 EchoMode::Off => EchoCancellation::Off,
             },
             ice: IceOptions {
-                stun: m.stun_server.clone(),
+                stun: ice.stun_server.clone(),
                 turn,
-                relay_only: s.relay == crate::config::RelayPolicy::Relay,
+                relay_only: ice.policy == crate::config::RelayPolicy::Relay,
             },
             stats_interval: Duration::from_secs(m.stats_interval_s),
             volume: 80,
