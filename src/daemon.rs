@@ -1,228 +1,155 @@
 //! The orchestrator: wires the adapters to the core. One `select!` loop, one place where time
 //! enters.
 //!
-//! [`start`] returns an [`AgentHandle`] (commands in; state and events out) and the future
-//! that runs the agent, so integration tests start whole agents in-process. [`run`] runs one
-//! until a shutdown future completes; [`crate::systemd::serve`] wraps [`start`] for
-//! `roomagent run` (signals, readiness, watchdog, reload).
+//! [`start`] returns a [`StartUp`] (the [`AgentHandle`] port plus what started beside the
+//! agent) and the future that runs the agent, so integration tests start whole agents
+//! in-process. [`run`] runs one until a shutdown future completes; `systemd::serve` wraps
+//! [`start`] for `roomagent run` (signals, readiness, watchdog, reload).
 
 use std::future::Future;
+use std::time::Duration;
 
 use anyhow::Context;
-use thiserror::Error;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use crate::handle::{AgentHandle, HandleError, ReloadReport};
+
 use crate::config::Config;
-use crate::core::{Action, Agent, AgentState, CallEvent, Command, CommandError, MediaEvent};
-use crate::media::{self, EngineInfo, MediaHandle, MediaOptions, MediaStats};
+use crate::core::{Action, Agent, AgentState, CallEvent, Command, MediaEvent};
+use crate::handle::Request;
+use crate::media::{self, MediaHandle, MediaOptions};
 use crate::room_server::{self, RoomServerHandle};
 use crate::signaling::Outbox;
 
-/// Why a command sent through the handle did not run.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum HandleError {
-    /// The core refused it.
-    #[error(transparent)]
-    Refused(#[from] CommandError),
-    /// The agent is shutting down.
-    #[error("the agent is not running")]
-    Stopped,
-}
-
-/// What a reload changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReloadReport {
-    /// Applied immediately.
-    pub applied: Vec<String>,
-    /// Changed, but only a restart applies them.
-    pub needs_restart: Vec<String>,
-}
-
-enum Request {
-    Command(Command, oneshot::Sender<Result<(), CommandError>>),
-    Reload(oneshot::Sender<Result<ReloadReport, String>>),
-    Ping(oneshot::Sender<()>),
-}
-
-/// Talks to a running agent. Cheap to clone.
-#[derive(Clone)]
-pub struct AgentHandle {
-    commands: mpsc::Sender<Request>,
-    state: watch::Receiver<AgentState>,
-    events: broadcast::Sender<CallEvent>,
-    room_server: Option<RoomServerHandle>,
-    media: Option<MediaHandle>,
-    mqtt: Option<watch::Receiver<crate::mqtt::LinkStatus>>,
-    gpio_board: Option<crate::gpio::SimBoard>,
-    gpio_error: Option<String>,
-}
-
-impl AgentHandle {
-    /// Runs a command and reports whether the core accepted it.
-    pub async fn command(&self, command: Command) -> Result<(), HandleError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Request::Command(command, tx))
-            .await
-            .map_err(|_| HandleError::Stopped)?;
-        Ok(rx.await.map_err(|_| HandleError::Stopped)??)
-    }
-
-    /// Re-reads the configuration file and applies what can change while running (the
-    /// answer policy, names, timeouts); reports what needs a restart. An invalid file changes
-    /// nothing and the error says why.
-    pub async fn reload(&self) -> Result<ReloadReport, String> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Request::Reload(tx))
-            .await
-            .map_err(|_| "the agent is not running".to_string())?;
-        rx.await
-            .map_err(|_| "the agent is not running".to_string())?
-    }
-
-    /// Answers once the core loop has taken a request off its queue: proof that it is alive
-    /// and not wedged (what the systemd watchdog ping is made of).
-    pub async fn ping(&self) -> Result<(), HandleError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Request::Ping(tx))
-            .await
-            .map_err(|_| HandleError::Stopped)?;
-        rx.await.map_err(|_| HandleError::Stopped)
-    }
-
-    /// The reported state, updated on every change.
-    pub fn state(&self) -> watch::Receiver<AgentState> {
-        self.state.clone()
-    }
-
-    /// Call lifecycle events from now on.
-    pub fn events(&self) -> broadcast::Receiver<CallEvent> {
-        self.events.subscribe()
-    }
-
+/// What [`start`] brings up besides the core: the control port, and what a person or a test
+/// may want to look at. None of it is needed to drive the agent.
+pub struct StartUp {
+    /// The control port.
+    pub handle: AgentHandle,
     /// The embedded room server, when `[room_server] enabled = true`.
-    pub fn room_server(&self) -> Option<&RoomServerHandle> {
-        self.room_server.as_ref()
-    }
-
-    /// Live media statistics (empty when media is off or no call runs).
-    pub fn media_stats(&self) -> Option<watch::Receiver<MediaStats>> {
-        self.media.as_ref().map(MediaHandle::stats)
-    }
-
+    pub room_server: Option<RoomServerHandle>,
     /// The MQTT broker link, when `[mqtt] enabled = true`.
-    pub fn mqtt_status(&self) -> Option<watch::Receiver<crate::mqtt::LinkStatus>> {
-        self.mqtt.clone()
-    }
-
+    pub mqtt_link: Option<watch::Receiver<crate::mqtt::LinkStatus>>,
     /// The simulated GPIO board, when `[gpio] backend = "sim"`.
-    pub fn gpio_board(&self) -> Option<&crate::gpio::SimBoard> {
-        self.gpio_board.as_ref()
-    }
-
+    pub gpio_board: Option<crate::gpio::SimBoard>,
     /// Why GPIO is not working, when it was configured but could not be opened (the agent
     /// runs on without buttons and LEDs).
-    pub fn gpio_error(&self) -> Option<&str> {
-        self.gpio_error.as_deref()
+    pub gpio_error: Option<String>,
+}
+
+/// How long shutdown may take in all: inside the service's `TimeoutStopSec=10`, with room
+/// for the process to exit.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(8_500);
+
+/// Each part's time to stop: together within [`SHUTDOWN_BUDGET`].
+const MQTT_BUDGET: Duration = Duration::from_secs(2);
+const GPIO_BUDGET: Duration = Duration::from_millis(500);
+const SIGNALING_BUDGET: Duration = Duration::from_secs(2);
+const MEDIA_BUDGET: Duration = Duration::from_secs(3);
+const ROOM_SERVER_BUDGET: Duration = Duration::from_secs(1);
+
+/// One part to stop, in order, within its budget.
+struct Part {
+    name: &'static str,
+    stop: Box<dyn FnOnce() + Send>,
+    task: JoinHandle<()>,
+    budget: Duration,
+}
+
+/// The agent's parts, stopped in the order they were added (control surfaces first so the
+/// dashboard sees the final state, signaling after the core's last message, media and the
+/// room server last).
+#[derive(Default)]
+struct Shutdown {
+    parts: Vec<Part>,
+}
+
+impl Shutdown {
+    fn add(
+        &mut self,
+        name: &'static str,
+        budget: Duration,
+        stop: impl FnOnce() + Send + 'static,
+        task: JoinHandle<()>,
+    ) {
+        self.parts.push(Part {
+            name,
+            stop: Box::new(stop),
+            task,
+            budget,
+        });
     }
 
-    /// The media profile and devices in use, when media is on.
-    pub fn media_info(&self) -> Option<&EngineInfo> {
-        self.media.as_ref().map(MediaHandle::info)
+    fn with_token(
+        &mut self,
+        name: &'static str,
+        budget: Duration,
+        token: CancellationToken,
+        task: JoinHandle<()>,
+    ) {
+        self.add(name, budget, move || token.cancel(), task);
+    }
+
+    fn budget(&self) -> Duration {
+        self.parts.iter().map(|p| p.budget).sum()
+    }
+
+    async fn run(self) {
+        for part in self.parts {
+            (part.stop)();
+            if tokio::time::timeout(part.budget, part.task).await.is_err() {
+                warn!(part = part.name, budget = ?part.budget, "did not stop within its shutdown budget; left behind");
+            }
+        }
     }
 }
 
-/// Starts the agent: the embedded room server (if enabled), the signaling adapter and the core
-/// loop. The returned future runs until `shutdown` is cancelled, then leaves any call cleanly.
+/// Starts the agent: the embedded room server (if enabled), the signaling backend, media,
+/// MQTT, GPIO and the core loop. The returned future runs until `shutdown` is cancelled, then
+/// leaves any call cleanly and stops every part within [`SHUTDOWN_BUDGET`].
 pub async fn start(
     config: Config,
     shutdown: CancellationToken,
-) -> anyhow::Result<(AgentHandle, impl Future<Output = anyhow::Result<()>>)> {
-    let mut room_server = None;
-    let mut room_task = None;
-    if config.room_server.enabled {
-        let (handle, fut) = room_server::bind(&config.room_server)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot start the room server on {} (room_server.listen)",
-                    config.room_server.listen
-                )
-            })?;
-        room_task = Some(tokio::spawn(fut));
-        room_server = Some(handle);
-    }
+) -> anyhow::Result<(StartUp, impl Future<Output = anyhow::Result<()>>)> {
+    // Stopped last, so it is added to the shutdown list at the end.
+    let (room_server, room_task) = match start_room_server(&config).await? {
+        Some((handle, task)) => (Some(handle), Some(task)),
+        None => (None, None),
+    };
 
+    let mut parts = Shutdown::default();
     let signaling_stop = CancellationToken::new();
     let link = crate::signaling::start(&config, signaling_stop.clone())
         .context("signaling configuration")?;
     let (signaling, sig_events) = (link.outbox, link.events);
     let sig_task = tokio::spawn(link.task);
-
-    let media_stop = CancellationToken::new();
-    let (media, media_events, media_task) = if config.media.enabled {
-        let (handle, events, task) = media::start(MediaOptions::from_config(&config), media_stop.clone())
-            .context("media engine (see [media] in the configuration; `roomagent devices` shows what was found)")?;
-        (Some(handle), Some(events), Some(tokio::spawn(task)))
-    } else {
-        info!("media is off ([media] enabled = false): calls carry no audio or video");
-        (None, None, None)
-    };
+    let (media, media_events, media_part) = start_media(&config)?;
 
     let mut agent = Agent::new(config.core());
     let (state_tx, state_rx) = watch::channel(agent.state());
     let (events_tx, _) = broadcast::channel(256);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let handle = AgentHandle::new(cmd_tx, state_rx, events_tx.clone(), media.clone());
 
-    let handle = AgentHandle {
-        commands: cmd_tx,
-        state: state_rx,
-        events: events_tx.clone(),
-        room_server: room_server.clone(),
-        media: media.clone(),
-        mqtt: None,
-        gpio_board: None,
-        gpio_error: None,
-    };
-
-    let mqtt_stop = CancellationToken::new();
-    let mut handle = handle;
-    let mqtt_task = if config.mqtt.enabled {
-        let opts = crate::mqtt::Options::from_config(&config).context("MQTT configuration")?;
-        info!(broker = %format!("{}:{}", opts.host, opts.port), "MQTT management on");
-        let (status, fut) = crate::mqtt::start(opts, handle.clone(), mqtt_stop.clone());
-        handle.mqtt = Some(status);
-        Some(tokio::spawn(fut))
-    } else {
-        None
-    };
-
-    let gpio_stop = CancellationToken::new();
-    let gpio_task = if config.gpio.enabled {
-        match crate::gpio::start(
-            crate::gpio::Options::from_config(&config),
-            handle.clone(),
-            gpio_stop.clone(),
-        ) {
-            Ok((board, fut)) => {
-                handle.gpio_board = board;
-                Some(tokio::spawn(fut))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "GPIO unavailable; running without buttons and LEDs");
-                handle.gpio_error = Some(e.to_string());
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let mqtt_link = start_mqtt(&config, &handle, &mut parts)?;
+    let (gpio_board, gpio_error) = start_gpio(&config, &handle, &mut parts);
+    parts.with_token("signaling", SIGNALING_BUDGET, signaling_stop, sig_task);
+    if let Some((token, task)) = media_part {
+        parts.with_token("media", MEDIA_BUDGET, token, task);
+    }
+    if let (Some(rs), Some(task)) = (room_server.clone(), room_task) {
+        parts.add(
+            "room server",
+            ROOM_SERVER_BUDGET,
+            move || rs.shutdown(),
+            task,
+        );
+    }
+    debug_assert!(parts.budget() <= SHUTDOWN_BUDGET);
 
     let outputs = Outputs {
         signaling,
@@ -231,64 +158,146 @@ pub async fn start(
         events: events_tx,
     };
     outputs.drain(&mut agent);
-
-    let mut config = config;
-    let fut = async move {
-        run_loop(
-            &mut agent,
-            &mut config,
-            &outputs,
-            sig_events,
-            media_events,
-            cmd_rx,
-            &shutdown,
-        )
-        .await;
-        // Leave the room (or decline a ringing call) before the signaling link goes away.
-        if agent.state().busy() {
-            info!("shutting down: ending the current call");
-            let _ = agent.command(Instant::now().into_std(), Command::Hangup);
-            outputs.drain(&mut agent);
-        }
-        // Let the dashboard see the final state, then say offline.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        mqtt_stop.cancel();
-        if let Some(task) = mqtt_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
-        }
-        gpio_stop.cancel();
-        if let Some(task) = gpio_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
-        }
-        signaling_stop.cancel();
-        media_stop.cancel();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), sig_task).await;
-        if let Some(task) = media_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
-        }
-        if let Some(rs) = &room_server {
-            rs.shutdown();
-        }
-        if let Some(task) = room_task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
-        }
-        info!("agent stopped");
-        Ok(())
+    let fut = run_until_shutdown(
+        agent,
+        config,
+        outputs,
+        sig_events,
+        media_events,
+        cmd_rx,
+        shutdown,
+        parts,
+    );
+    let started = StartUp {
+        handle,
+        room_server,
+        mqtt_link,
+        gpio_board,
+        gpio_error,
     };
-    Ok((handle, fut))
+    Ok((started, fut))
+}
+
+async fn start_room_server(
+    config: &Config,
+) -> anyhow::Result<Option<(RoomServerHandle, JoinHandle<()>)>> {
+    if !config.room_server.enabled {
+        return Ok(None);
+    }
+    let (handle, fut) = room_server::bind(&config.room_server)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the room server on {} (room_server.listen)",
+                config.room_server.listen
+            )
+        })?;
+    Ok(Some((handle, tokio::spawn(fut))))
+}
+
+type MediaStart = (
+    Option<MediaHandle>,
+    Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    Option<(CancellationToken, JoinHandle<()>)>,
+);
+
+fn start_media(config: &Config) -> anyhow::Result<MediaStart> {
+    if !config.media.enabled {
+        info!("media is off ([media] enabled = false): calls carry no audio or video");
+        return Ok((None, None, None));
+    }
+    let stop = CancellationToken::new();
+    let (handle, events, task) = media::start(MediaOptions::from_config(config), stop.clone())
+        .context("media engine (see [media] in the configuration; `roomagent devices` shows what was found)")?;
+    Ok((Some(handle), Some(events), Some((stop, tokio::spawn(task)))))
+}
+
+fn start_mqtt(
+    config: &Config,
+    handle: &AgentHandle,
+    parts: &mut Shutdown,
+) -> anyhow::Result<Option<watch::Receiver<crate::mqtt::LinkStatus>>> {
+    if !config.mqtt.enabled {
+        return Ok(None);
+    }
+    let opts = crate::mqtt::Options::from_config(config).context("MQTT configuration")?;
+    info!(broker = %format!("{}:{}", opts.host, opts.port), "MQTT management on");
+    let stop = CancellationToken::new();
+    let (status, fut) = crate::mqtt::start(opts, handle.clone(), stop.clone());
+    parts.with_token("mqtt", MQTT_BUDGET, stop, tokio::spawn(fut));
+    Ok(Some(status))
+}
+
+fn start_gpio(
+    config: &Config,
+    handle: &AgentHandle,
+    parts: &mut Shutdown,
+) -> (Option<crate::gpio::SimBoard>, Option<String>) {
+    if !config.gpio.enabled {
+        return (None, None);
+    }
+    let stop = CancellationToken::new();
+    let opts = crate::gpio::Options::from_config(config);
+    match crate::gpio::start(opts, handle.clone(), stop.clone()) {
+        Ok((board, fut)) => {
+            parts.with_token("gpio", GPIO_BUDGET, stop, tokio::spawn(fut));
+            (board, None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "GPIO unavailable; running without buttons and LEDs");
+            (None, Some(e.to_string()))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the loop's inputs and outputs, passed once
+async fn run_until_shutdown(
+    mut agent: Agent,
+    mut config: Config,
+    outputs: Outputs,
+    sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
+    media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    commands: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+    parts: Shutdown,
+) -> anyhow::Result<()> {
+    let inputs = Inputs {
+        sig_events,
+        media_events,
+        commands,
+    };
+    run_loop(&mut agent, &mut config, &outputs, inputs, &shutdown).await;
+    // Leave the room (or decline a ringing call) before the signaling link goes away.
+    if agent.state().busy() {
+        info!("shutting down: ending the current call");
+        let _ = agent.command(Instant::now().into_std(), Command::Hangup);
+        outputs.drain(&mut agent);
+    }
+    // Let the dashboard see the final state before MQTT says offline.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    parts.run().await;
+    info!("agent stopped");
+    Ok(())
 }
 
 /// Runs the agent until `shutdown` completes, then leaves any call, unregisters and returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    let (handle, fut) = start(config, token.clone()).await?;
-    if let Some(rs) = handle.room_server() {
+    let (started, fut) = start(config, token.clone()).await?;
+    if let Some(rs) = &started.room_server {
         info!(page = %rs.page_url(), "development room server: open the page to call this device");
     }
     let agent = tokio::spawn(fut);
     shutdown.await;
     token.cancel();
     agent.await.context("agent task panicked")?
+}
+
+/// What the core loop listens to.
+struct Inputs {
+    sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
+    media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    commands: mpsc::Receiver<Request>,
 }
 
 /// Where actions go.
@@ -360,11 +369,14 @@ async fn run_loop(
     agent: &mut Agent,
     config: &mut Config,
     out: &Outputs,
-    mut sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
-    mut media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
-    mut commands: mpsc::Receiver<Request>,
+    inputs: Inputs,
     shutdown: &CancellationToken,
 ) {
+    let Inputs {
+        mut sig_events,
+        mut media_events,
+        mut commands,
+    } = inputs;
     let mut commands_open = true;
     loop {
         let deadline = agent.next_timeout().map(Instant::from_std);
@@ -418,5 +430,53 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_budget_together_fits_inside_the_services_stop_timeout() {
+        let all = MQTT_BUDGET + GPIO_BUDGET + SIGNALING_BUDGET + MEDIA_BUDGET + ROOM_SERVER_BUDGET;
+        assert!(all <= SHUTDOWN_BUDGET, "{all:?}");
+        let unit = include_str!("../systemd/roomagent.service");
+        let stop: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the unit sets TimeoutStopSec");
+        assert!(SHUTDOWN_BUDGET + Duration::from_millis(500) < Duration::from_secs(stop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_part_that_hangs_is_left_behind_after_its_budget_and_the_rest_still_stop() {
+        let mut parts = Shutdown::default();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hung = tokio::spawn(std::future::pending::<()>());
+        let o = order.clone();
+        parts.add(
+            "hangs",
+            Duration::from_secs(1),
+            move || o.lock().unwrap().push("hangs"),
+            hung,
+        );
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let o = order.clone();
+        let polite = tokio::spawn(async move {
+            t.cancelled().await;
+            o.lock().unwrap().push("polite stopped");
+        });
+        parts.with_token("polite", Duration::from_secs(1), token, polite);
+        let started = Instant::now();
+        parts.run().await;
+        assert_eq!(*order.lock().unwrap(), vec!["hangs", "polite stopped"]);
+        assert!(
+            started.elapsed() < Duration::from_millis(1100),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

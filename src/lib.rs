@@ -20,10 +20,12 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod command;
 pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod gpio;
+pub mod handle;
 pub mod logging;
 pub mod media;
 pub mod mqtt;

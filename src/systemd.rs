@@ -29,7 +29,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::core::{AgentState, CallPhase};
-use crate::daemon::{self, ReloadReport};
+use crate::daemon;
+use crate::handle::ReloadReport;
 
 /// How long a stop may take from SIGTERM to exit. systemd's `TimeoutStopSec` in the shipped
 /// unit is larger, so a slow teardown is logged by us rather than SIGKILLed by it.
@@ -208,16 +209,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ready_timeout = config.service.ready_timeout();
 
     let token = CancellationToken::new();
-    let (handle, fut) = match daemon::start(config, token.clone()).await {
+    let (started, fut) = match daemon::start(config, token.clone()).await {
         Ok(started) => started,
         Err(e) => {
             notify.send(&format!("STATUS=failed to start: {e:#}").replace('\n', " "));
             return Err(e);
         }
     };
-    if let Some(rs) = handle.room_server() {
+    if let Some(rs) = &started.room_server {
         info!(page = %rs.page_url(), "development room server: open the page to call this device");
     }
+    let handle = started.handle;
     let mut agent = tokio::spawn(fut);
 
     let mut state = handle.state();

@@ -34,7 +34,7 @@ async fn in_call(api: &str, gpio: &str) -> (Agent, Peer, i64) {
 async fn a_press_mutes_lights_the_led_and_tells_the_room() {
     let server = Server::start().await;
     let (mut agent, mut alice, _) = in_call(&server.api(), SIM).await;
-    let board = agent.handle.gpio_board().unwrap().clone();
+    let board = agent.gpio_board.clone().unwrap();
     assert!(!board.led(Led::Mute));
     board.press(Input::Mute, Duration::from_millis(100)).await;
     agent.wait_for("muted by the button", |s| s.mic_muted).await;
@@ -59,7 +59,7 @@ async fn a_press_mutes_lights_the_led_and_tells_the_room() {
 async fn a_long_press_in_a_call_hangs_up() {
     let server = Server::start().await;
     let (mut agent, mut alice, _) = in_call(&server.api(), SIM).await;
-    let board = agent.handle.gpio_board().unwrap().clone();
+    let board = agent.gpio_board.clone().unwrap();
     board.press(Input::Mute, Duration::from_millis(900)).await;
     agent.phase(CallPhase::Idle).await;
     let exit = alice.push("meeting", "ExitRoom").await;
@@ -72,7 +72,7 @@ async fn a_long_press_in_a_call_hangs_up() {
 async fn ten_edges_within_5ms_count_as_one_press() {
     let server = Server::start().await;
     let (mut agent, _alice, _) = in_call(&server.api(), SIM).await;
-    let board = agent.handle.gpio_board().unwrap().clone();
+    let board = agent.gpio_board.clone().unwrap();
     for i in 0..10 {
         board.edge(Input::Mute, i % 2 == 0);
         tokio::time::sleep(Duration::from_micros(400)).await;
@@ -90,7 +90,7 @@ async fn ten_edges_within_5ms_count_as_one_press() {
 async fn a_host_mute_lights_the_mute_led() {
     let server = Server::start().await;
     let (mut agent, mut alice, room) = in_call(&server.api(), SIM).await;
-    let board = agent.handle.gpio_board().unwrap().clone();
+    let board = agent.gpio_board.clone().unwrap();
     alice
         .request(
             "meeting",
@@ -149,10 +149,9 @@ async fn a_missing_gpio_chip_is_named_and_the_agent_runs_on() {
     let mut agent = Agent::start_toml(&gpio_toml(&server.api(), gpio)).await;
     agent.registered().await;
     let e = agent
-        .handle
-        .gpio_error()
-        .expect("the GPIO error is reported")
-        .to_string();
+        .gpio_error
+        .clone()
+        .expect("the GPIO error is reported");
     assert!(
         e.contains("/dev/gpiochip99") && e.contains("mute_button"),
         "{e}"

@@ -300,7 +300,7 @@ async fn fleet_commands_reach_the_selected_devices_only() {
 async fn after_a_broker_restart_the_agent_reconnects_and_runs_commands_sent_meanwhile() {
     let (_server, mut broker, agent, mut dash) = setup("mode = \"never\"", "").await;
     dash.wait_json(STATE, |v| v["registered"] == true).await;
-    let mut link = agent.handle.mqtt_status().unwrap();
+    let mut link = agent.mqtt_link.clone().unwrap();
     link.wait_for(|s| s.connected).await.unwrap();
 
     broker.stop();
@@ -423,7 +423,7 @@ async fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_reported() {
         &bad,
     ))
     .await;
-    let mut link = agent.handle.mqtt_status().unwrap();
+    let mut link = agent.mqtt_link.clone().unwrap();
     let s = tokio::time::timeout(
         Duration::from_secs(15),
         link.wait_for(|s| s.failed_attempts >= 3),

@@ -148,7 +148,7 @@ async fn a_refused_token_is_reported_and_a_fresh_one_is_picked_up_from_its_file(
         !error.contains("stale"),
         "the token itself is never shown: {error}"
     );
-    let led = agent.handle.gpio_board().unwrap().clone();
+    let led = agent.gpio_board.clone().unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let blinks = led.history(Led::Status).len();
     assert!(

@@ -4,6 +4,7 @@
 //! Every option is documented in `config.example.toml`. Unknown keys and wrong types are
 //! rejected; [`load`] reports every problem it can find, not just the first.
 
+pub mod led;
 mod load;
 mod secret;
 mod signaling;
@@ -328,7 +329,7 @@ pub struct GpioConfig {
     /// Lit while the microphone is muted.
     pub mute_led: Option<LineConfig>,
     /// The status LED's pattern per situation.
-    pub patterns: crate::gpio::pattern::PatternTable,
+    pub patterns: led::PatternTable,
 }
 
 impl Default for GpioConfig {

@@ -263,7 +263,7 @@ fn check_gpio(c: &Config, err: &mut impl FnMut(&str, String)) {
                 );
             }
         }
-        if let Err((key, msg)) = crate::gpio::pattern::Patterns::from_table(&g.patterns) {
+        if let Err((key, msg)) = super::led::Patterns::from_table(&g.patterns) {
             err(&key, msg);
         }
         if g.debounce_ms > 500 {

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, GpioBackend, LineConfig};
 use crate::core::{AgentState, Command};
-use crate::daemon::AgentHandle;
+use crate::handle::AgentHandle;
 use backend::{Edge, Outputs};
 pub use backend::{GpioError, Input, Led, SimBoard};
 use debounce::{ButtonEvent, Debouncer};

@@ -8,7 +8,6 @@
 //! session is persistent (clean session off), so QoS 1 commands sent while the device was
 //! offline arrive when it reconnects; subscriptions are renewed on every ConnAck.
 
-pub mod command;
 pub mod discovery;
 pub mod telemetry;
 pub mod topics;
@@ -27,11 +26,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::Reconnect;
+use crate::command::{self, Refused, Request, Verb};
 use crate::config::{Config, MqttConfig, Secret};
 use crate::core::AgentState;
-use crate::daemon::AgentHandle;
-use command::{Refused, Request, Verb};
+use crate::handle::AgentHandle;
 use topics::Topics;
 
 /// A CA certificate (PEM) and an optional client certificate and key (PEM).
@@ -237,8 +236,7 @@ async fn poll(
     status: tokio::sync::watch::Sender<LinkStatus>,
     stop: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(opts.reconnect.0, opts.reconnect.1);
-    let mut last_error: Option<String> = None;
+    let mut reconnect = Reconnect::new(opts.reconnect.0, opts.reconnect.1);
     let ha_status = opts
         .discovery_prefix
         .as_ref()
@@ -254,8 +252,7 @@ async fn poll(
                     session_present = ack.session_present,
                     "connected to the MQTT broker"
                 );
-                backoff.reset();
-                last_error = None;
+                reconnect.connected();
                 status.send_replace(LinkStatus {
                     connected: true,
                     last_error: None,
@@ -287,20 +284,17 @@ async fn poll(
             Ok(_) => {}
             Err(e) => {
                 let text = describe(&e);
-                if last_error.as_deref() != Some(text.as_str()) {
+                if reconnect.failed(&text) {
                     warn!(error = %text, broker = %format!("{}:{}", opts.host, opts.port), "MQTT connection failed; will keep retrying");
-                    last_error = Some(text);
                 }
                 status.send_modify(|s| {
                     s.connected = false;
-                    s.last_error = last_error.clone();
+                    s.last_error = Some(text);
                     s.failed_attempts += 1;
                 });
                 let _ = link.try_send(Link::Disconnected);
-                let delay = backoff.next_delay(rand::random::<f64>());
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                if !reconnect.wait(&stop).await {
+                    return;
                 }
             }
         }

@@ -237,6 +237,12 @@ level = "warn"
 /// A whole agent running in this process.
 pub struct Agent {
     pub handle: AgentHandle,
+    /// The simulated board, when `[gpio] backend = "sim"`.
+    pub gpio_board: Option<roomagent::gpio::SimBoard>,
+    /// Why GPIO could not be opened.
+    pub gpio_error: Option<String>,
+    /// The MQTT broker link.
+    pub mqtt_link: Option<watch::Receiver<roomagent::mqtt::LinkStatus>>,
     pub state: watch::Receiver<AgentState>,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -251,10 +257,14 @@ impl Agent {
     pub async fn start(cfg: Config) -> Agent {
         init_logs();
         let stop = CancellationToken::new();
-        let (handle, fut) = daemon::start(cfg, stop.clone()).await.unwrap();
+        let (started, fut) = daemon::start(cfg, stop.clone()).await.unwrap();
+        let handle = started.handle;
         let state = handle.state();
         Agent {
             handle,
+            gpio_board: started.gpio_board,
+            gpio_error: started.gpio_error,
+            mqtt_link: started.mqtt_link,
             state,
             stop,
             task: tokio::spawn(fut),

@@ -7,8 +7,8 @@ use rmpv::Value;
 use tracing::debug;
 
 use super::{MAX_MESSAGE, Purpose, Session};
+use crate::command::{self, Verb};
 use crate::core::{CallType, Command, Outgoing, RoomId, UserId};
-use crate::mqtt::command::{self, Verb};
 use crate::signaling::rtm::fpnn::map;
 
 /// The RTM room type of a call: 1 voice, 2 video.

@@ -1,5 +1,6 @@
-//! MQTT command payloads: JSON arguments, an optional `id` echoed in the reply, and for fleet
-//! commands an optional `target` selector. Every mistake is an error that names it.
+//! The command language every remote control speaks (MQTT command topics, RTM messages):
+//! a verb, JSON arguments, an optional `id` echoed in the reply, and for fleet commands an
+//! optional `target` selector. Every mistake is an error that names it.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
