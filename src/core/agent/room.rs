@@ -1,0 +1,267 @@
+//! Being in a room: entry, members coming and going, host mute orders, WebRTC negotiation
+//! messages from participants.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info};
+
+use super::{Agent, Meeting, Origin, Phase};
+use crate::core::action::{CallEvent, EndReason, MediaCommand, Outgoing, SessionRole};
+use crate::core::input::MediaSignal;
+use crate::core::state::MediaState;
+use crate::core::types::{CallType, ClientId, Member, RoomId, RoomInfo};
+
+impl Agent {
+    pub(super) fn on_entered(&mut self, room: RoomInfo, me: Member, members: Vec<Member>) {
+        let mic_muted = self.mic_muted;
+        let camera_on = self.camera_on;
+        let sharing = self.sharing;
+        let (starts, stops);
+        let mut notify = None;
+        let first;
+        let room_id = room.id;
+        {
+            let Phase::Meeting(m) = &mut self.phase else {
+                debug!(room = %room.id, "enter reply without a meeting in progress");
+                return;
+            };
+            if m.room_id != room.id {
+                debug!(room = %room.id, "enter reply for another room");
+                return;
+            }
+            first = !m.entered_once;
+            m.entered_once = true;
+            m.me = Some(me.client_id);
+            m.room = Some(room);
+            let fresh: BTreeMap<ClientId, Member> = members
+                .into_iter()
+                .filter(|member| member.client_id != me.client_id)
+                .map(|member| (member.client_id, member))
+                .collect();
+            (starts, stops) = m.reconcile_sessions(&fresh, self.cfg.per_participant_media);
+            m.had_peers |= !fresh.is_empty();
+            m.members = fresh;
+            if first && let Origin::Dialed(target) = &m.origin {
+                notify = Some(target.clone());
+            }
+        }
+        let room_type = match &self.phase {
+            Phase::Meeting(m) => m.room_type,
+            _ => CallType::Video,
+        };
+        if first {
+            if matches!(
+                self.meeting_origin(),
+                Some(Origin::Joined | Origin::Dialed(_))
+            ) {
+                self.media(MediaCommand::SetMicMuted(mic_muted));
+            }
+            self.event(CallEvent::InCall { room_id });
+        }
+        if let Some(to) = notify {
+            self.send(Outgoing::Connected {
+                to,
+                room_id,
+                room_type,
+            });
+        }
+        for peer in stops {
+            self.media(MediaCommand::StopSession { peer });
+        }
+        for peer in starts {
+            self.media(MediaCommand::StartSession {
+                peer,
+                role: SessionRole::Offerer,
+                call_type: room_type,
+            });
+        }
+        // Tell the room what it cannot see from the media alone.
+        if mic_muted {
+            self.send(Outgoing::AnnounceMute {
+                room_id,
+                muted: true,
+            });
+        }
+        if !camera_on && room_type.has_video() {
+            self.send(Outgoing::AnnounceVideo {
+                room_id,
+                video: false,
+            });
+        }
+        if sharing {
+            let share_id = self.my_client_id();
+            self.send(Outgoing::AnnounceShare { room_id, share_id });
+        }
+    }
+
+    pub(super) fn meeting_origin(&self) -> Option<&Origin> {
+        match &self.phase {
+            Phase::Meeting(m) => Some(&m.origin),
+            _ => None,
+        }
+    }
+
+    pub(super) fn my_client_id(&self) -> Option<ClientId> {
+        match &self.phase {
+            Phase::Meeting(m) => m.me,
+            _ => None,
+        }
+    }
+
+    pub(super) fn on_member_entered(&mut self, room_id: RoomId, member: Member) {
+        let mut stop = None;
+        {
+            let Some(m) = self.meeting_mut(room_id) else {
+                return;
+            };
+            if Some(member.client_id) == m.me {
+                return;
+            }
+            // A participant we already had a session with came back (its connection dropped):
+            // the old session is dead; it will offer a new one since it entered later.
+            m.video_in.remove(&member.client_id);
+            if m.sessions.remove(&member.client_id).is_some() {
+                stop = Some(member.client_id);
+            }
+            m.had_peers = true;
+            m.members.insert(member.client_id, member);
+        }
+        if let Some(peer) = stop {
+            self.media(MediaCommand::StopSession { peer });
+        }
+    }
+
+    pub(super) fn on_member_left(&mut self, room_id: RoomId, client_id: ClientId) {
+        let (had_session, now_alone) = {
+            let Some(m) = self.meeting_mut(room_id) else {
+                return;
+            };
+            if Some(client_id) == m.me {
+                return;
+            }
+            let known = m.members.remove(&client_id).is_some();
+            m.video_in.remove(&client_id);
+            let had_session = m.sessions.remove(&client_id).is_some();
+            (had_session, known && m.members.is_empty() && m.had_peers)
+        };
+        if had_session {
+            self.media(MediaCommand::StopSession { peer: client_id });
+        }
+        if now_alone {
+            self.leave_room(EndReason::RemoteLeft);
+        }
+    }
+
+    pub(super) fn on_muted(
+        &mut self,
+        room_id: RoomId,
+        client_id: ClientId,
+        muted: bool,
+        from_host: bool,
+    ) {
+        let Some(m) = self.meeting_mut(room_id) else {
+            return;
+        };
+        if m.me != Some(client_id) {
+            if let Some(member) = m.members.get_mut(&client_id) {
+                member.muted = muted;
+            }
+            return;
+        }
+        if !from_host {
+            // Our own announcement echoed back, or a participant without authority.
+            debug!(
+                muted,
+                "mute message about us without host authority; ignored"
+            );
+            return;
+        }
+        info!(muted, "host changed our microphone");
+        self.muted_by_host = muted;
+        if self.mic_muted != muted {
+            self.mic_muted = muted;
+            self.media(MediaCommand::SetMicMuted(muted));
+        }
+    }
+
+    pub(super) fn on_remote_media(&mut self, room_id: RoomId, from: ClientId, signal: MediaSignal) {
+        let mut cmds = Vec::new();
+        {
+            let Some(m) = self.meeting_mut(room_id) else {
+                debug!(%room_id, %from, "media message for a room we are not in");
+                return;
+            };
+            if !m.members.contains_key(&from) {
+                debug!(%from, "media message from a client not in the room");
+                return;
+            }
+            let call_type = m.room_type;
+            match signal {
+                MediaSignal::Offer { .. } => {
+                    // An offer always starts a fresh session: the peer (re)started its side.
+                    if m.sessions.contains_key(&from) {
+                        cmds.push(MediaCommand::StopSession { peer: from });
+                    }
+                    m.video_in.remove(&from);
+                    m.offered.remove(&from);
+                    m.sessions.insert(from, MediaState::Connecting);
+                    cmds.push(MediaCommand::StartSession {
+                        peer: from,
+                        role: SessionRole::Answerer,
+                        call_type,
+                    });
+                    cmds.push(MediaCommand::RemoteSignal { peer: from, signal });
+                }
+                MediaSignal::Answer { .. } | MediaSignal::Candidate { .. } => {
+                    if m.sessions.contains_key(&from) {
+                        cmds.push(MediaCommand::RemoteSignal { peer: from, signal });
+                    } else {
+                        debug!(%from, "answer or candidate without a session");
+                    }
+                }
+                MediaSignal::Bye => {
+                    m.video_in.remove(&from);
+                    m.offered.remove(&from);
+                    if m.sessions.remove(&from).is_some() {
+                        cmds.push(MediaCommand::StopSession { peer: from });
+                    }
+                }
+            }
+        }
+        for cmd in cmds {
+            self.media(cmd);
+        }
+    }
+}
+
+impl Meeting {
+    /// Matches our sessions to the members present: sessions with participants who are gone
+    /// are closed; everyone present we have no session with gets an offer (when media runs per
+    /// participant), because we are the one entering later. Returns (to start, to stop).
+    fn reconcile_sessions(
+        &mut self,
+        present: &BTreeMap<ClientId, Member>,
+        per_participant_media: bool,
+    ) -> (Vec<ClientId>, Vec<ClientId>) {
+        let stops: Vec<ClientId> = self
+            .sessions
+            .keys()
+            .filter(|peer| !present.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in &stops {
+            self.sessions.remove(peer);
+            self.offered.remove(peer);
+            self.video_in.remove(peer);
+        }
+        let mut starts = Vec::new();
+        for peer in present.keys().filter(|_| per_participant_media) {
+            if !self.sessions.contains_key(peer) {
+                self.sessions.insert(*peer, MediaState::Connecting);
+                self.offered.insert(*peer, 0);
+                starts.push(*peer);
+            }
+        }
+        (starts, stops)
+    }
+}
