@@ -62,26 +62,57 @@ pub struct Refused {
     pub error: String,
 }
 
-/// Every verb of the scheme.
-pub const VERBS: &[&str] = &[
-    "mute",
-    "unmute",
-    "camera_on",
-    "camera_off",
-    "hangup",
-    "answer",
-    "reject",
-    "dial",
-    "join",
-    "leave",
-    "volume",
-    "share_start",
-    "share_stop",
-    "reload",
-    "state",
+type Args = Map<String, Value>;
+type VerbParser = fn(&mut Args) -> Result<Verb, String>;
+
+/// Every verb of the scheme with what reads its arguments: the one list of verbs.
+const TABLE: &[(&str, VerbParser)] = &[
+    ("mute", |a| {
+        Ok(Verb::Core(match take_bool(a, "mute", "mute")? {
+            Some(false) => Command::Unmute,
+            _ => Command::Mute,
+        }))
+    }),
+    ("unmute", |_| Ok(Verb::Core(Command::Unmute))),
+    ("camera_on", |a| {
+        Ok(Verb::Core(match take_bool(a, "on", "camera_on")? {
+            Some(false) => Command::CameraOff,
+            _ => Command::CameraOn,
+        }))
+    }),
+    ("camera_off", |_| Ok(Verb::Core(Command::CameraOff))),
+    ("hangup", |_| Ok(Verb::Core(Command::Hangup))),
+    ("answer", |_| Ok(Verb::Core(Command::Answer))),
+    ("reject", |_| Ok(Verb::Core(Command::Reject))),
+    ("dial", |a| {
+        let user = take_positive(a, "user", "dial", "user id")?;
+        Ok(Verb::Core(Command::Dial { user: UserId(user) }))
+    }),
+    ("join", |a| {
+        let room = take_positive(a, "room", "join", "room id")?;
+        Ok(Verb::Core(Command::Join { room: RoomId(room) }))
+    }),
+    ("leave", |_| Ok(Verb::Core(Command::Leave))),
+    ("volume", |a| {
+        let level = take_int(a, "level", "volume")?;
+        let level = u8::try_from(level)
+            .ok()
+            .filter(|l| *l <= 100)
+            .ok_or_else(|| format!("volume: \"level\" must be 0-100, not {level}"))?;
+        Ok(Verb::Core(Command::Volume { level }))
+    }),
+    ("share_start", |_| Ok(Verb::Core(Command::ShareStart))),
+    ("share_stop", |_| Ok(Verb::Core(Command::ShareStop))),
+    ("reload", |_| Ok(Verb::Reload)),
+    ("state", |_| Ok(Verb::State)),
 ];
 
-fn take_int(args: &mut Map<String, Value>, key: &str, verb: &str) -> Result<i64, String> {
+/// Every verb of the scheme.
+pub fn verbs() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|(name, _)| *name)
+}
+
+fn take_int(args: &mut Args, key: &str, verb: &str) -> Result<i64, String> {
     match args.remove(key) {
         Some(Value::Number(n)) => n
             .as_i64()
@@ -91,7 +122,17 @@ fn take_int(args: &mut Map<String, Value>, key: &str, verb: &str) -> Result<i64,
     }
 }
 
-fn take_bool(args: &mut Map<String, Value>, key: &str, verb: &str) -> Result<Option<bool>, String> {
+fn take_positive(args: &mut Args, key: &str, verb: &str, what: &str) -> Result<i64, String> {
+    let v = take_int(args, key, verb)?;
+    if v <= 0 {
+        return Err(format!(
+            "{verb}: \"{key}\" must be a positive {what}, not {v}"
+        ));
+    }
+    Ok(v)
+}
+
+fn take_bool(args: &mut Args, key: &str, verb: &str) -> Result<Option<bool>, String> {
     match args.remove(key) {
         Some(Value::Bool(b)) => Ok(Some(b)),
         Some(other) => Err(format!(
@@ -101,113 +142,56 @@ fn take_bool(args: &mut Map<String, Value>, key: &str, verb: &str) -> Result<Opt
     }
 }
 
+/// The payload as an argument map: a JSON object, or nothing at all.
+fn arguments(payload: &[u8]) -> Result<Args, String> {
+    let text = std::str::from_utf8(payload).map_err(|_| "payload is not UTF-8 text".to_string())?;
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!(
+            "payload must be a JSON object (or empty), not {other}"
+        )),
+        Err(e) => Err(format!("payload is not valid JSON: {e}")),
+    }
+}
+
+fn take_id(args: &mut Args) -> Result<Value, String> {
+    match args.remove("id") {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(v),
+        Some(other) => Err(format!("\"id\" must be a string or number, not {other}")),
+    }
+}
+
+fn take_target(args: &mut Args, fleet: bool) -> Result<Option<Selector>, String> {
+    match args.remove("target") {
+        None => Ok(None),
+        Some(v) if fleet => serde_json::from_value::<Selector>(v)
+            .map(Some)
+            .map_err(|e| format!("\"target\": {e}")),
+        Some(_) => Err("\"target\" only applies to fleet commands (<prefix>/all/cmd/…)".into()),
+    }
+}
+
 /// Parses one command message.
 pub fn parse(verb: &str, payload: &[u8], fleet: bool) -> Result<Request, Refused> {
     let refuse = |id: &Value, error: String| Refused {
         id: id.clone(),
         error,
     };
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| refuse(&Value::Null, "payload is not UTF-8 text".into()))?;
-    let mut args: Map<String, Value> = if text.trim().is_empty() {
-        Map::new()
-    } else {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => {
-                return Err(refuse(
-                    &Value::Null,
-                    format!("payload must be a JSON object (or empty), not {other}"),
-                ));
-            }
-            Err(e) => {
-                return Err(refuse(
-                    &Value::Null,
-                    format!("payload is not valid JSON: {e}"),
-                ));
-            }
-        }
+    let mut args = arguments(payload).map_err(|e| refuse(&Value::Null, e))?;
+    let id = take_id(&mut args).map_err(|e| refuse(&Value::Null, e))?;
+    let target = take_target(&mut args, fleet).map_err(|e| refuse(&id, e))?;
+    let Some((_, read)) = TABLE.iter().find(|(name, _)| *name == verb) else {
+        let known: Vec<&str> = verbs().collect();
+        return Err(refuse(
+            &id,
+            format!("unknown verb {verb:?} (known: {})", known.join(", ")),
+        ));
     };
-    let id = match args.remove("id") {
-        None | Some(Value::Null) => Value::Null,
-        Some(v @ (Value::String(_) | Value::Number(_))) => v,
-        Some(other) => {
-            return Err(refuse(
-                &Value::Null,
-                format!("\"id\" must be a string or number, not {other}"),
-            ));
-        }
-    };
-    let target = match args.remove("target") {
-        None => None,
-        Some(v) if fleet => Some(
-            serde_json::from_value::<Selector>(v)
-                .map_err(|e| refuse(&id, format!("\"target\": {e}")))?,
-        ),
-        Some(_) => {
-            return Err(refuse(
-                &id,
-                "\"target\" only applies to fleet commands (<prefix>/all/cmd/…)".into(),
-            ));
-        }
-    };
-    let v = |c: Command| Verb::Core(c);
-    let parsed = match verb {
-        "mute" => match take_bool(&mut args, "mute", verb).map_err(|e| refuse(&id, e))? {
-            Some(false) => v(Command::Unmute),
-            _ => v(Command::Mute),
-        },
-        "unmute" => v(Command::Unmute),
-        "camera_on" => match take_bool(&mut args, "on", verb).map_err(|e| refuse(&id, e))? {
-            Some(false) => v(Command::CameraOff),
-            _ => v(Command::CameraOn),
-        },
-        "camera_off" => v(Command::CameraOff),
-        "hangup" => v(Command::Hangup),
-        "answer" => v(Command::Answer),
-        "reject" => v(Command::Reject),
-        "leave" => v(Command::Leave),
-        "share_start" => v(Command::ShareStart),
-        "share_stop" => v(Command::ShareStop),
-        "dial" => {
-            let user = take_int(&mut args, "user", verb).map_err(|e| refuse(&id, e))?;
-            if user <= 0 {
-                return Err(refuse(
-                    &id,
-                    format!("dial: \"user\" must be a positive user id, not {user}"),
-                ));
-            }
-            v(Command::Dial { user: UserId(user) })
-        }
-        "join" => {
-            let room = take_int(&mut args, "room", verb).map_err(|e| refuse(&id, e))?;
-            if room <= 0 {
-                return Err(refuse(
-                    &id,
-                    format!("join: \"room\" must be a positive room id, not {room}"),
-                ));
-            }
-            v(Command::Join { room: RoomId(room) })
-        }
-        "volume" => {
-            let level = take_int(&mut args, "level", verb).map_err(|e| refuse(&id, e))?;
-            let level = u8::try_from(level)
-                .ok()
-                .filter(|l| *l <= 100)
-                .ok_or_else(|| {
-                    refuse(&id, format!("volume: \"level\" must be 0-100, not {level}"))
-                })?;
-            v(Command::Volume { level })
-        }
-        "reload" => Verb::Reload,
-        "state" => Verb::State,
-        other => {
-            return Err(refuse(
-                &id,
-                format!("unknown verb {other:?} (known: {})", VERBS.join(", ")),
-            ));
-        }
-    };
+    let parsed = read(&mut args).map_err(|e| refuse(&id, e))?;
     if let Some(extra) = args.keys().next() {
         return Err(refuse(&id, format!("{verb}: unknown argument {extra:?}")));
     }

@@ -32,9 +32,11 @@ use crate::core::{AgentState, CallPhase};
 use crate::daemon;
 use crate::handle::ReloadReport;
 
-/// How long a stop may take from SIGTERM to exit. systemd's `TimeoutStopSec` in the shipped
-/// unit is larger, so a slow teardown is logged by us rather than SIGKILLed by it.
-pub const STOP_BUDGET: Duration = Duration::from_millis(4500);
+/// How long a stop may take from SIGTERM to exit: the agent's own ordered shutdown plus a
+/// little slack. systemd's `TimeoutStopSec` in the shipped unit is larger, so a slow teardown
+/// is logged by us rather than SIGKILLed by it.
+pub const STOP_BUDGET: Duration =
+    daemon::SHUTDOWN_BUDGET.saturating_add(Duration::from_millis(300));
 
 /// A connection to the service manager's notification socket.
 #[derive(Debug)]
@@ -219,12 +221,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(rs) = &started.room_server {
         info!(page = %rs.page_url(), "development room server: open the page to call this device");
     }
-    let handle = started.handle;
     let mut agent = tokio::spawn(fut);
-
-    let mut state = handle.state();
-    let mut ready = false;
-    let mut last_status = String::new();
+    let mut service = Service {
+        notify,
+        handle: started.handle,
+        ready: false,
+        last_status: String::new(),
+        ready_timeout,
+        watchdog,
+    };
+    let mut state = service.handle.state();
     let ready_at = tokio::time::sleep(ready_timeout);
     tokio::pin!(ready_at);
     let mut ping = watchdog.map(|every| {
@@ -240,55 +246,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => {
-                notify.send("RELOADING=1\nSTATUS=reloading the configuration");
-                let result = handle.reload().await;
-                match &result {
-                    Ok(r) if !r.needs_restart.is_empty() => warn!(
-                        needs_restart = ?r.needs_restart,
-                        "these changes take effect only after `systemctl restart roomagent`"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "configuration reload refused"),
-                }
-                let status = reload_status(&result);
-                notify.send(&format!("READY=1\nSTATUS={status}"));
-                last_status = status;
-            }
+            _ = hup.recv() => service.reload().await,
             changed = state.changed() => {
                 if changed.is_err() {
                     break;
                 }
                 let s = state.borrow_and_update().clone();
-                let line = status_line(&s);
-                if !ready && s.registered {
-                    ready = true;
-                    notify.send(&format!("READY=1\nSTATUS={line}"));
-                    last_status = line;
-                } else if ready && line != last_status {
-                    notify.send(&format!("STATUS={line}"));
-                    last_status = line;
-                }
+                service.state_changed(&s);
             }
-            _ = &mut ready_at, if !ready => {
-                ready = true;
-                let s = state.borrow().clone();
-                let why = s.signaling_error.clone().unwrap_or_else(|| "no answer from the signaling server yet".into());
-                let line = format!(
-                    "not registered after {} s: {why}; retrying in the background",
-                    ready_timeout.as_secs()
-                ).replace(['\n', '\r'], " ");
-                warn!(status = %line, "reporting ready without registration");
-                notify.send(&format!("READY=1\nSTATUS={line}"));
-                last_status = line;
-            }
-            _ = tick(&mut ping) => {
-                let limit = watchdog.unwrap_or(Duration::from_secs(1));
-                match tokio::time::timeout(limit, handle.ping()).await {
-                    Ok(Ok(())) => notify.send("WATCHDOG=1"),
-                    _ => error!("the core loop did not answer within {limit:?}; withholding the watchdog ping"),
-                }
-            }
+            _ = &mut ready_at, if !service.ready => service.ready_anyway(&state.borrow()),
+            _ = tick(&mut ping) => service.watchdog().await,
             result = &mut agent => {
                 // The agent ended without being asked to: report it and let systemd restart us.
                 let result = result.context("the agent task panicked").and_then(|r| r);
@@ -296,11 +263,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     Ok(()) => "the agent stopped by itself".to_string(),
                     Err(e) => format!("{e:#}"),
                 };
-                notify.send(&format!("STATUS=stopped: {why}").replace('\n', " "));
+                service.notify.send(&format!("STATUS=stopped: {why}").replace('\n', " "));
                 return Err(anyhow::anyhow!("{why}"));
             }
         }
     }
+    let notify = service.notify;
 
     notify.send("STOPPING=1\nSTATUS=stopping: leaving the call and going offline");
     token.cancel();
@@ -314,6 +282,77 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             );
             agent.abort();
             Ok(())
+        }
+    }
+}
+
+/// The service's side of the conversation with the service manager.
+struct Service {
+    notify: Notify,
+    handle: crate::handle::AgentHandle,
+    ready: bool,
+    last_status: String,
+    ready_timeout: Duration,
+    watchdog: Option<Duration>,
+}
+
+impl Service {
+    fn status(&mut self, prefix: &str, line: String) {
+        self.notify.send(&format!("{prefix}STATUS={line}"));
+        self.last_status = line;
+    }
+
+    /// SIGHUP: reload, say what changed.
+    async fn reload(&mut self) {
+        self.notify
+            .send("RELOADING=1\nSTATUS=reloading the configuration");
+        let result = self.handle.reload().await;
+        match &result {
+            Ok(r) if !r.needs_restart.is_empty() => warn!(
+                needs_restart = ?r.needs_restart,
+                "these changes take effect only after `systemctl restart roomagent`"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "configuration reload refused"),
+        }
+        self.status("READY=1\n", reload_status(&result));
+    }
+
+    /// READY once registered; STATUS whenever the line a person reads changes.
+    fn state_changed(&mut self, s: &AgentState) {
+        let line = status_line(s);
+        if !self.ready && s.registered {
+            self.ready = true;
+            self.status("READY=1\n", line);
+        } else if self.ready && line != self.last_status {
+            self.status("", line);
+        }
+    }
+
+    /// Not registered in time: ready anyway (the service runs), saying why.
+    fn ready_anyway(&mut self, s: &AgentState) {
+        self.ready = true;
+        let why = s
+            .signaling_error
+            .clone()
+            .unwrap_or_else(|| "no answer from the signaling server yet".into());
+        let line = format!(
+            "not registered after {} s: {why}; retrying in the background",
+            self.ready_timeout.as_secs()
+        )
+        .replace(['\n', '\r'], " ");
+        warn!(status = %line, "reporting ready without registration");
+        self.status("READY=1\n", line);
+    }
+
+    /// The watchdog ping, only while the core loop answers.
+    async fn watchdog(&self) {
+        let limit = self.watchdog.unwrap_or(Duration::from_secs(1));
+        match tokio::time::timeout(limit, self.handle.ping()).await {
+            Ok(Ok(())) => self.notify.send("WATCHDOG=1"),
+            _ => error!(
+                "the core loop did not answer within {limit:?}; withholding the watchdog ping"
+            ),
         }
     }
 }
