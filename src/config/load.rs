@@ -106,77 +106,13 @@ pub fn load_for(path: &Path, purpose: validate::Purpose) -> Result<Config, Confi
 /// assert!(errors.iter().any(|e| e.path == "answer.delay_ms" && e.line == Some(3)));
 /// ```
 pub fn parse(text: &str, purpose: validate::Purpose) -> Result<Config, Vec<ConfigError>> {
-    let doc: Document<String> = match Document::parse(text.to_string()) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            return Err(vec![ConfigError {
-                path: String::new(),
-                line,
-                column,
-                message: format!("TOML syntax error: {}", e.message().trim()),
-            }]);
-        }
+    let (doc, work) = syntax(text)?;
+    let at = |segs: &[Seg]| {
+        span_of(doc.as_table(), segs)
+            .map(|s| line_col(text, s.start))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)))
     };
-    let mut work: toml::Table = match toml::from_str(text) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(vec![ConfigError {
-                path: String::new(),
-                line: None,
-                column: None,
-                message: format!("TOML syntax error: {}", e.message()),
-            }]);
-        }
-    };
-
-    let mut errors: Vec<ConfigError> = Vec::new();
-    let mut config = None;
-    for _ in 0..256 {
-        let value = toml::Value::Table(work.clone());
-        match serde_path_to_error::deserialize::<_, Config>(value) {
-            Ok(c) => {
-                config = Some(c);
-                break;
-            }
-            Err(err) => {
-                let segments = segments(err.path());
-                let message = err.inner().message().to_string();
-                let mut key_path = segments.clone();
-                // For an unknown key, serde reports the table; the key is in the message.
-                if let Some(unknown) = unknown_key(&message)
-                    && key_path.last() != Some(&Seg::Key(unknown.clone()))
-                {
-                    key_path.push(Seg::Key(unknown));
-                }
-                let span = span_of(doc.as_table(), &key_path);
-                let (line, column) = span
-                    .map(|s| line_col(text, s.start))
-                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-                // Removing a wrongly typed required key makes serde report it missing next:
-                // that is the same problem, already reported.
-                if let Some(missing) = missing_key(&message) {
-                    key_path.push(Seg::Key(missing));
-                }
-                let path = render(&key_path);
-                let already = errors.iter().any(|e| e.path == path);
-                if !already {
-                    errors.push(ConfigError {
-                        path,
-                        line,
-                        column,
-                        message: friendly(&message),
-                    });
-                }
-                if already || !remove(&mut work, &key_path) {
-                    break;
-                }
-            }
-        }
-    }
+    let (config, mut errors) = deserialize(work, &at);
     let Some(config) = config else {
         errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column));
         return Err(errors);
@@ -189,25 +125,91 @@ pub fn parse(text: &str, purpose: validate::Purpose) -> Result<Config, Vec<Confi
                 || path.starts_with(&format!("{}.", e.path))
                 || e.path.starts_with(&format!("{path}."))
         });
-        if covered {
-            continue;
+        if !covered {
+            let (line, column) = at(&parse_path(&path));
+            errors.push(ConfigError {
+                path,
+                line,
+                column,
+                message,
+            });
         }
-        let segs = parse_path(&path);
-        let (line, column) = span_of(doc.as_table(), &segs)
-            .map(|s| line_col(text, s.start))
-            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-        errors.push(ConfigError {
-            path,
-            line,
-            column,
-            message,
-        });
     }
     if errors.is_empty() {
         return Ok(config);
     }
     errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column));
     Err(errors)
+}
+
+/// The file as a span-keeping document (for positions) and as a table to deserialize; a
+/// syntax error is the only error then.
+fn syntax(text: &str) -> Result<(Document<String>, toml::Table), Vec<ConfigError>> {
+    let doc: Document<String> = Document::parse(text.to_string()).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        vec![ConfigError {
+            path: String::new(),
+            line,
+            column,
+            message: format!("TOML syntax error: {}", e.message().trim()),
+        }]
+    })?;
+    let work: toml::Table = toml::from_str(text).map_err(|e| {
+        vec![ConfigError {
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!("TOML syntax error: {}", e.message()),
+        }]
+    })?;
+    Ok((doc, work))
+}
+
+/// Deserializes, and on each type error records it and removes the offending key to find
+/// the next one: every problem at once, not one per run. `at` positions a key path.
+fn deserialize(
+    mut work: toml::Table,
+    at: &dyn Fn(&[Seg]) -> (Option<usize>, Option<usize>),
+) -> (Option<Config>, Vec<ConfigError>) {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for _ in 0..256 {
+        let value = toml::Value::Table(work.clone());
+        let err = match serde_path_to_error::deserialize::<_, Config>(value) {
+            Ok(c) => return (Some(c), errors),
+            Err(err) => err,
+        };
+        let message = err.inner().message().to_string();
+        let mut key_path = segments(err.path());
+        // For an unknown key, serde reports the table; the key is in the message.
+        if let Some(unknown) = unknown_key(&message)
+            && key_path.last() != Some(&Seg::Key(unknown.clone()))
+        {
+            key_path.push(Seg::Key(unknown));
+        }
+        let (line, column) = at(&key_path);
+        // Removing a wrongly typed required key makes serde report it missing next: that is
+        // the same problem, already reported.
+        if let Some(missing) = missing_key(&message) {
+            key_path.push(Seg::Key(missing));
+        }
+        let path = render(&key_path);
+        if errors.iter().any(|e| e.path == path) {
+            break;
+        }
+        errors.push(ConfigError {
+            path,
+            line,
+            column,
+            message: friendly(&message),
+        });
+        if !remove(&mut work, &key_path) {
+            break;
+        }
+    }
+    (None, errors)
 }
 
 #[derive(Debug, Clone, PartialEq)]
