@@ -136,7 +136,7 @@ pub(super) async fn run(
                 // Send what the core queued last (typically `meeting/exit`), then close.
                 while let Ok(out) = cmds.try_recv() {
                     let Some(req) = translate::request(&me, &out) else { continue };
-                    let text = wire::frame(req.module, req.method, None, &req.body);
+                    let text = req.frame(None);
                     if ws.send(Message::text(text)).await.is_err() {
                         break;
                     }
@@ -182,12 +182,12 @@ pub(super) async fn run(
                 };
                 let id = next_id.to_string();
                 next_id += 1;
-                let text = wire::frame(req.module, req.method, Some(&Value::from(id.clone())), &req.body);
+                let text = req.frame(Some(&Value::from(id.clone())));
                 waiting.insert(id, Waiting {
-                    pending: Pending { route: (req.module, req.method), kind: req.kind, target: req.target },
+                    pending: req.pending(),
                     deadline: Instant::now() + opts.request_timeout,
                 });
-                debug!(module = req.module, method = req.method, "send");
+                debug!(module = req.route.module(), method = req.route.method(), "send");
                 if let Err(e) = ws.send(Message::text(text)).await {
                     return End::Lost(format!("send failed: {e}"));
                 }
@@ -210,11 +210,10 @@ pub(super) async fn run(
                     .collect();
                 for id in expired {
                     let Some(w) = waiting.remove(&id) else { continue };
-                    let (module, method) = w.pending.route;
                     let event = SignalingEvent::RequestFailed {
                         request: w.pending.kind,
                         code: 0,
-                        message: format!("no reply to {module}/{method} within {:?}", opts.request_timeout),
+                        message: format!("no reply to {} within {:?}", w.pending.route, opts.request_timeout),
                     };
                     if events.send(event).await.is_err() {
                         return End::Shutdown;
