@@ -24,7 +24,7 @@ pub(super) fn enter(me: &Identity, room_id: RoomId, room_type: CallType) -> Requ
     }
 }
 
-/// `exit`.
+/// `exit`: the server tells the others with `ExitRoom`.
 pub(super) fn exit(room_id: RoomId) -> Request {
     let body = RoomRef { room_id: room_id.0 };
     Request::new(Route::Meeting(MeetingMethod::Exit), body)
@@ -41,7 +41,8 @@ pub(super) fn mute(me: &Identity, room_id: RoomId, muted: bool) -> Request {
     Request::new(Route::Meeting(MeetingMethod::MuteMsg), body)
 }
 
-/// `updateVideo`.
+/// `updateVideo`: the others hear of it as `onPublished` `play`/`close`; our video keeps
+/// flowing (black while the camera is off).
 pub(super) fn video(room_id: RoomId, video: bool) -> Request {
     let body = UpdateVideo {
         room_id: room_id.0,
