@@ -1,6 +1,6 @@
-//! One connected session: connect + register, then translate frames both ways.
+//! The socket side of one control-socket connection: log in, open the WebSocket and
+//! register, then move frames between the socket and the sans-IO [`Session`].
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -8,15 +8,15 @@ use serde_json::Value;
 use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
+use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
 
 use super::Options;
-use super::login::{self, LoginError, Session};
-use super::translate::{self, Identity, Pending};
+use super::login::{self, LoginError};
+use super::session::{Session, Settings, Transmit};
+use super::translate::{CallMethod, Identity, Route};
 use super::wire::{self, Envelope, Register};
 use crate::core::{Outgoing, SignalingEvent};
 
@@ -51,7 +51,7 @@ const REGISTER_ID: &str = "register";
 pub(super) async fn connect(
     opts: &Options,
     http: &reqwest::Client,
-) -> Result<(Ws, Session), ConnectError> {
+) -> Result<(Ws, login::Session), ConnectError> {
     let session = login::login(http, &opts.host, &opts.credentials).await?;
     let url = opts.socket_url(session.sid.expose());
     let (mut ws, _) = timeout(
@@ -61,9 +61,10 @@ pub(super) async fn connect(
     .await
     .map_err(|_| ConnectError::Timeout("the WebSocket handshake"))?
     .map_err(|e| ConnectError::Socket(e.to_string()))?;
+    let route = Route::Call(CallMethod::DoRegister);
     let register = wire::frame(
-        "call",
-        "doRegister",
+        route.module(),
+        route.method(),
         Some(&Value::from(REGISTER_ID)),
         &Register {
             sid: session.sid.expose().to_string(),
@@ -101,17 +102,16 @@ pub(super) async fn connect(
     }
 }
 
+/// How a registered connection ended.
 pub(super) enum End {
     Shutdown,
     Lost(String),
 }
 
-struct Waiting {
-    pending: Pending,
-    deadline: Instant,
-}
+type Received = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
 
-/// Runs a registered connection until it dies or `shutdown` is cancelled.
+/// Runs a registered connection until it dies or `shutdown` is cancelled: moves frames
+/// between the WebSocket and a fresh [`Session`], which decides what they mean.
 pub(super) async fn run(
     opts: &Options,
     mut ws: Ws,
@@ -120,133 +120,103 @@ pub(super) async fn run(
     events: &mpsc::Sender<SignalingEvent>,
     shutdown: &CancellationToken,
 ) -> End {
-    let mut next_id: u64 = 1;
-    let mut waiting: HashMap<String, Waiting> = HashMap::new();
-    let mut warned: HashSet<&'static str> = HashSet::new();
-    let mut unanswered_pings = 0u32;
-    let mut ping = interval(opts.keepalive);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ping.reset();
-    let mut expiry = interval(Duration::from_millis(500));
-    expiry.set_missed_tick_behavior(MissedTickBehavior::Delay);
-
+    let settings = Settings {
+        me,
+        keepalive: opts.keepalive,
+        request_timeout: opts.request_timeout,
+    };
+    let mut session = Session::new(settings, now());
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                // Send what the core queued last (typically `meeting/exit`), then close.
-                while let Ok(out) = cmds.try_recv() {
-                    let Some(req) = translate::request(&me, &out) else { continue };
-                    let text = wire::frame(req.module, req.method, None, &req.body);
-                    if ws.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
+        if let Err(reason) = flush(&mut ws, &mut session).await {
+            return End::Lost(reason);
+        }
+        if !forward(&mut session, events).await {
+            return End::Shutdown;
+        }
+        let deadline = session.poll_timeout().map(Instant::from_std);
+        let step = tokio::select! {
+            _ = shutdown.cancelled() => return close(ws, session, cmds).await,
+            msg = ws.next() => received(&mut session, msg),
+            out = cmds.recv() => match out {
+                Some(out) => {
+                    session.handle_outgoing(now(), out);
+                    Ok(())
                 }
-                let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+                None => return End::Shutdown,
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(now()).map_err(|f| f.to_string()),
+        };
+        if let Err(reason) = step {
+            // A request may have failed in the same step: report it before the disconnect.
+            if !forward(&mut session, events).await {
                 return End::Shutdown;
             }
-            msg = ws.next() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(frame))) => {
-                        return End::Lost(format!("server closed the socket ({frame:?})"));
-                    }
-                    Some(Ok(_)) => {
-                        unanswered_pings = 0;
-                        continue;
-                    }
-                    Some(Err(e)) => return End::Lost(format!("socket error: {e}")),
-                    None => return End::Lost("socket closed".into()),
-                };
-                unanswered_pings = 0;
-                match incoming(&text, &mut waiting) {
-                    Ok(Some(event)) => {
-                        if events.send(event).await.is_err() {
-                            return End::Shutdown;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if warned.insert(e.kind()) {
-                            warn!(error = %e, "skipping a bad signaling frame (further ones of this kind at debug level)");
-                        } else {
-                            debug!(error = %e, "skipping a bad signaling frame");
-                        }
-                    }
-                }
-            }
-            out = cmds.recv() => {
-                let Some(out) = out else { return End::Shutdown };
-                let Some(req) = translate::request(&me, &out) else {
-                    debug!(?out, "nothing to send for this in the RTCPeer dialect");
-                    continue;
-                };
-                let id = next_id.to_string();
-                next_id += 1;
-                let text = wire::frame(req.module, req.method, Some(&Value::from(id.clone())), &req.body);
-                waiting.insert(id, Waiting {
-                    pending: Pending { route: (req.module, req.method), kind: req.kind, target: req.target },
-                    deadline: Instant::now() + opts.request_timeout,
-                });
-                debug!(module = req.module, method = req.method, "send");
-                if let Err(e) = ws.send(Message::text(text)).await {
-                    return End::Lost(format!("send failed: {e}"));
-                }
-            }
-            _ = ping.tick() => {
-                if unanswered_pings >= 3 {
-                    return End::Lost("no answer to 3 keep-alive pings".into());
-                }
-                unanswered_pings += 1;
-                if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {
-                    return End::Lost(format!("ping failed: {e}"));
-                }
-            }
-            _ = expiry.tick() => {
-                let now = Instant::now();
-                let expired: Vec<String> = waiting
-                    .iter()
-                    .filter(|(_, w)| w.deadline <= now)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in expired {
-                    let Some(w) = waiting.remove(&id) else { continue };
-                    let (module, method) = w.pending.route;
-                    let event = SignalingEvent::RequestFailed {
-                        request: w.pending.kind,
-                        code: 0,
-                        message: format!("no reply to {module}/{method} within {:?}", opts.request_timeout),
-                    };
-                    if events.send(event).await.is_err() {
-                        return End::Shutdown;
-                    }
-                }
-            }
+            return End::Lost(reason);
         }
     }
 }
 
-/// One frame from the server: a reply to a waiting request, or a push.
-fn incoming(
-    text: &str,
-    waiting: &mut HashMap<String, Waiting>,
-) -> Result<Option<SignalingEvent>, wire::WireError> {
-    let env = Envelope::parse(text)?;
-    let reply_to = env
-        .req_id
-        .as_ref()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string())
-        })
-        .and_then(|id| waiting.remove(&id));
-    match reply_to {
-        Some(w) => translate::reply(&env, &w.pending),
-        None if env.req_id.is_some() => {
-            // A reply to a request that already timed out, or to the registration.
-            debug!(module = %env.module, method = %env.method, "late or unknown reply");
-            Ok(None)
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Hands one WebSocket read to the session; `Err` says why the connection is over.
+fn received(session: &mut Session, msg: Received) -> Result<(), String> {
+    match msg {
+        Some(Ok(Message::Text(text))) => session
+            .handle_frame(now(), &text)
+            .map_err(|f| f.to_string()),
+        Some(Ok(Message::Close(frame))) => Err(format!("server closed the socket ({frame:?})")),
+        Some(Ok(_)) => {
+            session.handle_pong(now());
+            Ok(())
         }
-        None => translate::push(&env),
+        Some(Err(e)) => Err(format!("socket error: {e}")),
+        None => Err("socket closed".into()),
+    }
+}
+
+/// Writes everything the session queued, in order.
+async fn flush(ws: &mut Ws, session: &mut Session) -> Result<(), String> {
+    while let Some(t) = session.poll_transmit() {
+        match t {
+            Transmit::Text(text) => ws
+                .send(Message::text(text))
+                .await
+                .map_err(|e| format!("send failed: {e}"))?,
+            Transmit::Ping => ws
+                .send(Message::Ping(Vec::new().into()))
+                .await
+                .map_err(|e| format!("ping failed: {e}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Passes the session's events to the core; `false` when the core is gone.
+async fn forward(session: &mut Session, events: &mpsc::Sender<SignalingEvent>) -> bool {
+    while let Some(event) = session.poll_event() {
+        if events.send(event).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Sends what the core queued last (typically `meeting/exit`), then closes the socket.
+async fn close(mut ws: Ws, mut session: Session, cmds: &mut mpsc::Receiver<Outgoing>) -> End {
+    session.close();
+    while let Ok(out) = cmds.try_recv() {
+        session.handle_outgoing(now(), out);
+    }
+    let _ = flush(&mut ws, &mut session).await;
+    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+    End::Shutdown
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -187,58 +187,28 @@ pub async fn login(
     creds: &Credentials,
 ) -> Result<Session, LoginError> {
     let (reply, what) = match creds {
-        Credentials::Password { name, password } => (
-            post_account(
-                http,
-                host,
-                &AccountParams::Login {
-                    name: name.clone(),
-                    password: password.expose().to_string(),
-                },
-                "login",
-            )
-            .await?,
-            "login",
-        ),
+        Credentials::Password { name, password } => {
+            let params = AccountParams::Login {
+                name: name.clone(),
+                password: password.expose().to_string(),
+            };
+            (post_account(http, host, &params, "login").await?, "login")
+        }
         Credentials::Docking {
             app_id,
             secret,
             account,
             user_name,
         } => {
-            let url = endpoint(host, "getSign");
-            let resp = http
-                .get(url.clone())
-                .query(&[("appId", app_id.as_str()), ("secret", secret.expose())])
-                .send()
-                .await
-                .map_err(|e| unreachable(&url, e))?;
-            let text = resp.text().await.map_err(|e| unreachable(&url, e))?;
-            let sign: SignReply =
-                serde_json::from_str(&text).map_err(|e| LoginError::BadReply {
-                    what: "getSign",
-                    detail: e.to_string(),
-                })?;
-            let Some(sign_value) = sign.data.filter(|_| sign.code == 200) else {
-                return Err(LoginError::SignRefused {
-                    app_id: app_id.clone(),
-                    code: sign.code,
-                    message: sign.message.unwrap_or_default(),
-                });
+            let sign = get_sign(http, host, app_id, secret).await?;
+            let params = AccountParams::DockingLogin {
+                account: account.clone(),
+                user_name: user_name.clone(),
+                appkey: Some(app_id.clone()),
+                sign,
+                avatar: None,
             };
-            let reply = post_account(
-                http,
-                host,
-                &AccountParams::DockingLogin {
-                    account: account.clone(),
-                    user_name: user_name.clone(),
-                    appkey: Some(app_id.clone()),
-                    sign: sign_value,
-                    avatar: None,
-                },
-                "dockingLogin",
-            )
-            .await?;
+            let reply = post_account(http, host, &params, "dockingLogin").await?;
             if reply.result != 0 {
                 return Err(LoginError::DockingRefused {
                     account: account.clone(),
@@ -265,6 +235,35 @@ pub async fn login(
             detail: "result 0 without SID and user".into(),
         }),
     }
+}
+
+/// The signature `dockingLogin` needs, from `getSign` (the secret travels in the query:
+/// errors must not print the URL).
+async fn get_sign(
+    http: &reqwest::Client,
+    host: &Url,
+    app_id: &str,
+    secret: &Secret,
+) -> Result<String, LoginError> {
+    let url = endpoint(host, "getSign");
+    let resp = http
+        .get(url.clone())
+        .query(&[("appId", app_id), ("secret", secret.expose())])
+        .send()
+        .await
+        .map_err(|e| unreachable(&url, e))?;
+    let text = resp.text().await.map_err(|e| unreachable(&url, e))?;
+    let sign: SignReply = serde_json::from_str(&text).map_err(|e| LoginError::BadReply {
+        what: "getSign",
+        detail: e.to_string(),
+    })?;
+    sign.data
+        .filter(|_| sign.code == 200)
+        .ok_or_else(|| LoginError::SignRefused {
+            app_id: app_id.to_string(),
+            code: sign.code,
+            message: sign.message.unwrap_or_default(),
+        })
 }
 
 #[cfg(test)]

@@ -2,15 +2,20 @@
 //! keep-alive and reconnection.
 //!
 //! [`start`] returns the [`Link`] of the signaling seam ([`super`]). The task logs in,
-//! registers, and then translates frames both ways until the connection dies; it reconnects
-//! with exponential backoff and jitter, forever, logging in again each time (a restarted
-//! server has forgotten our session). After every successful registration it emits
-//! [`SignalingEvent::Registered`]; the core answers that by restoring what the server forgot
-//! (re-entering the room). Messages the core sends while disconnected are dropped: the core
-//! re-sends what matters after registration.
+//! registers, and then moves frames between the WebSocket and a [`session::Session`] until
+//! the connection dies. The session holds the connection's logic (request ids, reply
+//! deadlines, keep-alive pings, translation both ways through [`translate`]) without IO or
+//! clock, and is unit-tested on virtual time.
+//!
+//! The task reconnects with exponential backoff and jitter, forever, logging in again each
+//! time (a restarted server has forgotten our SID). After every successful registration it
+//! emits [`SignalingEvent::Registered`]; the core answers that by restoring what the server
+//! forgot (re-entering the room). Messages the core sends while disconnected are dropped:
+//! the core re-sends what matters after registration.
 
 mod connection;
 pub mod login;
+pub mod session;
 pub mod translate;
 pub mod wire;
 
