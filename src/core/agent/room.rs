@@ -19,6 +19,7 @@ impl Agent {
         let (starts, stops);
         let mut notify = None;
         let first;
+        let emptied;
         let room_id = room.id;
         {
             let Phase::Meeting(m) = &mut self.phase else {
@@ -39,11 +40,22 @@ impl Agent {
                 .map(|member| (member.client_id, member))
                 .collect();
             (starts, stops) = m.reconcile_sessions(&fresh, self.cfg.per_participant_media);
+            // Everyone left while we could not hear it (the server was away): on re-entry the
+            // room is empty, and the call is over as if we had seen them go.
+            emptied = !first && m.had_peers && fresh.is_empty();
             m.had_peers |= !fresh.is_empty();
             m.members = fresh;
             if first && let Origin::Dialed(target) = &m.origin {
                 notify = Some(target.clone());
             }
+        }
+        for peer in &stops {
+            self.media(MediaCommand::StopSession { peer: *peer });
+        }
+        if emptied {
+            info!(%room_id, "back in the room and everyone else has left; ending the call");
+            self.leave_room(EndReason::RemoteLeft);
+            return;
         }
         let room_type = match &self.phase {
             Phase::Meeting(m) => m.room_type,
@@ -64,9 +76,6 @@ impl Agent {
                 room_id,
                 room_type,
             });
-        }
-        for peer in stops {
-            self.media(MediaCommand::StopSession { peer });
         }
         for peer in starts {
             self.media(MediaCommand::StartSession {

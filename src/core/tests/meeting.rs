@@ -425,3 +425,40 @@ fn hangup_in_a_room_exits_and_stops_media() {
     assert_eq!(ended(&actions), Some(EndReason::LocalHangup));
     assert!(!h.agent.state().mic_muted, "each call starts unmuted");
 }
+
+#[test]
+fn re_entering_an_emptied_room_ends_the_call() {
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    h.signal(SignalingEvent::Disconnected {
+        reason: "server away".into(),
+    });
+    h.signal(SignalingEvent::Registered { user_id: ME });
+    assert_eq!(
+        h.sent(),
+        vec![Outgoing::Enter {
+            room_id: ROOM,
+            room_type: CallType::Video
+        }]
+    );
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME_C),
+        members: vec![],
+    });
+    let actions = h.take();
+    assert_eq!(ended(&actions), Some(EndReason::RemoteLeft));
+    assert!(media(&actions).contains(&MediaCommand::StopSession { peer: CALLER_C }));
+    assert_eq!(h.phase(), CallPhase::Idle);
+}
+
+#[test]
+fn entering_an_empty_room_the_first_time_waits_for_others() {
+    let mut h = Harness::default_policy();
+    h.command(Command::Join { room: ROOM }).unwrap();
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME_C),
+        members: vec![],
+    });
+    assert_eq!(h.phase(), CallPhase::InCall);
+}
