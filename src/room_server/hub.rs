@@ -998,6 +998,9 @@ fn salvage(text: &str) -> (String, String, Option<Value>) {
 }
 
 #[cfg(test)]
+mod transcript;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{AccountConfig, Secret};
