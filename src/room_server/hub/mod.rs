@@ -13,6 +13,9 @@ use crate::signaling::rtcpeer::wire::{
     RoomRef, ShareScreen, SignReply, UpdateClientName, UpdateMeetingName, UpdateVideo, UserRoom,
     WireError, code, reply,
 };
+use route::{MediaKind, Route};
+
+mod route;
 
 /// A WebSocket connection's id.
 pub type ConnId = u64;
@@ -368,8 +371,23 @@ impl Hub {
             return Err(Refusal::new(code::UNAUTHORIZED, "unknown connection"));
         };
         let me = c.user_id;
-        match env.route() {
-            ("call", "doRegister") => {
+        let route = Route::parse(&env.module, &env.method);
+        if c.device.is_none() && route.is_none_or(Route::needs_registration) {
+            return Err(Refusal::new(
+                code::UNAUTHORIZED,
+                "not registered: send call/doRegister first",
+            ));
+        }
+        let Some(route) = route else {
+            return Err(Refusal::new(
+                code::UNKNOWN,
+                format!("unknown module/method {}/{}", env.module, env.method),
+            ));
+        };
+        // Empty only before registration, when just `Register` and `Logout` get here.
+        let device = c.device.clone().unwrap_or_default();
+        match route {
+            Route::Register => {
                 let r: Register = env.decode()?;
                 if r.sid != c.sid || r.user_id != me {
                     return Err(Refusal::new(
@@ -390,25 +408,14 @@ impl Hub {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.device = Some(device);
                 }
-                return ok();
+                ok()
             }
-            ("account", "logout") => {
+            Route::Logout => {
                 self.sessions.retain(|_, u| *u != me);
-                return ok();
+                ok()
             }
-            _ => {}
-        }
-        let Some(device) = c.device.clone() else {
-            return Err(Refusal::new(
-                code::UNAUTHORIZED,
-                "not registered: send call/doRegister first",
-            ));
-        };
-        match env.route() {
-            ("call", method @ ("doInvite" | "doEvent" | "doAgree" | "reject" | "cancel")) => {
-                self.call(out, me, &device, method, env)
-            }
-            ("room", "newAppRoom") => {
+            Route::Call(kind) => self.call(out, me, &device, kind.method(), env),
+            Route::NewAppRoom => {
                 let r: NewAppRoom = env.decode()?;
                 if r.user_id != me {
                     return Err(Refusal::new(
@@ -443,14 +450,14 @@ impl Hub {
                 );
                 Ok(json!({ "roomId": id }))
             }
-            ("meeting", "enter") => self.enter(out, conn, me, &device, env.decode()?),
-            ("meeting", "exit") => {
+            Route::Enter => self.enter(out, conn, me, &device, env.decode()?),
+            Route::Exit => {
                 let r: RoomRef = env.decode()?;
                 self.seat(r.room_id, me)?;
                 self.leave(out, r.room_id, me);
                 ok()
             }
-            ("meeting", "finish") => {
+            Route::Finish => {
                 let r: RoomRef = env.decode()?;
                 self.host_only(r.room_id, me, "finish the meeting")?;
                 let room = self.rooms.remove(&r.room_id).map(|r| r.seats);
@@ -470,7 +477,7 @@ impl Hub {
                 }
                 ok()
             }
-            ("meeting", "muteMsg") => {
+            Route::MuteMsg => {
                 let m: MuteMsg = env.decode()?;
                 self.seat(m.room_id, me)?;
                 let from_host = m.from_super.as_deref() == Some(FROM_SUPER);
@@ -500,7 +507,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "muteAll") => {
+            Route::MuteAll => {
                 let m: MuteAll = env.decode()?;
                 self.host_only(m.room_id, me, "mute everyone")?;
                 if let Some(room) = self.rooms.get_mut(&m.room_id) {
@@ -523,7 +530,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "kickOut") => {
+            Route::KickOut => {
                 let k: UserRoom = env.decode()?;
                 self.host_only(k.room_id, me, "remove participants")?;
                 self.seat(k.room_id, k.user_id).map_err(|_| {
@@ -541,7 +548,7 @@ impl Hub {
                 self.leave(out, k.room_id, k.user_id);
                 ok()
             }
-            ("meeting", "raiseHand") => {
+            Route::RaiseHand => {
                 let r: RoomRef = env.decode()?;
                 let client = self.seat(r.room_id, me)?;
                 self.broadcast(
@@ -557,7 +564,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "setCompere") => {
+            Route::SetCompere => {
                 let s: UserRoom = env.decode()?;
                 self.host_only(s.room_id, me, "hand over the host role")?;
                 self.seat(s.room_id, s.user_id).map_err(|_| {
@@ -580,7 +587,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "chat") => {
+            Route::Chat => {
                 let m: Chat = env.decode()?;
                 let client = self.seat(m.room_id, me)?;
                 let push = Chat {
@@ -596,7 +603,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "privateChat") => {
+            Route::PrivateChat => {
                 let m: PrivateChat = env.decode()?;
                 let client = self.seat(m.room_id, me)?;
                 let to = self.seat_conn(m.room_id, m.other_user_id).ok_or_else(|| {
@@ -617,7 +624,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "updateVideo") => {
+            Route::UpdateVideo => {
                 let u: UpdateVideo = env.decode()?;
                 let client = self.seat(u.room_id, me)?;
                 let event = if u.video { "play" } else { "close" };
@@ -634,7 +641,7 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "audioOnlyMeeting") => {
+            Route::AudioOnlyMeeting => {
                 let r: RoomRef = env.decode()?;
                 let client = self.seat(r.room_id, me)?;
                 self.broadcast(
@@ -650,13 +657,13 @@ impl Hub {
                 );
                 ok()
             }
-            ("meeting", "shareScreen") => {
+            Route::ShareScreen => {
                 let s: ShareScreen = env.decode()?;
                 let client = self.seat(s.room_id, me)?;
                 self.broadcast(out, s.room_id, Some(me), &wire::frame("meeting", "onShareScreen", None, &json!({"roomId": s.room_id, "shareScreenId": s.share_screen_id, "client": client})));
                 ok()
             }
-            ("meeting", "updateMeetingName") => {
+            Route::UpdateMeetingName => {
                 let u: UpdateMeetingName = env.decode()?;
                 self.host_only(u.room_id, me, "rename the meeting")?;
                 if let Some(room) = self.rooms.get_mut(&u.room_id) {
@@ -666,7 +673,7 @@ impl Hub {
                 self.broadcast(out, u.room_id, Some(me), &wire::frame("meeting", "onUpdateMeeting", None, &json!({"userId": me, "roomId": u.room_id, "appointmentName": u.appointment_name})));
                 ok()
             }
-            ("meeting", "updateClientName") => {
+            Route::UpdateClientName => {
                 let u: UpdateClientName = env.decode()?;
                 if u.user_id != me {
                     self.host_only(u.room_id, me, "rename other participants")?;
@@ -699,31 +706,27 @@ impl Hub {
                 );
                 ok()
             }
-            ("media", method @ ("offer" | "answer")) => {
+            Route::Media(kind @ (MediaKind::Offer | MediaKind::Answer)) => {
                 let mut m: MediaSdp = env.decode()?;
                 let to = self.media_route(m.room_id, me, m.to_client_id)?;
                 m.from_client_id = Some(me);
-                deliver(out, to, wire::frame("media", method, None, &m));
+                deliver(out, to, wire::frame("media", kind.method(), None, &m));
                 ok()
             }
-            ("media", "candidate") => {
+            Route::Media(MediaKind::Candidate) => {
                 let mut m: MediaCandidate = env.decode()?;
                 let to = self.media_route(m.room_id, me, m.to_client_id)?;
                 m.from_client_id = Some(me);
                 deliver(out, to, wire::frame("media", "candidate", None, &m));
                 ok()
             }
-            ("media", "bye") => {
+            Route::Media(MediaKind::Bye) => {
                 let mut m: MediaBye = env.decode()?;
                 let to = self.media_route(m.room_id, me, m.to_client_id)?;
                 m.from_client_id = Some(me);
                 deliver(out, to, wire::frame("media", "bye", None, &m));
                 ok()
             }
-            (module, method) => Err(Refusal::new(
-                code::UNKNOWN,
-                format!("unknown module/method {module}/{method}"),
-            )),
         }
     }
 
