@@ -87,7 +87,7 @@ impl Accounts {
         if !constant_time_eq(app.secret.expose().as_bytes(), secret.as_bytes()) {
             return None;
         }
-        let sign = format!("{:032x}", rand::random::<u128>());
+        let sign = new_token();
         self.signs.insert(sign.clone(), app_id.to_string());
         Some(sign)
     }
@@ -144,6 +144,11 @@ impl Accounts {
             },
         ))
     }
+}
+
+/// A fresh random 128-bit token in hex: session ids and `getSign` signatures.
+pub(super) fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
