@@ -29,31 +29,39 @@ pub struct Accounts {
 impl Accounts {
     /// From the configuration (already validated for unique ids and names).
     pub fn new(accounts: &[AccountConfig], apps: &[AppConfig]) -> Accounts {
-        let mut users = HashMap::new();
-        let mut by_name = HashMap::new();
-        for a in accounts {
-            users.insert(
-                a.id,
-                Account {
-                    user: User {
-                        id: a.id,
-                        account: Some(a.name.clone()),
-                        name: Some(a.display_name.clone().unwrap_or_else(|| a.name.clone())),
-                        company: Some(Self::COMPANY.into()),
-                        ..User::default()
-                    },
-                    password: Some(a.password.clone()),
-                },
-            );
-            by_name.insert(a.name.clone(), a.id);
-        }
-        Accounts {
-            users,
-            by_name,
+        let mut all = Accounts {
+            users: HashMap::new(),
+            by_name: HashMap::new(),
             apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
             signs: HashMap::new(),
             next_docking_id: FIRST_DOCKING_ID,
+        };
+        for a in accounts {
+            let name = a.display_name.clone().unwrap_or_else(|| a.name.clone());
+            let company = Some(Self::COMPANY.into());
+            all.add(a.id, &a.name, name, company, Some(a.password.clone()));
         }
+        all
+    }
+
+    /// Adds a user who logs in as `login`; without a password only `dockingLogin` reaches it.
+    fn add(
+        &mut self,
+        id: i64,
+        login: &str,
+        name: String,
+        company: Option<String>,
+        password: Option<Secret>,
+    ) {
+        let user = User {
+            id,
+            account: Some(login.to_string()),
+            name: Some(name),
+            company,
+            ..User::default()
+        };
+        self.users.insert(id, Account { user, password });
+        self.by_name.insert(login.to_string(), id);
     }
 
     const COMPANY: &'static str = "roomagent development";
@@ -87,7 +95,7 @@ impl Accounts {
         if !constant_time_eq(app.secret.expose().as_bytes(), secret.as_bytes()) {
             return None;
         }
-        let sign = format!("{:032x}", rand::random::<u128>());
+        let sign = new_token();
         self.signs.insert(sign.clone(), app_id.to_string());
         Some(sign)
     }
@@ -117,20 +125,8 @@ impl Accounts {
             None => {
                 let id = self.next_docking_id;
                 self.next_docking_id += 1;
-                self.users.insert(
-                    id,
-                    Account {
-                        user: User {
-                            id,
-                            account: Some(login.clone()),
-                            name: Some(user_name.unwrap_or(account).to_string()),
-                            company: company_name.clone(),
-                            ..User::default()
-                        },
-                        password: None,
-                    },
-                );
-                self.by_name.insert(login, id);
+                let name = user_name.unwrap_or(account).to_string();
+                self.add(id, &login, name, company_name.clone(), None);
                 id
             }
         };
@@ -144,6 +140,11 @@ impl Accounts {
             },
         ))
     }
+}
+
+/// A fresh random 128-bit token in hex: session ids and `getSign` signatures.
+pub(super) fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -54,8 +54,18 @@ impl Shared {
         self.hub.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn senders(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, mpsc::Sender<String>>> {
+        self.senders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a frame from `conn` to the hub and delivers what it answers.
+    fn handle(&self, conn: ConnId, text: &str) {
+        let out = self.hub().frame(conn, text);
+        self.deliver(out);
+    }
+
     fn deliver(&self, out: Vec<Delivery>) {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let mut senders = self.senders();
         for d in out {
             let Some(tx) = senders.get(&d.to) else {
                 continue;
@@ -262,10 +272,7 @@ async fn connection(s: Arc<Shared>, sid: String, mut socket: WebSocket) {
         return;
     }
     let (tx, mut rx) = mpsc::channel::<String>(CONN_QUEUE);
-    s.senders
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(conn, tx);
+    s.senders().insert(conn, tx);
     debug!(conn, "room server: socket connected");
     loop {
         tokio::select! {
@@ -279,23 +286,17 @@ async fn connection(s: Arc<Shared>, sid: String, mut socket: WebSocket) {
                 None => break,
             },
             msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    let out = s.hub().frame(conn, text.as_str());
-                    s.deliver(out);
-                }
+                Some(Ok(Message::Text(text))) => s.handle(conn, text.as_str()),
+                // Not JSON, so the hub answers it with a 400 like any malformed frame.
                 Some(Ok(Message::Binary(_))) => {
-                    let out = s.hub().frame(conn, "binary frames are not part of the dialect");
-                    s.deliver(out);
+                    s.handle(conn, "binary frames are not part of the dialect")
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
         }
     }
-    s.senders
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&conn);
+    s.senders().remove(&conn);
     let out = s.hub().disconnect(conn);
     s.deliver(out);
     debug!(conn, "room server: socket closed");
