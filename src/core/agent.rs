@@ -22,6 +22,9 @@ use super::types::{CallType, ClientId, Member, Peer, RoomId, RoomInfo, UserId};
 /// How often a failed media session we offered is offered again before it is reported failed.
 pub const MEDIA_RETRIES: u32 = 3;
 
+/// How long the answering side of a failed session waits for the offerer's new offer.
+pub const REOFFER_WAIT: Duration = Duration::from_secs(10);
+
 /// What the core needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -185,6 +188,13 @@ struct Meeting {
     video_in: std::collections::BTreeSet<ClientId>,
     /// Whether anyone else was ever in the room with us: the last one leaving ends the call.
     had_peers: bool,
+    /// Sessions we answered that failed, with the instant by which the offerer's new offer
+    /// must arrive before the failure is reported.
+    recovering: BTreeMap<ClientId, Instant>,
+    /// Participants we have a session with who were not in the room when we re-entered it
+    /// (a restarted server lost the room; they are re-entering too). Their sessions are kept
+    /// until [`Timer::ReturnTimeout`].
+    returning: std::collections::BTreeSet<ClientId>,
 }
 
 impl Meeting {
@@ -201,6 +211,8 @@ impl Meeting {
             offered: BTreeMap::new(),
             video_in: Default::default(),
             had_peers: false,
+            recovering: BTreeMap::new(),
+            returning: Default::default(),
         }
     }
 
@@ -340,8 +352,7 @@ impl Agent {
 
     /// A media event happened at `now`.
     pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
-        let _ = now;
-        self.on_media(event);
+        self.on_media(now, event);
         self.publish_state();
     }
 
@@ -502,6 +513,8 @@ impl Agent {
                     self.end_call(EndReason::ConnectTimeout);
                 }
             }
+            Timer::ReturnTimeout => self.on_return_timeout(),
+            Timer::MediaRecovery => self.on_media_recovery(now),
             Timer::DialTimeout => {
                 if let Phase::Dialing(d) = &self.phase {
                     let to = d.target.clone();

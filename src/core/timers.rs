@@ -14,14 +14,21 @@ pub enum Timer {
     ConnectTimeout,
     /// An outgoing call nobody answered is cancelled when this fires.
     DialTimeout,
+    /// Back in a room after a reconnect: participants who were not there have until this
+    /// fires to come back; then their sessions close, and an empty room ends the call.
+    ReturnTimeout,
+    /// A session we answered failed; the offerer's new offer must come before this fires.
+    MediaRecovery,
 }
 
 impl Timer {
-    const ALL: [Timer; 4] = [
+    const ALL: [Timer; 6] = [
         Timer::AutoAnswer,
         Timer::RingTimeout,
         Timer::ConnectTimeout,
         Timer::DialTimeout,
+        Timer::ReturnTimeout,
+        Timer::MediaRecovery,
     ];
 
     fn index(self) -> usize {
@@ -32,7 +39,7 @@ impl Timer {
 /// Deadlines by timer name; at most one pending deadline per name.
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
-    deadlines: [Option<Instant>; 4],
+    deadlines: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl Timers {
@@ -48,7 +55,7 @@ impl Timers {
 
     /// Disarm everything.
     pub fn cancel_all(&mut self) {
-        self.deadlines = [None; 4];
+        self.deadlines = [None; Timer::ALL.len()];
     }
 
     /// The earliest armed deadline.

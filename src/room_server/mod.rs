@@ -152,7 +152,7 @@ pub fn serve(
         cfg.base_path.clone()
     };
     let shared = Arc::new(Shared {
-        hub: Mutex::new(Hub::new(accounts::Accounts::new(&cfg.accounts, &cfg.apps))),
+        hub: Mutex::new(Hub::from_config(cfg)),
         senders: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         shutdown: CancellationToken::new(),

@@ -9,6 +9,7 @@ pub mod netns;
 pub mod rtm_gate;
 pub mod service;
 pub mod turn;
+pub mod world;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -50,7 +50,12 @@ impl FakeMedia {
             MediaCommand::StartSession { peer, role, .. } => {
                 self.sessions.insert(peer, FakeSession::default());
                 if role == SessionRole::Offerer {
-                    self.local(peer, MediaSignal::Offer { sdp: format!("v=0 offer to {peer}") });
+                    self.local(
+                        peer,
+                        MediaSignal::Offer {
+                            sdp: format!("v=0 offer to {peer}"),
+                        },
+                    );
                 }
             }
             MediaCommand::RemoteSignal { peer, signal } => self.remote(peer, signal),
@@ -89,7 +94,12 @@ impl FakeMedia {
             s.remote = true;
         }
         if offer {
-            self.local(peer, MediaSignal::Answer { sdp: format!("v=0 answer to {peer}") });
+            self.local(
+                peer,
+                MediaSignal::Answer {
+                    sdp: format!("v=0 answer to {peer}"),
+                },
+            );
         }
         self.check(peer);
     }
@@ -228,7 +238,10 @@ impl World {
 
     /// Logs a device in and registers it, as the RTCPeer backend does after every connect.
     pub fn connect(&mut self, i: usize) {
-        let (name, password) = (self.devices[i].name.clone(), self.devices[i].password.clone());
+        let (name, password) = (
+            self.devices[i].name.clone(),
+            self.devices[i].password.clone(),
+        );
         let (user, sid, conn) = self.login(&name, &password);
         let register = json!({"module": "call", "method": "doRegister", "reqId": "register",
             "SID": sid, "userId": user, "deviceType": "tv"});
@@ -354,7 +367,9 @@ impl World {
                 .find(|dev| dev.link.as_ref().is_some_and(|(c, _)| *c == d.to))
             {
                 let (_, session) = dev.link.as_mut().unwrap();
-                session.handle_frame(now, &d.text).expect("frames are never fatal");
+                session
+                    .handle_frame(now, &d.text)
+                    .expect("frames are never fatal");
             }
         }
     }
@@ -435,7 +450,8 @@ impl World {
                     for d in &mut self.devices {
                         d.agent.handle_timeout(now);
                         if let Some((_, s)) = &mut d.link {
-                            s.handle_timeout(now).expect("keep-alive answered in memory");
+                            s.handle_timeout(now)
+                                .expect("keep-alive answered in memory");
                         }
                     }
                 }

@@ -1,15 +1,19 @@
 //! What the media engine reports.
 
-use tracing::{debug, warn};
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
 
 use super::{Agent, Phase};
 use crate::core::action::{CallEvent, MediaCommand, Outgoing, SessionRole};
-use crate::core::agent::MEDIA_RETRIES;
+use crate::core::agent::{MEDIA_RETRIES, REOFFER_WAIT};
 use crate::core::input::MediaEvent;
 use crate::core::state::MediaState;
+use crate::core::timers::Timer;
+use crate::core::types::ClientId;
 
 impl Agent {
-    pub(super) fn on_media(&mut self, event: MediaEvent) {
+    pub(super) fn on_media(&mut self, now: Instant, event: MediaEvent) {
         match event {
             MediaEvent::LocalSignal { peer, signal } => {
                 let target = match &self.phase {
@@ -65,16 +69,67 @@ impl Agent {
                     });
                     return;
                 }
-                *state = MediaState::Failed;
-                warn!(%peer, %reason, "media session failed; other participants continue");
-                self.event(CallEvent::Error {
-                    message: format!("media with participant {peer} failed: {reason}"),
-                });
+                if !m.offered.contains_key(&peer) && !m.recovering.contains_key(&peer) {
+                    // We answered: the offerer offers again; wait for it before reporting.
+                    *state = MediaState::Connecting;
+                    m.video_in.remove(&peer);
+                    m.recovering.insert(peer, now + REOFFER_WAIT);
+                    info!(%peer, %reason, "media session we answered failed; waiting for a new offer");
+                    self.arm_media_recovery();
+                    return;
+                }
+                m.recovering.remove(&peer);
+                self.media_failed(peer, &reason);
             }
             MediaEvent::EngineError { message } => {
                 warn!(%message, "media engine error");
                 self.event(CallEvent::Error { message });
             }
         }
+    }
+
+    /// Reports a session as failed for good; the other participants carry on.
+    fn media_failed(&mut self, peer: ClientId, reason: &str) {
+        if let Phase::Meeting(m) = &mut self.phase
+            && let Some(state) = m.sessions.get_mut(&peer)
+        {
+            *state = MediaState::Failed;
+        }
+        warn!(%peer, %reason, "media session failed; other participants continue");
+        self.event(CallEvent::Error {
+            message: format!("media with participant {peer} failed: {reason}"),
+        });
+    }
+
+    /// Arms [`Timer::MediaRecovery`] for the earliest session still waiting for a new offer.
+    pub(super) fn arm_media_recovery(&mut self) {
+        let next = match &self.phase {
+            Phase::Meeting(m) => m.recovering.values().min().copied(),
+            _ => None,
+        };
+        match next {
+            Some(at) => self.timers.arm(Timer::MediaRecovery, at),
+            None => self.timers.cancel(Timer::MediaRecovery),
+        }
+    }
+
+    /// Sessions whose offerer did not offer again in time are failed for good.
+    pub(super) fn on_media_recovery(&mut self, now: Instant) {
+        let Phase::Meeting(m) = &mut self.phase else {
+            return;
+        };
+        let due: Vec<ClientId> = m
+            .recovering
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in &due {
+            m.recovering.remove(peer);
+        }
+        for peer in due {
+            self.media_failed(peer, "no new offer after the session failed");
+        }
+        self.arm_media_recovery();
     }
 }

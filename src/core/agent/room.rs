@@ -2,6 +2,7 @@
 //! messages from participants.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use tracing::{debug, info};
 
@@ -9,17 +10,24 @@ use super::{Agent, Meeting, Origin, Phase};
 use crate::core::action::{CallEvent, EndReason, MediaCommand, Outgoing, SessionRole};
 use crate::core::input::MediaSignal;
 use crate::core::state::MediaState;
+use crate::core::timers::Timer;
 use crate::core::types::{CallType, ClientId, Member, RoomId, RoomInfo};
 
 impl Agent {
-    pub(super) fn on_entered(&mut self, room: RoomInfo, me: Member, members: Vec<Member>) {
+    pub(super) fn on_entered(
+        &mut self,
+        now: Instant,
+        room: RoomInfo,
+        me: Member,
+        members: Vec<Member>,
+    ) {
         let mic_muted = self.mic_muted;
         let camera_on = self.camera_on;
         let sharing = self.sharing;
-        let (starts, stops);
+        let starts;
         let mut notify = None;
         let first;
-        let emptied;
+        let waiting;
         let room_id = room.id;
         {
             let Phase::Meeting(m) = &mut self.phase else {
@@ -39,23 +47,21 @@ impl Agent {
                 .filter(|member| member.client_id != me.client_id)
                 .map(|member| (member.client_id, member))
                 .collect();
-            (starts, stops) = m.reconcile_sessions(&fresh, self.cfg.per_participant_media);
-            // Everyone left while we could not hear it (the server was away): on re-entry the
-            // room is empty, and the call is over as if we had seen them go.
-            emptied = !first && m.had_peers && fresh.is_empty();
+            starts = m.reconcile_sessions(&fresh, self.cfg.per_participant_media);
+            // Back in a room with someone missing: they may be re-entering too (a restarted
+            // server lost the room), or they left while we could not hear it.
+            waiting = !first && (!m.returning.is_empty() || (m.had_peers && fresh.is_empty()));
             m.had_peers |= !fresh.is_empty();
             m.members = fresh;
             if first && let Origin::Dialed(target) = &m.origin {
                 notify = Some(target.clone());
             }
         }
-        for peer in &stops {
-            self.media(MediaCommand::StopSession { peer: *peer });
-        }
-        if emptied {
-            info!(%room_id, "back in the room and everyone else has left; ending the call");
-            self.leave_room(EndReason::RemoteLeft);
-            return;
+        if waiting {
+            // Give them the time a caller has to enter a room.
+            info!(%room_id, "back in the room; waiting for the others to come back");
+            self.timers
+                .arm(Timer::ReturnTimeout, now + self.cfg.connect_timeout);
         }
         let room_type = match &self.phase {
             Phase::Meeting(m) => m.room_type,
@@ -126,17 +132,52 @@ impl Agent {
             if Some(member.client_id) == m.me {
                 return;
             }
-            // A participant we already had a session with came back (its connection dropped):
-            // the old session is dead; it will offer a new one since it entered later.
-            m.video_in.remove(&member.client_id);
-            if m.sessions.remove(&member.client_id).is_some() {
-                stop = Some(member.client_id);
+            if m.returning.remove(&member.client_id) {
+                // Back after a server restart, like us: the media between us never stopped.
+            } else {
+                // A participant we already had a session with came back (its connection
+                // dropped): the old session is dead; it offers a new one, having entered later.
+                m.video_in.remove(&member.client_id);
+                if m.sessions.remove(&member.client_id).is_some() {
+                    stop = Some(member.client_id);
+                }
             }
+            m.recovering.remove(&member.client_id);
             m.had_peers = true;
             m.members.insert(member.client_id, member);
         }
+        if self
+            .meeting_mut(room_id)
+            .is_some_and(|m| m.returning.is_empty())
+        {
+            self.timers.cancel(Timer::ReturnTimeout);
+        }
         if let Some(peer) = stop {
             self.media(MediaCommand::StopSession { peer });
+        }
+    }
+
+    /// Whoever has not come back to the room we re-entered is gone: their sessions close,
+    /// and an empty room ends the call.
+    pub(crate) fn on_return_timeout(&mut self) {
+        let Phase::Meeting(m) = &mut self.phase else {
+            return;
+        };
+        let gone: Vec<ClientId> = std::mem::take(&mut m.returning).into_iter().collect();
+        for peer in &gone {
+            m.sessions.remove(peer);
+            m.offered.remove(peer);
+            m.video_in.remove(peer);
+            m.recovering.remove(peer);
+        }
+        let alone = m.members.is_empty() && m.had_peers;
+        let room_id = m.room_id;
+        for peer in gone {
+            self.media(MediaCommand::StopSession { peer });
+        }
+        if alone {
+            info!(%room_id, "nobody came back to the room; ending the call");
+            self.leave_room(EndReason::RemoteLeft);
         }
     }
 
@@ -150,6 +191,7 @@ impl Agent {
             }
             let known = m.members.remove(&client_id).is_some();
             m.video_in.remove(&client_id);
+            m.recovering.remove(&client_id);
             let had_session = m.sessions.remove(&client_id).is_some();
             (had_session, known && m.members.is_empty() && m.had_peers)
         };
@@ -213,6 +255,7 @@ impl Agent {
                     }
                     m.video_in.remove(&from);
                     m.offered.remove(&from);
+                    m.recovering.remove(&from);
                     m.sessions.insert(from, MediaState::Connecting);
                     cmds.push(MediaCommand::StartSession {
                         peer: from,
@@ -244,25 +287,21 @@ impl Agent {
 }
 
 impl Meeting {
-    /// Matches our sessions to the members present: sessions with participants who are gone
-    /// are closed; everyone present we have no session with gets an offer (when media runs per
-    /// participant), because we are the one entering later. Returns (to start, to stop).
+    /// Matches our sessions to the members present: everyone present we have no session with
+    /// gets an offer (when media runs per participant), because we are the one entering
+    /// later; sessions with participants who are not there are kept, as `returning`, until
+    /// they come back or [`Timer::ReturnTimeout`]. Returns the sessions to start.
     fn reconcile_sessions(
         &mut self,
         present: &BTreeMap<ClientId, Member>,
         per_participant_media: bool,
-    ) -> (Vec<ClientId>, Vec<ClientId>) {
-        let stops: Vec<ClientId> = self
+    ) -> Vec<ClientId> {
+        self.returning = self
             .sessions
             .keys()
             .filter(|peer| !present.contains_key(peer))
             .copied()
             .collect();
-        for peer in &stops {
-            self.sessions.remove(peer);
-            self.offered.remove(peer);
-            self.video_in.remove(peer);
-        }
         let mut starts = Vec::new();
         for peer in present.keys().filter(|_| per_participant_media) {
             if !self.sessions.contains_key(peer) {
@@ -271,6 +310,6 @@ impl Meeting {
                 starts.push(*peer);
             }
         }
-        (starts, stops)
+        starts
     }
 }

@@ -78,7 +78,9 @@ impl Agent {
     /// Events about the room we are in (or entering).
     fn on_room_event(&mut self, now: Instant, event: SignalingEvent) {
         match event {
-            SignalingEvent::Entered { room, me, members } => self.on_entered(room, me, members),
+            SignalingEvent::Entered { room, me, members } => {
+                self.on_entered(now, room, me, members)
+            }
             SignalingEvent::MemberEntered { room_id, member } => {
                 self.on_member_entered(room_id, member)
             }

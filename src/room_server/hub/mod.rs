@@ -129,6 +129,12 @@ fn ok() -> Handled {
 }
 
 impl Hub {
+    /// A hub with the accounts and apps of `[room_server]` (for in-memory tests of whole
+    /// agents; the server itself uses the same).
+    pub fn from_config(cfg: &crate::config::RoomServerConfig) -> Hub {
+        Hub::new(Accounts::new(&cfg.accounts, &cfg.apps))
+    }
+
     /// A hub with the configured accounts and apps.
     pub fn new(accounts: Accounts) -> Hub {
         Hub {
