@@ -10,6 +10,7 @@
 
 pub mod cert;
 pub mod devices;
+mod options;
 pub mod pipeline;
 pub mod profile;
 pub mod props;
@@ -20,8 +21,6 @@ mod stats;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::future::Future;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use gstreamer as gst;
@@ -34,148 +33,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, MediaSignal, SessionRole};
+pub use options::{DeviceChoice, EchoCancellation, IceOptions, MediaOptions, SinkChoice};
 use pipeline::CallPipeline;
 use session::{PayloadTypes, Session, Spec};
 pub use stats::{MediaStats, SessionStats};
-
-/// A device setting: find one, use none, or use this one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// The first one found.
-    Auto,
-    /// None (a camera setting of `none` uses the test pattern).
-    None,
-    /// A device path such as `/dev/video0` or an ALSA/PulseAudio name.
-    Path(String),
-}
-
-impl DeviceChoice {
-    /// Reads `auto`, `none` or a path.
-    pub fn parse(s: &str) -> DeviceChoice {
-        match s {
-            "auto" | "" => DeviceChoice::Auto,
-            "none" => DeviceChoice::None,
-            p => DeviceChoice::Path(p.to_string()),
-        }
-    }
-}
-
-/// A sink setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkChoice {
-    /// Pick by environment: a display server, a DRM device, or nothing (`fakesink`).
-    Auto,
-    /// This element factory (`kmssink`, `autovideosink`, `fakesink`, `alsasink`, …).
-    Element(String),
-}
-
-impl SinkChoice {
-    /// Reads `auto` or an element name.
-    pub fn parse(s: &str) -> SinkChoice {
-        match s {
-            "auto" | "" => SinkChoice::Auto,
-            e => SinkChoice::Element(e.to_string()),
-        }
-    }
-}
-
-/// Echo cancellation setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EchoCancellation {
-    /// On with a real microphone, off with test sources.
-    Auto,
-    /// Always.
-    On,
-    /// Never.
-    Off,
-}
-
-impl EchoCancellation {
-    fn resolve(self, real_microphone: bool) -> bool {
-        match self {
-            EchoCancellation::Auto => real_microphone,
-            EchoCancellation::On => true,
-            EchoCancellation::Off => false,
-        }
-    }
-}
-
-/// ICE servers and policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceOptions {
-    /// `stun://host:port`.
-    pub stun: Option<String>,
-    /// `turn://user:pass@host:port[?transport=tcp]` (holds a secret: never log it).
-    pub turn: Option<String>,
-    /// Relayed candidates only.
-    pub relay_only: bool,
-}
-
-/// Everything the engine needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct MediaOptions {
-    /// Forced profile name, or automatic choice.
-    pub profile: Option<String>,
-    /// Extra profiles.
-    pub profiles_dir: Option<PathBuf>,
-    /// Camera.
-    pub camera: DeviceChoice,
-    /// Microphone.
-    pub microphone: DeviceChoice,
-    /// HDMI capture input.
-    pub hdmi: DeviceChoice,
-    /// Speaker sink.
-    pub speaker: SinkChoice,
-    /// Display sink.
-    pub display: SinkChoice,
-    /// Sent video width.
-    pub width: u32,
-    /// Sent video height.
-    pub height: u32,
-    /// Frames per second.
-    pub framerate: u32,
-    /// Video bitrate.
-    pub video_kbps: u32,
-    /// Audio bitrate.
-    pub audio_kbps: u32,
-    /// Display width.
-    pub display_width: u32,
-    /// Display height.
-    pub display_height: u32,
-    /// Echo cancellation and noise suppression.
-    pub echo_cancellation: EchoCancellation,
-    /// ICE.
-    pub ice: IceOptions,
-    /// How often statistics are collected.
-    pub stats_interval: Duration,
-    /// Initial speaker volume 0–100.
-    pub volume: u8,
-}
-
-impl Default for MediaOptions {
-    fn default() -> Self {
-        MediaOptions {
-            profile: None,
-            profiles_dir: None,
-            camera: DeviceChoice::Auto,
-            microphone: DeviceChoice::Auto,
-            hdmi: DeviceChoice::Auto,
-            speaker: SinkChoice::Auto,
-            display: SinkChoice::Auto,
-            width: 1280,
-            height: 720,
-            framerate: 30,
-            video_kbps: 1500,
-            audio_kbps: 32,
-            display_width: 1280,
-            display_height: 720,
-            echo_cancellation: EchoCancellation::Auto,
-            ice: IceOptions::default(),
-            stats_interval: Duration::from_secs(2),
-            volume: 80,
-        }
-    }
-}
 
 /// Media engine errors. Messages name the element, property or device concerned.
 #[derive(Debug, Error)]
@@ -968,58 +829,6 @@ async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message>
     match bus {
         Some(b) => b.next().await,
         None => std::future::pending().await,
-    }
-}
-
-impl MediaOptions {
-    /// The engine's options from the configuration (ICE from [`crate::config::Config::ice`]).
-    pub fn from_config(c: &crate::config::Config) -> MediaOptions {
-        use crate::config::{EchoMode, Transport};
-        let m = &c.media;
-        let ice = c.ice();
-        let turn = ice.turn_server.as_ref().map(|server| {
-            let enc =
-                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-            let creds = match (&ice.turn_username, &ice.turn_password) {
-                (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose())),
-                (Some(u), None) => format!("{}@", enc(u)),
-                _ => String::new(),
-            };
-            let transport = if ice.turn_transport == Transport::Tcp {
-                "?transport=tcp"
-            } else {
-                ""
-            };
-            format!("turn://{creds}{server}{transport}")
-        });
-        MediaOptions {
-            profile: (m.profile != "auto").then(|| m.profile.clone()),
-            profiles_dir: m.profiles_dir.clone(),
-            camera: DeviceChoice::parse(&m.camera),
-            microphone: DeviceChoice::parse(&m.microphone),
-            hdmi: DeviceChoice::parse(&m.hdmi_capture),
-            speaker: SinkChoice::parse(&m.speaker),
-            display: SinkChoice::parse(&m.display),
-            width: m.width,
-            height: m.height,
-            framerate: m.framerate,
-            video_kbps: m.video_bitrate_kbps,
-            audio_kbps: m.audio_bitrate_kbps,
-            display_width: m.display_width,
-            display_height: m.display_height,
-            echo_cancellation: match m.echo_cancellation {
-                EchoMode::Auto => EchoCancellation::Auto,
-                EchoMode::On => EchoCancellation::On,
-                EchoMode::Off => EchoCancellation::Off,
-            },
-            ice: IceOptions {
-                stun: ice.stun_server.clone(),
-                turn,
-                relay_only: ice.policy == crate::config::RelayPolicy::Relay,
-            },
-            stats_interval: Duration::from_secs(m.stats_interval_s),
-            volume: 80,
-        }
     }
 }
 
