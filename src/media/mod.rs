@@ -16,10 +16,10 @@ pub mod profile;
 pub mod props;
 pub mod sdp;
 mod session;
+mod startup;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::future::Future;
 
 use futures_util::StreamExt;
@@ -36,6 +36,7 @@ use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, MediaSignal, Ses
 pub use options::{DeviceChoice, EchoCancellation, IceOptions, MediaOptions, SinkChoice};
 use pipeline::CallPipeline;
 use session::{PayloadTypes, Session, Spec};
+pub use startup::{EngineInfo, devices_report};
 pub use stats::{MediaStats, SessionStats};
 
 /// Media engine errors. Messages name the element, property or device concerned.
@@ -118,72 +119,6 @@ pub(crate) enum Internal {
     },
 }
 
-/// What the engine chose at start-up.
-#[derive(Debug, Clone)]
-pub struct EngineInfo {
-    /// The board profile.
-    pub profile: String,
-    /// Its video encoder.
-    pub encoder: String,
-    /// Devices found (names).
-    pub cameras: Vec<String>,
-    /// Microphones found.
-    pub microphones: Vec<String>,
-    /// HDMI capture inputs found.
-    pub hdmi: Vec<String>,
-    /// Profiles that fitted but whose encoder failed its check, with why.
-    pub passed_over: Vec<(String, String)>,
-}
-
-/// Chooses a profile as [`profile::choose`] does, then checks that its encoder really encodes
-/// ([`pipeline::check_encoder`]). When it does not (a hardware encoder whose device is
-/// missing or busy, a size it refuses), the next profile that fits is tried, down to the
-/// software ones, so the room still sends video. Returns the profile and those passed over.
-fn choose_working(
-    opts: &MediaOptions,
-    profiles: &[profile::Profile],
-    machine: &dyn profile::Capabilities,
-) -> Result<(profile::Profile, Vec<(String, String)>), MediaError> {
-    let mut passed_over: Vec<(String, String)> = Vec::new();
-    let mut wanted = opts.profile.as_deref();
-    loop {
-        let candidates: Vec<profile::Profile> = profiles
-            .iter()
-            .filter(|p| !passed_over.iter().any(|(name, _)| name == &p.name))
-            .cloned()
-            .collect();
-        let chosen = match profile::choose(&candidates, wanted, machine) {
-            Ok(p) => p.clone(),
-            Err(e) if passed_over.is_empty() => return Err(MediaError::Profile(e)),
-            Err(_) => {
-                let why: Vec<String> = passed_over
-                    .iter()
-                    .map(|(name, why)| format!("{name}: {why}"))
-                    .collect();
-                return Err(MediaError::Profile(format!(
-                    "no profile's encoder works here ({})",
-                    why.join("; ")
-                )));
-            }
-        };
-        match pipeline::check_encoder(opts, &chosen) {
-            Ok(took) => {
-                debug!(profile = %chosen.name, took_ms = took.as_millis() as u64, "encoder check passed");
-                return Ok((chosen, passed_over));
-            }
-            Err(why) => {
-                warn!(
-                    profile = %chosen.name,
-                    error = %why,
-                    "the profile's encoder does not work here; trying the next profile that fits"
-                );
-                passed_over.push((chosen.name.clone(), why));
-                wanted = None;
-            }
-        }
-    }
-}
-
 /// Sends commands to the engine. Cheap to clone.
 #[derive(Clone)]
 pub struct MediaHandle {
@@ -229,56 +164,16 @@ pub fn start(
     MediaError,
 > {
     init()?;
-    let hdmi_path = match &opts.hdmi {
-        DeviceChoice::Path(p) => Some(p.as_str()),
-        _ => None,
-    };
-    let found = devices::probe(hdmi_path);
-    let profiles = profile::load_all(opts.profiles_dir.as_deref())
-        .map_err(|e| MediaError::Profile(e.to_string()))?;
-    let machine = devices::Machine {
-        found: &found,
-        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
-        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
-    };
-    let (chosen, passed_over) = choose_working(&opts, &profiles, &machine)?;
-    // Every element the chosen profile names must exist now, not in the middle of a call.
-    for e in chosen.elements().chain([
-        "webrtcbin",
-        "rtph264pay",
-        "rtpopuspay",
-        "compositor",
-        "audiomixer",
-        "decodebin",
-    ]) {
-        pipeline::make(e)?;
-    }
-    let cert = cert::generate()?;
-    // dtlsdec makes GStreamer's default RSA certificate on first use (~300 ms); pay for it
-    // now rather than in the first call.
-    let _ = gst::ElementFactory::make("dtlssrtpdec").build();
-    let info = EngineInfo {
-        profile: chosen.name.clone(),
-        encoder: chosen
-            .video_encoder
-            .first()
-            .map(|s| s.element.clone())
-            .unwrap_or_default(),
-        cameras: found.cameras.iter().map(|d| d.name.clone()).collect(),
-        microphones: found.microphones.iter().map(|d| d.name.clone()).collect(),
-        hdmi: found.hdmi.iter().map(|d| d.name.clone()).collect(),
-        passed_over,
-    };
-    info!(profile = %info.profile, encoder = %info.encoder, cameras = ?info.cameras, "media engine ready");
+    let ready = startup::prepare(&opts)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (int_tx, int_rx) = mpsc::unbounded_channel();
     let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
     let engine = Engine {
         opts,
-        profile: chosen,
-        found,
-        cert,
+        profile: ready.profile,
+        found: ready.found,
+        cert: ready.cert,
         events: ev_tx,
         internal: int_tx,
         call: None,
@@ -295,7 +190,7 @@ pub fn start(
     let handle = MediaHandle {
         tx,
         stats: stats_rx,
-        info,
+        info: ready.info,
     };
     Ok((handle, ev_rx, engine.run(rx, int_rx, shutdown)))
 }
@@ -829,115 +724,5 @@ async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message>
     match bus {
         Some(b) => b.next().await,
         None => std::future::pending().await,
-    }
-}
-
-/// The `roomagent devices` report for a configuration.
-pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
-    init()?;
-    let hdmi_path = match &opts.hdmi {
-        DeviceChoice::Path(p) => Some(p.as_str()),
-        _ => None,
-    };
-    let found = devices::probe(hdmi_path);
-    let profiles = profile::load_all(opts.profiles_dir.as_deref())
-        .map_err(|e| MediaError::Profile(e.to_string()))?;
-    let machine = devices::Machine {
-        found: &found,
-        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
-        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
-    };
-    let mut report = match choose_working(opts, &profiles, &machine) {
-        Ok((chosen, passed_over)) => {
-            let mut r = devices::report(&found, &profiles, &machine, &Ok(&chosen));
-            for (name, why) in passed_over {
-                let _ = writeln!(
-                    r,
-                    "Passed over {name}: its encoder failed a test encode: {why}"
-                );
-            }
-            r
-        }
-        Err(e) => devices::report(&found, &profiles, &machine, &Err(e.to_string())),
-    };
-    if !report.ends_with('\n') {
-        report.push('\n');
-    }
-    Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A profile whose encoder exists but fails once frames flow (see the file).
-    const BROKEN: &str = include_str!("../../tests/fixtures/broken-encoder-profile.toml");
-
-    fn setup() -> (Vec<profile::Profile>, MediaOptions) {
-        init().unwrap();
-        let dir = std::env::temp_dir().join(format!("roomagent-profiles-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("broken.toml"), BROKEN).unwrap();
-        let profiles = profile::load_all(Some(&dir)).unwrap();
-        let opts = MediaOptions {
-            width: 320,
-            height: 240,
-            ..MediaOptions::default()
-        };
-        (profiles, opts)
-    }
-
-    fn machine(found: &devices::Discovered) -> devices::Machine<'_> {
-        devices::Machine {
-            found,
-            configured_camera: false,
-            configured_microphone: false,
-        }
-    }
-
-    #[test]
-    fn a_working_encoder_passes_the_check() {
-        let (profiles, opts) = setup();
-        let test = profiles.iter().find(|p| p.name == "test").unwrap();
-        pipeline::check_encoder(&opts, test).unwrap();
-    }
-
-    #[test]
-    fn an_encoder_that_fails_at_run_time_is_passed_over_for_the_next_profile() {
-        let (profiles, opts) = setup();
-        let found = devices::Discovered::default();
-        let (chosen, passed_over) = choose_working(&opts, &profiles, &machine(&found)).unwrap();
-        assert_eq!(chosen.name, "test");
-        assert_eq!(passed_over.len(), 1, "{passed_over:?}");
-        assert_eq!(passed_over[0].0, "broken-hw");
-        assert!(
-            passed_over[0].1.contains("not-negotiated"),
-            "{passed_over:?}"
-        );
-    }
-
-    #[test]
-    fn a_named_profile_whose_encoder_fails_still_falls_back() {
-        let (profiles, mut opts) = setup();
-        opts.profile = Some("broken-hw".into());
-        let found = devices::Discovered::default();
-        let (chosen, passed_over) = choose_working(&opts, &profiles, &machine(&found)).unwrap();
-        assert_eq!(chosen.name, "test");
-        assert_eq!(passed_over[0].0, "broken-hw");
-    }
-
-    #[test]
-    fn when_no_encoder_works_the_error_names_each_failure() {
-        let (profiles, opts) = setup();
-        let only_broken: Vec<_> = profiles
-            .into_iter()
-            .filter(|p| p.name == "broken-hw")
-            .collect();
-        let found = devices::Discovered::default();
-        let err = choose_working(&opts, &only_broken, &machine(&found))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no profile's encoder works here"), "{err}");
-        assert!(err.contains("broken-hw:"), "{err}");
     }
 }
