@@ -16,8 +16,9 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::engine::Internal;
 use super::pipeline::{CallPipeline, RemoteOutputs, make};
-use super::{IceOptions, Internal, MediaError};
+use super::{IceOptions, MediaError};
 use crate::core::{CallType, ClientId};
 
 /// Payload types this session sends and accepts.
