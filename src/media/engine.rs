@@ -29,7 +29,7 @@ pub(crate) enum Internal {
         peer: ClientId,
         epoch: u64,
         sdp: String,
-        offer: bool,
+        kind: Description,
     },
     RemoteDescriptionSet {
         peer: ClientId,
@@ -60,6 +60,58 @@ pub(crate) enum Internal {
         epoch: u64,
         reason: String,
     },
+}
+
+/// The two descriptions the engine asks webrtcbin for: what differs between making an offer
+/// and making an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Description {
+    /// We offer (we start the session).
+    Offer,
+    /// We answer the peer's offer.
+    Answer,
+}
+
+impl Description {
+    /// webrtcbin's action signal that creates it.
+    fn action(self) -> &'static str {
+        match self {
+            Description::Offer => "create-offer",
+            Description::Answer => "create-answer",
+        }
+    }
+
+    /// The field of webrtcbin's reply that holds it.
+    fn field(self) -> &'static str {
+        match self {
+            Description::Offer => "offer",
+            Description::Answer => "answer",
+        }
+    }
+
+    /// Why the session fails when webrtcbin gives none.
+    fn failure(self) -> &'static str {
+        match self {
+            Description::Offer => "webrtcbin could not create an offer",
+            Description::Answer => "webrtcbin could not create an answer (no common codec?)",
+        }
+    }
+
+    /// How webrtcbin types it when it is set as the local description.
+    fn sdp_type(self) -> gst_webrtc::WebRTCSDPType {
+        match self {
+            Description::Offer => gst_webrtc::WebRTCSDPType::Offer,
+            Description::Answer => gst_webrtc::WebRTCSDPType::Answer,
+        }
+    }
+
+    /// The signal that carries it to the peer.
+    fn signal(self, sdp: String) -> MediaSignal {
+        match self {
+            Description::Offer => MediaSignal::Offer { sdp },
+            Description::Answer => MediaSignal::Answer { sdp },
+        }
+    }
 }
 
 /// The engine task for what start-up settled, with the handle that commands it and the
@@ -185,11 +237,10 @@ impl Engine {
                 call_type,
             } => match role {
                 SessionRole::Offerer => {
-                    if let Err(e) = self.start_session(peer, call_type, PayloadTypes::OFFER) {
-                        self.fail(peer, e.to_string());
-                        return;
+                    match self.start_session(peer, call_type, PayloadTypes::OFFER) {
+                        Ok(epoch) => self.create_description(peer, epoch, Description::Offer),
+                        Err(e) => self.fail(peer, e.to_string()),
                     }
-                    self.create_offer(peer);
                 }
                 SessionRole::Answerer => {
                     self.close_session(peer).await;
@@ -260,7 +311,7 @@ impl Engine {
         peer: ClientId,
         call_type: CallType,
         pts: PayloadTypes,
-    ) -> Result<(), MediaError> {
+    ) -> Result<u64, MediaError> {
         self.ensure_call()?;
         let epoch = self.next_gen;
         self.next_gen += 1;
@@ -278,44 +329,16 @@ impl Engine {
             },
         )?;
         self.sessions.insert(peer, session);
-        Ok(())
+        Ok(epoch)
     }
 
     fn session(&self, peer: ClientId, epoch: u64) -> Option<&Session> {
         self.sessions.get(&peer).filter(|s| s.epoch == epoch)
     }
 
-    fn create_offer(&self, peer: ClientId) {
-        let Some(s) = self.sessions.get(&peer) else {
-            return;
-        };
-        let (internal, epoch) = (self.internal.clone(), s.epoch);
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let sdp = reply
-                .ok()
-                .flatten()
-                .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
-                .and_then(|d| d.sdp().as_text().ok());
-            let msg = match sdp {
-                Some(sdp) => Internal::LocalDescription {
-                    peer,
-                    epoch,
-                    sdp,
-                    offer: true,
-                },
-                None => Internal::Failed {
-                    peer,
-                    epoch,
-                    reason: "webrtcbin could not create an offer".into(),
-                },
-            };
-            let _ = internal.send(msg);
-        });
-        s.webrtc
-            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-    }
-
-    fn create_answer(&self, peer: ClientId, epoch: u64) {
+    /// Asks the session's webrtcbin for a local description; it comes back as
+    /// [`Internal::LocalDescription`], or [`Internal::Failed`] when webrtcbin gives none.
+    fn create_description(&self, peer: ClientId, epoch: u64, kind: Description) {
         let Some(s) = self.session(peer, epoch) else {
             return;
         };
@@ -324,25 +347,28 @@ impl Engine {
             let sdp = reply
                 .ok()
                 .flatten()
-                .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+                .and_then(|r| {
+                    r.get::<gst_webrtc::WebRTCSessionDescription>(kind.field())
+                        .ok()
+                })
                 .and_then(|d| d.sdp().as_text().ok());
             let msg = match sdp {
                 Some(sdp) => Internal::LocalDescription {
                     peer,
                     epoch,
                     sdp,
-                    offer: false,
+                    kind,
                 },
                 None => Internal::Failed {
                     peer,
                     epoch,
-                    reason: "webrtcbin could not create an answer (no common codec?)".into(),
+                    reason: kind.failure().into(),
                 },
             };
             let _ = internal.send(msg);
         });
         s.webrtc
-            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+            .emit_by_name::<()>(kind.action(), &[&None::<gst::Structure>, &promise]);
     }
 
     async fn remote_signal(&mut self, peer: ClientId, signal: MediaSignal) {
@@ -443,7 +469,7 @@ impl Engine {
                 peer,
                 epoch,
                 sdp,
-                offer,
+                kind,
             } => {
                 let Some(s) = self.session(peer, epoch) else {
                     return;
@@ -466,20 +492,11 @@ impl Engine {
                     self.fail(peer, "webrtcbin produced SDP it cannot parse".into());
                     return;
                 };
-                let kind = if offer {
-                    gst_webrtc::WebRTCSDPType::Offer
-                } else {
-                    gst_webrtc::WebRTCSDPType::Answer
-                };
-                let desc = gst_webrtc::WebRTCSessionDescription::new(kind, msg);
+                let desc = gst_webrtc::WebRTCSessionDescription::new(kind.sdp_type(), msg);
                 s.webrtc
                     .emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
                 tracing::trace!(%peer, %sdp, "local description");
-                let signal = if offer {
-                    MediaSignal::Offer { sdp }
-                } else {
-                    MediaSignal::Answer { sdp }
-                };
+                let signal = kind.signal(sdp);
                 self.emit(MediaEvent::LocalSignal { peer, signal });
             }
             Internal::RemoteDescriptionSet { peer, epoch } => {
@@ -490,7 +507,7 @@ impl Engine {
                             .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
                     }
                 }
-                self.create_answer(peer, epoch);
+                self.create_description(peer, epoch, Description::Answer);
             }
             Internal::Candidate {
                 peer,
