@@ -1,26 +1,27 @@
 //! The engine task: owns the call pipeline and the sessions, turns the core's
 //! [`MediaCommand`]s into pipeline changes and GStreamer's callbacks (posted as [`Internal`]
-//! messages) into [`MediaEvent`]s.
+//! messages) into [`MediaEvent`]s. Offer/answer and ICE are in [`negotiation`].
+
+mod negotiation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::pipeline::{self, CallPipeline};
-use super::session::{PayloadTypes, Session, Spec};
+use super::session::Session;
 use super::startup::Ready;
-use super::{
-    MediaError, MediaHandle, MediaOptions, MediaStats, cert, devices, profile, sdp, stats,
-};
-use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, MediaSignal, SessionRole};
+use super::{MediaError, MediaHandle, MediaOptions, MediaStats, cert, devices, profile, stats};
+use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, SessionRole};
+pub(crate) use negotiation::Description;
 
 /// Messages from GStreamer threads to the engine task.
 #[derive(Debug)]
@@ -60,58 +61,6 @@ pub(crate) enum Internal {
         epoch: u64,
         reason: String,
     },
-}
-
-/// The two descriptions the engine asks webrtcbin for: what differs between making an offer
-/// and making an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Description {
-    /// We offer (we start the session).
-    Offer,
-    /// We answer the peer's offer.
-    Answer,
-}
-
-impl Description {
-    /// webrtcbin's action signal that creates it.
-    fn action(self) -> &'static str {
-        match self {
-            Description::Offer => "create-offer",
-            Description::Answer => "create-answer",
-        }
-    }
-
-    /// The field of webrtcbin's reply that holds it.
-    fn field(self) -> &'static str {
-        match self {
-            Description::Offer => "offer",
-            Description::Answer => "answer",
-        }
-    }
-
-    /// Why the session fails when webrtcbin gives none.
-    fn failure(self) -> &'static str {
-        match self {
-            Description::Offer => "webrtcbin could not create an offer",
-            Description::Answer => "webrtcbin could not create an answer (no common codec?)",
-        }
-    }
-
-    /// How webrtcbin types it when it is set as the local description.
-    fn sdp_type(self) -> gst_webrtc::WebRTCSDPType {
-        match self {
-            Description::Offer => gst_webrtc::WebRTCSDPType::Offer,
-            Description::Answer => gst_webrtc::WebRTCSDPType::Answer,
-        }
-    }
-
-    /// The signal that carries it to the peer.
-    fn signal(self, sdp: String) -> MediaSignal {
-        match self {
-            Description::Offer => MediaSignal::Offer { sdp },
-            Description::Answer => MediaSignal::Answer { sdp },
-        }
-    }
 }
 
 /// The engine task for what start-up settled, with the handle that commands it and the
@@ -155,17 +104,21 @@ pub(super) fn task(
     (handle, ev_rx, engine.run(rx, int_rx, shutdown))
 }
 
+/// The engine's state: the call pipeline while a call runs, one session per participant, and
+/// the local settings (mute, camera, sharing, volume) that a new call pipeline starts with.
 struct Engine {
     opts: MediaOptions,
     profile: profile::Profile,
     found: devices::Discovered,
     cert: cert::DtlsCertificate,
     events: mpsc::UnboundedSender<MediaEvent>,
+    /// Handed to every GStreamer callback, which reports here instead of touching the engine.
     internal: mpsc::UnboundedSender<Internal>,
     call: Option<CallPipeline>,
     sessions: BTreeMap<ClientId, Session>,
     /// Answerer sessions wait for the offer to learn its payload types.
     awaiting_offer: HashMap<ClientId, CallType>,
+    /// The epoch the next session gets.
     next_gen: u64,
     mic_muted: bool,
     camera_on: bool,
@@ -199,7 +152,7 @@ impl Engine {
                     None => break,
                 },
                 Some(msg) = internal.recv() => self.internal(msg),
-                Some(msg) = next_bus(&mut bus) => self.bus(&msg),
+                Some(msg) = next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
             }
         }
@@ -236,19 +189,8 @@ impl Engine {
                 role,
                 call_type,
             } => match role {
-                SessionRole::Offerer => {
-                    match self.start_session(peer, call_type, PayloadTypes::OFFER) {
-                        Ok(epoch) => self.create_description(peer, epoch, Description::Offer),
-                        Err(e) => self.fail(peer, e.to_string()),
-                    }
-                }
-                SessionRole::Answerer => {
-                    self.close_session(peer).await;
-                    self.awaiting_offer.insert(peer, call_type);
-                    if let Err(e) = self.ensure_call() {
-                        self.fail(peer, e.to_string());
-                    }
-                }
+                SessionRole::Offerer => self.offer(peer, call_type),
+                SessionRole::Answerer => self.await_offer(peer, call_type).await,
             },
             MediaCommand::RemoteSignal { peer, signal } => self.remote_signal(peer, signal).await,
             MediaCommand::StopSession { peer } => {
@@ -306,163 +248,17 @@ impl Engine {
         self.emit(MediaEvent::SessionFailed { peer, reason });
     }
 
-    fn start_session(
-        &mut self,
-        peer: ClientId,
-        call_type: CallType,
-        pts: PayloadTypes,
-    ) -> Result<u64, MediaError> {
-        self.ensure_call()?;
-        let epoch = self.next_gen;
-        self.next_gen += 1;
-        let call = self.call.as_ref().expect("call pipeline exists");
-        let session = Session::create(
-            call,
-            Spec {
-                peer,
-                epoch,
-                call_type,
-                pts,
-                ice: &self.opts.ice,
-                cert_pem: &self.cert.pem,
-                internal: self.internal.clone(),
-            },
-        )?;
-        self.sessions.insert(peer, session);
-        Ok(epoch)
-    }
-
+    /// The session with `peer`, if it is still the one of that epoch.
     fn session(&self, peer: ClientId, epoch: u64) -> Option<&Session> {
         self.sessions.get(&peer).filter(|s| s.epoch == epoch)
     }
 
-    /// Asks the session's webrtcbin for a local description; it comes back as
-    /// [`Internal::LocalDescription`], or [`Internal::Failed`] when webrtcbin gives none.
-    fn create_description(&self, peer: ClientId, epoch: u64, kind: Description) {
-        let Some(s) = self.session(peer, epoch) else {
-            return;
-        };
-        let internal = self.internal.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let sdp = reply
-                .ok()
-                .flatten()
-                .and_then(|r| {
-                    r.get::<gst_webrtc::WebRTCSessionDescription>(kind.field())
-                        .ok()
-                })
-                .and_then(|d| d.sdp().as_text().ok());
-            let msg = match sdp {
-                Some(sdp) => Internal::LocalDescription {
-                    peer,
-                    epoch,
-                    sdp,
-                    kind,
-                },
-                None => Internal::Failed {
-                    peer,
-                    epoch,
-                    reason: kind.failure().into(),
-                },
-            };
-            let _ = internal.send(msg);
-        });
-        s.webrtc
-            .emit_by_name::<()>(kind.action(), &[&None::<gst::Structure>, &promise]);
+    /// [`Engine::session`], to change.
+    fn session_mut(&mut self, peer: ClientId, epoch: u64) -> Option<&mut Session> {
+        self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch)
     }
 
-    async fn remote_signal(&mut self, peer: ClientId, signal: MediaSignal) {
-        match signal {
-            MediaSignal::Offer { sdp } => {
-                let call_type = self.awaiting_offer.remove(&peer).unwrap_or(CallType::Video);
-                self.close_session(peer).await;
-                let sections = sdp::sections(&sdp);
-                let audio = sections.iter().find(|s| s.kind == "audio");
-                let video = sections.iter().find(|s| s.kind == "video");
-                let pts = PayloadTypes {
-                    opus: audio.and_then(|s| sdp::pick(&s.codecs, "OPUS")),
-                    h264: video.and_then(|s| sdp::pick_h264(&s.codecs)),
-                    vp8: video.and_then(|s| sdp::pick(&s.codecs, "VP8")),
-                };
-                if let Err(e) = self.start_session(peer, call_type, pts) {
-                    self.fail(peer, e.to_string());
-                    return;
-                }
-                let Some(s) = self.sessions.get(&peer) else {
-                    return;
-                };
-                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
-                    self.fail(peer, "the offer is not valid SDP".into());
-                    return;
-                };
-                let desc = gst_webrtc::WebRTCSessionDescription::new(
-                    gst_webrtc::WebRTCSDPType::Offer,
-                    msg,
-                );
-                let (internal, epoch) = (self.internal.clone(), s.epoch);
-                let promise = gst::Promise::with_change_func(move |reply| {
-                    let failed = matches!(&reply, Ok(Some(r)) if r.has_field("error"));
-                    let msg = if failed {
-                        Internal::Failed {
-                            peer,
-                            epoch,
-                            reason: "webrtcbin refused the offer".into(),
-                        }
-                    } else {
-                        Internal::RemoteDescriptionSet { peer, epoch }
-                    };
-                    let _ = internal.send(msg);
-                });
-                s.webrtc
-                    .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
-            }
-            MediaSignal::Answer { sdp } => {
-                let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
-                };
-                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
-                    let reason = "the answer is not valid SDP".to_string();
-                    self.fail(peer, reason);
-                    return;
-                };
-                let desc = gst_webrtc::WebRTCSessionDescription::new(
-                    gst_webrtc::WebRTCSDPType::Answer,
-                    msg,
-                );
-                s.webrtc
-                    .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
-                s.remote_set = true;
-                for (mline, c) in std::mem::take(&mut s.pending) {
-                    s.webrtc
-                        .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
-                }
-            }
-            MediaSignal::Candidate {
-                candidate,
-                sdp_mline_index,
-                ..
-            } => {
-                let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
-                };
-                if candidate.is_empty() {
-                    return;
-                }
-                let candidate = candidate
-                    .strip_prefix("a=")
-                    .unwrap_or(&candidate)
-                    .to_string();
-                if s.remote_set {
-                    s.webrtc
-                        .emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
-                } else {
-                    s.pending.push((sdp_mline_index, candidate));
-                }
-            }
-            MediaSignal::Bye => self.close_session(peer).await,
-        }
-    }
-
+    /// Handles what a GStreamer callback reported, if its session is still current.
     fn internal(&mut self, msg: Internal) {
         match msg {
             Internal::LocalDescription {
@@ -470,102 +266,24 @@ impl Engine {
                 epoch,
                 sdp,
                 kind,
-            } => {
-                let Some(s) = self.session(peer, epoch) else {
-                    return;
-                };
-                debug!(
-                    %peer,
-                    ecdsa = s.cert_applied.load(std::sync::atomic::Ordering::SeqCst),
-                    "local description created"
-                );
-                let sdp = if s.cert_applied.load(std::sync::atomic::Ordering::SeqCst) {
-                    cert::fix_fingerprints(&sdp, &self.cert.fingerprint)
-                } else {
-                    sdp
-                };
-                // Let the peer send VP8 too (we decode it), and spell bundling the way
-                // browsers accept.
-                let vp8: Vec<(u8, &str)> = s.pts.vp8.map(|pt| (pt, "VP8")).into_iter().collect();
-                let sdp = sdp::for_browsers(&sdp, &vp8);
-                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
-                    self.fail(peer, "webrtcbin produced SDP it cannot parse".into());
-                    return;
-                };
-                let desc = gst_webrtc::WebRTCSessionDescription::new(kind.sdp_type(), msg);
-                s.webrtc
-                    .emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
-                tracing::trace!(%peer, %sdp, "local description");
-                let signal = kind.signal(sdp);
-                self.emit(MediaEvent::LocalSignal { peer, signal });
-            }
+            } => self.local_description(peer, epoch, sdp, kind),
             Internal::RemoteDescriptionSet { peer, epoch } => {
-                if let Some(s) = self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch) {
-                    s.remote_set = true;
-                    for (mline, c) in std::mem::take(&mut s.pending) {
-                        s.webrtc
-                            .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
-                    }
-                }
-                self.create_description(peer, epoch, Description::Answer);
+                self.remote_description_set(peer, epoch)
             }
             Internal::Candidate {
                 peer,
                 epoch,
                 mline,
                 candidate,
-            } => {
-                if self.session(peer, epoch).is_some() {
-                    self.emit(MediaEvent::LocalSignal {
-                        peer,
-                        signal: MediaSignal::Candidate {
-                            candidate,
-                            sdp_mline_index: mline,
-                            sdp_mid: None,
-                        },
-                    });
-                }
-            }
-            Internal::State { peer, epoch, state } => {
-                let Some(s) = self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch) else {
-                    return;
-                };
-                debug!(%peer, ?state, "peer connection state");
-                match state {
-                    gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
-                        s.connected = true;
-                        s.open();
-                        s.request_key_frame();
-                        self.emit(MediaEvent::SessionConnected { peer });
-                    }
-                    gst_webrtc::WebRTCPeerConnectionState::Failed => {
-                        self.fail(peer, "ICE/DTLS connection failed".into());
-                    }
-                    _ => {}
-                }
-            }
+            } => self.local_candidate(peer, epoch, mline, candidate),
+            Internal::State { peer, epoch, state } => self.connection_state(peer, epoch, state),
             Internal::FirstFrame { peer, epoch } => {
                 if self.session(peer, epoch).is_some() {
                     info!(%peer, "first remote video frame decoded");
                     self.emit(MediaEvent::RemoteVideo { peer });
                 }
             }
-            Internal::Stats { peer, epoch, stats } => {
-                if let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) {
-                    let mut snapshot = self.stats.update(s, &stats);
-                    if let Some(c) = &self.call {
-                        snapshot.frames_to_encoder = c
-                            .encoder_counts
-                            .0
-                            .load(std::sync::atomic::Ordering::Relaxed);
-                        snapshot.frames_encoded = c
-                            .encoder_counts
-                            .1
-                            .load(std::sync::atomic::Ordering::Relaxed);
-                    }
-                    self.stats_tx.send_replace(snapshot);
-                }
-            }
+            Internal::Stats { peer, epoch, stats } => self.session_stats(peer, epoch, &stats),
             Internal::Failed {
                 peer,
                 epoch,
@@ -576,6 +294,44 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A session connected (it starts sending, from a key frame) or failed.
+    fn connection_state(
+        &mut self,
+        peer: ClientId,
+        epoch: u64,
+        state: gst_webrtc::WebRTCPeerConnectionState,
+    ) {
+        let Some(s) = self.session_mut(peer, epoch) else {
+            return;
+        };
+        debug!(%peer, ?state, "peer connection state");
+        match state {
+            gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
+                s.connected = true;
+                s.open();
+                s.request_key_frame();
+                self.emit(MediaEvent::SessionConnected { peer });
+            }
+            gst_webrtc::WebRTCPeerConnectionState::Failed => {
+                self.fail(peer, "ICE/DTLS connection failed".into());
+            }
+            _ => {}
+        }
+    }
+
+    /// Publishes a session's new statistics, with the shared encoder's frame counts.
+    fn session_stats(&mut self, peer: ClientId, epoch: u64, stats: &gst::Structure) {
+        let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) else {
+            return;
+        };
+        let mut snapshot = self.stats.update(s, stats);
+        if let Some(c) = &self.call {
+            snapshot.frames_to_encoder = c.encoder_counts.0.load(Ordering::Relaxed);
+            snapshot.frames_encoded = c.encoder_counts.1.load(Ordering::Relaxed);
+        }
+        self.stats_tx.send_replace(snapshot);
     }
 
     fn bus(&mut self, msg: &gst::Message) {
@@ -645,9 +401,11 @@ impl Engine {
     }
 }
 
-async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
-    match bus {
-        Some(b) => b.next().await,
+/// The next item of a stream that may not exist yet: with none, never ready, so a
+/// `select!` branch on it simply waits (the bus exists only while a call runs).
+async fn next_or_pending<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
+    match stream {
+        Some(s) => s.next().await,
         None => std::future::pending().await,
     }
 }

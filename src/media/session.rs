@@ -72,9 +72,9 @@ pub struct Session {
     tee_pads: Vec<(gst::Element, gst::Pad)>,
     received: Arc<Mutex<Received>>,
     /// Whether the remote description is set (candidates wait until it is).
-    pub remote_set: bool,
-    /// Candidates that arrived early.
-    pub pending: Vec<(u32, String)>,
+    remote_set: bool,
+    /// Candidates that arrived early: (m-line index, candidate).
+    pending: Vec<(u32, String)>,
     /// Frame counters.
     pub counters: Arc<Counters>,
     /// Whether our ECDSA certificate went into the DTLS transport (then SDP fingerprints
@@ -392,6 +392,27 @@ impl Session {
         self.valves.push(valve.clone());
         self.send.extend([valve, queue, pay, filter]);
         Ok(())
+    }
+
+    /// The remote description is set: candidates that arrived before it go to webrtcbin now,
+    /// later ones at once.
+    pub fn remote_description_set(&mut self) {
+        self.remote_set = true;
+        for (mline, c) in std::mem::take(&mut self.pending) {
+            self.webrtc
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+        }
+    }
+
+    /// Hands a remote candidate to webrtcbin, or keeps it until the remote description is set
+    /// (signaling can deliver a candidate before the description it belongs to).
+    pub fn add_remote_candidate(&mut self, mline: u32, candidate: String) {
+        if self.remote_set {
+            self.webrtc
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+        } else {
+            self.pending.push((mline, candidate));
+        }
     }
 
     /// Starts sending (the session is connected).
