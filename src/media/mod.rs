@@ -7,6 +7,12 @@
 //! a call runs, so capture devices are free when idle. GStreamer callbacks never touch engine
 //! state: they post `Internal` messages to the task (except the linking of incoming streams,
 //! which must happen before their first buffer and only touches elements of its own session).
+//!
+//! Where things are: `options` (what the configuration asks for), `startup` (the survey and
+//! profile choice [`start`] and [`devices_report`] share), `engine` (the task and its commands;
+//! `engine::negotiation` for offer/answer and ICE), [`pipeline`] (the call pipeline, one file
+//! per part), `session` (one webrtcbin: its sending and receiving branches), and the helpers
+//! [`profile`], [`devices`], [`props`], [`sdp`], [`cert`] and `stats`.
 
 pub mod cert;
 pub mod devices;

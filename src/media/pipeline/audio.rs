@@ -34,8 +34,9 @@ impl Build<'_> {
         self.o.echo_cancellation.resolve(real_microphone)
     }
 
-    /// microphone ─ convert/resample to 48 kHz mono ─ [webrtcdsp: echo cancellation and noise
-    /// suppression] ─ volume (mute) ─ opusenc (voice, 20 ms frames) ─ tee.
+    /// microphone ─ convert/resample to 48 kHz mono ─ `webrtcdsp` and convert (with echo
+    /// cancellation; it suppresses noise too) ─ volume (mute) ─ opusenc (voice, 20 ms frames) ─
+    /// tee.
     pub(super) fn microphone(&mut self, echo_cancel: bool) -> Result<Microphone, MediaError> {
         let mic = self.microphone_source()?;
         self.sources.push(mic.clone());
@@ -85,8 +86,8 @@ impl Build<'_> {
         }
     }
 
-    /// silence ─ audiomixer ─ [webrtcechoprobe] ─ volume ─ convert/resample ─ queue ─ speaker
-    /// sink. The live silence keeps the mixer (and the echo probe) running while nobody
+    /// silence ─ audiomixer ─ `webrtcechoprobe` (with echo cancellation) ─ volume ─
+    /// convert/resample ─ queue ─ speaker sink. The live silence keeps the mixer (and the echo probe) running while nobody
     /// speaks.
     pub(super) fn speaker(&mut self, echo_cancel: bool) -> Result<Speaker, MediaError> {
         let mixer = make("audiomixer")?;

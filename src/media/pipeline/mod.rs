@@ -13,6 +13,10 @@
 //! ```
 //!
 //! Every element is made from a factory name and typed properties; no launch strings.
+//! [`build`] assembles the parts, each a method of one small `Build` context in the file of its
+//! part: `capture` (camera, black and HDMI into the selector), `encode` (video encoder and
+//! tee, and the start-up encoder check), `audio` (microphone and speaker, with echo
+//! cancellation), `display` (the compositor's grid); `elements` makes and links elements.
 
 mod audio;
 mod capture;
