@@ -204,12 +204,23 @@ mod tests {
     /// A profile whose encoder exists but fails once frames flow (see the file).
     const BROKEN: &str = include_str!("../../tests/fixtures/broken-encoder-profile.toml");
 
+    /// A profiles directory holding the broken profile, written once per test process: the
+    /// tests run in parallel, and one rewriting the file while another reads it made the
+    /// reader see it empty.
+    fn profiles_dir() -> &'static std::path::Path {
+        static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("roomagent-profiles-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("broken.toml"), BROKEN).unwrap();
+            dir
+        })
+    }
+
     fn setup() -> (Vec<profile::Profile>, MediaOptions) {
         init().unwrap();
-        let dir = std::env::temp_dir().join(format!("roomagent-profiles-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("broken.toml"), BROKEN).unwrap();
-        let profiles = profile::load_all(Some(&dir)).unwrap();
+        let profiles = profile::load_all(Some(profiles_dir())).unwrap();
         let opts = MediaOptions {
             width: 320,
             height: 240,
