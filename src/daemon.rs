@@ -389,7 +389,7 @@ async fn run_loop(
                     return;
                 }
             },
-            ev = next_media(&mut media_events) => match ev {
+            ev = crate::wait::recv_or_pending(&mut media_events) => match ev {
                 Some(ev) => agent.handle_media(Instant::now().into_std(), ev),
                 None => {
                     warn!("media engine stopped");
@@ -413,23 +413,9 @@ async fn run_loop(
                 }
                 None => commands_open = false,
             },
-            _ = sleep_until(deadline) => agent.handle_timeout(Instant::now().into_std()),
+            _ = crate::wait::sleep_until(deadline) => agent.handle_timeout(Instant::now().into_std()),
         }
         out.drain(agent);
-    }
-}
-
-async fn next_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

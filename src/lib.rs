@@ -32,3 +32,4 @@ pub mod mqtt;
 pub mod room_server;
 pub mod signaling;
 pub mod systemd;
+pub mod wait;

@@ -255,7 +255,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 service.state_changed(&s);
             }
             _ = &mut ready_at, if !service.ready => service.ready_anyway(&state.borrow()),
-            _ = tick(&mut ping) => service.watchdog().await,
+            _ = crate::wait::tick_or_pending(&mut ping) => service.watchdog().await,
             result = &mut agent => {
                 // The agent ended without being asked to: report it and let systemd restart us.
                 let result = result.context("the agent task panicked").and_then(|r| r);
@@ -354,15 +354,6 @@ impl Service {
                 "the core loop did not answer within {limit:?}; withholding the watchdog ping"
             ),
         }
-    }
-}
-
-async fn tick(t: &mut Option<tokio::time::Interval>) {
-    match t {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -228,13 +228,6 @@ fn desired(state: &AgentState, patterns: &Patterns) -> [(Led, Pattern); 2] {
     ]
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The adapter's loop: edges in, commands out; state in, LED levels out.
 async fn run(
     opts: Options,
@@ -296,8 +289,8 @@ async fn run(
                 }
                 None => return,
             },
-            _ = sleep_until(next_button) => {}
-            _ = sleep_until(next_led) => {}
+            _ = crate::wait::sleep_until(next_button.map(tokio::time::Instant::from_std)) => {}
+            _ = crate::wait::sleep_until(next_led.map(tokio::time::Instant::from_std)) => {}
         }
         let t = now();
         let mut actions = Vec::new();

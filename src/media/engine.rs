@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 
-use futures_util::{Stream, StreamExt};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
@@ -152,7 +151,7 @@ impl Engine {
                     None => break,
                 },
                 Some(msg) = internal.recv() => self.internal(msg),
-                Some(msg) = next_or_pending(&mut bus) => self.bus(&msg),
+                Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
             }
         }
@@ -398,14 +397,5 @@ impl Engine {
             info!("call media stopped");
         }
         self.stats_tx.send_replace(MediaStats::default());
-    }
-}
-
-/// The next item of a stream that may not exist yet: with none, never ready, so a
-/// `select!` branch on it simply waits (the bus exists only while a call runs).
-async fn next_or_pending<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
     }
 }

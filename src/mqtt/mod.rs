@@ -364,7 +364,7 @@ async fn work(
                 }
                 state_due.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(50));
             }
-            _ = sleep_until(state_due) => {
+            _ = crate::wait::sleep_until(state_due) => {
                 state_due = None;
                 w.publish_state().await;
             }
@@ -384,13 +384,6 @@ async fn work(
             },
             _ = telemetry.tick() => w.publish_telemetry(),
         }
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

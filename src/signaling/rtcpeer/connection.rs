@@ -144,7 +144,7 @@ pub(super) async fn run(
                 }
                 None => return End::Shutdown,
             },
-            _ = sleep_until(deadline) => session.handle_timeout(now()).map_err(|f| f.to_string()),
+            _ = crate::wait::sleep_until(deadline) => session.handle_timeout(now()).map_err(|f| f.to_string()),
         };
         if let Err(reason) = step {
             // A request may have failed in the same step: report it before the disconnect.
@@ -212,11 +212,4 @@ async fn close(mut ws: Ws, mut session: Session, cmds: &mut mpsc::Receiver<Outgo
     let _ = flush(&mut ws, &mut session).await;
     let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
     End::Shutdown
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

@@ -209,7 +209,7 @@ impl Connection {
                     }
                     None => return self.close(session, ends).await,
                 },
-                _ = sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
+                _ = crate::wait::sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
             };
             if let Err(fatal) = step {
                 // Send what the session queued last (an answer, a reply) before giving up.
@@ -284,12 +284,5 @@ impl Connection {
         let _ = timeout(Duration::from_millis(500), self.stream.shutdown()).await;
         info!("left the RTM gate");
         End::Shutdown
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
