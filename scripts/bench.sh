@@ -6,3 +6,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo bench --locked --bench media --bench mqtt 2>&1 | grep -E '^BENCH|error|panicked'
+# FPNN codec throughput (RTM gate frames), plain and encrypted.
+cargo bench --locked --bench fpnn 2>&1 | grep -vE '^\s*(Compiling|Finished|Running|Downloaded|Downloading)'
+# RTM: a gate restarted mid-call, time until the device is authenticated and back in its room.
+for _ in 1 2 3; do
+  cargo test --locked --test rtm the_gate_restarted_mid_call -- --nocapture 2>&1 | grep -E '^MEASURE'
+done

@@ -307,7 +307,7 @@ impl Agent {
     }
 
     pub(super) fn on_request_failed(&mut self, request: RequestKind, code: i64, message: String) {
-        let text = format!("{request:?} failed (result {code}): {message}");
+        let text = format!("{request:?} failed (code {code}): {message}");
         match (request, &self.phase) {
             (RequestKind::CreateRoom | RequestKind::Invite, Phase::Dialing(_)) => {
                 self.end_call(EndReason::Error(text))
