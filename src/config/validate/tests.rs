@@ -1,0 +1,89 @@
+//! Validation rules, one behaviour each.
+
+use super::*;
+
+#[test]
+fn relay_server_must_be_host_and_port() {
+    assert!(valid_host_port("turn.example.com:3478"));
+    assert!(valid_host_port("[::1]:3478"));
+    assert!(!valid_host_port("turn://x:1"));
+    assert!(!valid_host_port("turn.example.com"));
+    assert!(!valid_host_port("x:0"));
+}
+
+#[test]
+fn media_ice_wins_over_the_rtcpeer_relay_keys_and_is_checked_under_its_own_name() {
+    let mut c = Config::default();
+    c.signaling.relay_server = Some("old.example.com:3478".into());
+    assert_eq!(c.ice().turn_server.as_deref(), Some("old.example.com:3478"));
+    c.media.ice.turn_server = Some("new.example.com:3478".into());
+    c.media.ice.policy = Some(RelayPolicy::Relay);
+    let ice = c.ice();
+    assert_eq!(ice.turn_server.as_deref(), Some("new.example.com:3478"));
+    assert_eq!((ice.policy, ice.source), (RelayPolicy::Relay, "media.ice"));
+    c.media.ice.turn_server = None;
+    let p = check(&c, Purpose::Agent);
+    assert!(p.iter().any(|(k, _)| k == "media.ice.policy"), "{p:?}");
+}
+
+#[test]
+fn rtm_ignores_rtcpeer_keys_and_checks_its_own() {
+    let mut c = Config::default();
+    c.device.id = "r".into();
+    c.signaling.backend = Backend::Rtm;
+    c.signaling.login.name = None;
+    c.signaling.relay_server = Some("old.example.com:3478".into());
+    let keys: Vec<String> = check(&c, Purpose::Agent)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("signaling.login")),
+        "{keys:?}"
+    );
+    for k in [
+        "signaling.rtm.pid",
+        "signaling.rtm.uid",
+        "signaling.rtm.token",
+        "signaling.rtm.gate",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(
+        c.ice().turn_server,
+        None,
+        "RTCPeer's relay keys are RTCPeer's"
+    );
+}
+
+#[test]
+fn relay_only_without_a_relay_server_is_refused() {
+    let mut c = Config::default();
+    c.signaling.relay = RelayPolicy::Relay;
+    let p = check(&c, Purpose::Agent);
+    assert!(p.iter().any(|(k, _)| k == "signaling.relay"), "{p:?}");
+}
+
+#[test]
+fn room_server_purpose_skips_agent_checks() {
+    let c = Config::default();
+    assert!(check(&c, Purpose::RoomServer).is_empty());
+    assert!(!check(&c, Purpose::Agent).is_empty());
+}
+
+#[test]
+fn docking_login_needs_app_id_secret_and_account() {
+    let mut c = Config::default();
+    c.signaling.login.method = LoginMethod::Docking;
+    let keys: Vec<_> = check(&c, Purpose::Agent)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for k in [
+        "signaling.login.app_id",
+        "signaling.login.secret",
+        "signaling.login.account",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+    }
+}
