@@ -170,9 +170,12 @@ fn syntax(text: &str) -> Result<(Document<String>, toml::Table), Vec<ConfigError
 
 /// Deserializes, and on each type error records it and removes the offending key to find
 /// the next one: every problem at once, not one per run. `at` positions a key path.
+/// Line and column of a key path, when the file has it.
+type Position = (Option<usize>, Option<usize>);
+
 fn deserialize(
     mut work: toml::Table,
-    at: &dyn Fn(&[Seg]) -> (Option<usize>, Option<usize>),
+    at: &dyn Fn(&[Seg]) -> Position,
 ) -> (Option<Config>, Vec<ConfigError>) {
     let mut errors: Vec<ConfigError> = Vec::new();
     for _ in 0..256 {

@@ -128,7 +128,7 @@ enum Phase {
     /// Agreed; waiting for the caller's `onConnected`.
     Answering(Incoming),
     Dialing(Dialing),
-    Meeting(Meeting),
+    Meeting(Box<Meeting>),
 }
 
 #[derive(Debug, Clone)]
@@ -494,7 +494,7 @@ impl Agent {
             room_id: meeting.room_id,
             room_type: meeting.room_type,
         });
-        self.phase = Phase::Meeting(meeting);
+        self.phase = Phase::Meeting(Box::new(meeting));
     }
 
     // ----------------------------------------------------------------- timers

@@ -197,9 +197,10 @@ fn messages_become_events() {
 #[test]
 fn rooms_without_per_participant_media_start_no_sessions() {
     let mut h = Harness::new(AnswerPolicy::default());
-    let mut cfg = CoreConfig::default();
-    cfg.per_participant_media = false;
-    h.agent.reconfigure(cfg);
+    h.agent.reconfigure(CoreConfig {
+        per_participant_media: false,
+        ..CoreConfig::default()
+    });
     h.command(Command::Join { room: ROOM }).unwrap();
     h.signal(SignalingEvent::Entered {
         room: room_info(),
