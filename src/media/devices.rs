@@ -170,6 +170,23 @@ pub fn report(
     chosen: &Result<&Profile, String>,
 ) -> String {
     let mut s = String::new();
+    let list = |s: &mut String, title: &str, items: &[DeviceInfo]| {
+        let _ = writeln!(s, "{title}:");
+        if items.is_empty() {
+            let _ = writeln!(s, "  (none)");
+        }
+        for d in items {
+            let _ = writeln!(
+                s,
+                "  {}{}",
+                d.name,
+                d.path
+                    .as_ref()
+                    .map(|p| format!("  [{p}]"))
+                    .unwrap_or_default()
+            );
+        }
+    };
     list(&mut s, "Cameras", &found.cameras);
     list(&mut s, "HDMI capture inputs", &found.hdmi);
     list(&mut s, "Microphones", &found.microphones);
@@ -214,25 +231,6 @@ pub fn report(
         }
     }
     s
-}
-
-/// One section of the report: a title, then each device with its path, or `(none)`.
-fn list(s: &mut String, title: &str, items: &[DeviceInfo]) {
-    let _ = writeln!(s, "{title}:");
-    if items.is_empty() {
-        let _ = writeln!(s, "  (none)");
-    }
-    for d in items {
-        let _ = writeln!(
-            s,
-            "  {}{}",
-            d.name,
-            d.path
-                .as_ref()
-                .map(|p| format!("  [{p}]"))
-                .unwrap_or_default()
-        );
-    }
 }
 
 #[cfg(test)]

@@ -5,39 +5,177 @@
 //! [`start`] probes devices, picks a profile, makes the DTLS certificate and returns a
 //! [`MediaHandle`], the event receiver and the engine task. The call pipeline exists only while
 //! a call runs, so capture devices are free when idle. GStreamer callbacks never touch engine
-//! state: they post `Internal` messages to the task (except the linking of incoming streams,
+//! state: they post [`Internal`] messages to the task (except the linking of incoming streams,
 //! which must happen before their first buffer and only touches elements of its own session).
-//!
-//! Where things are: `options` (what the configuration asks for), `startup` (the survey and
-//! profile choice [`start`] and [`devices_report`] share), `engine` (the task and its commands;
-//! `engine::negotiation` for offer/answer and ICE), [`pipeline`] (the call pipeline, one file
-//! per part), `session` (one webrtcbin: its sending and receiving branches), and the helpers
-//! [`profile`], [`devices`], [`props`], [`sdp`], [`cert`] and `stats`.
 
 pub mod cert;
 pub mod devices;
-mod engine;
-mod options;
 pub mod pipeline;
 pub mod profile;
 pub mod props;
 pub mod sdp;
 mod session;
-mod startup;
 mod stats;
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
-use crate::core::{MediaCommand, MediaEvent};
-pub use options::{DeviceChoice, EchoCancellation, IceOptions, MediaOptions, SinkChoice};
-pub use startup::{EngineInfo, devices_report};
+use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, MediaSignal, SessionRole};
+use pipeline::CallPipeline;
+use session::{PayloadTypes, Session, Spec};
 pub use stats::{MediaStats, SessionStats};
+
+/// A device setting: find one, use none, or use this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The first one found.
+    Auto,
+    /// None (a camera setting of `none` uses the test pattern).
+    None,
+    /// A device path such as `/dev/video0` or an ALSA/PulseAudio name.
+    Path(String),
+}
+
+impl DeviceChoice {
+    /// Reads `auto`, `none` or a path.
+    pub fn parse(s: &str) -> DeviceChoice {
+        match s {
+            "auto" | "" => DeviceChoice::Auto,
+            "none" => DeviceChoice::None,
+            p => DeviceChoice::Path(p.to_string()),
+        }
+    }
+}
+
+/// A sink setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkChoice {
+    /// Pick by environment: a display server, a DRM device, or nothing (`fakesink`).
+    Auto,
+    /// This element factory (`kmssink`, `autovideosink`, `fakesink`, `alsasink`, …).
+    Element(String),
+}
+
+impl SinkChoice {
+    /// Reads `auto` or an element name.
+    pub fn parse(s: &str) -> SinkChoice {
+        match s {
+            "auto" | "" => SinkChoice::Auto,
+            e => SinkChoice::Element(e.to_string()),
+        }
+    }
+}
+
+/// Echo cancellation setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoCancellation {
+    /// On with a real microphone, off with test sources.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl EchoCancellation {
+    fn resolve(self, real_microphone: bool) -> bool {
+        match self {
+            EchoCancellation::Auto => real_microphone,
+            EchoCancellation::On => true,
+            EchoCancellation::Off => false,
+        }
+    }
+}
+
+/// ICE servers and policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceOptions {
+    /// `stun://host:port`.
+    pub stun: Option<String>,
+    /// `turn://user:pass@host:port[?transport=tcp]` (holds a secret: never log it).
+    pub turn: Option<String>,
+    /// Relayed candidates only.
+    pub relay_only: bool,
+}
+
+/// Everything the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// Forced profile name, or automatic choice.
+    pub profile: Option<String>,
+    /// Extra profiles.
+    pub profiles_dir: Option<PathBuf>,
+    /// Camera.
+    pub camera: DeviceChoice,
+    /// Microphone.
+    pub microphone: DeviceChoice,
+    /// HDMI capture input.
+    pub hdmi: DeviceChoice,
+    /// Speaker sink.
+    pub speaker: SinkChoice,
+    /// Display sink.
+    pub display: SinkChoice,
+    /// Sent video width.
+    pub width: u32,
+    /// Sent video height.
+    pub height: u32,
+    /// Frames per second.
+    pub framerate: u32,
+    /// Video bitrate.
+    pub video_kbps: u32,
+    /// Audio bitrate.
+    pub audio_kbps: u32,
+    /// Display width.
+    pub display_width: u32,
+    /// Display height.
+    pub display_height: u32,
+    /// Echo cancellation and noise suppression.
+    pub echo_cancellation: EchoCancellation,
+    /// ICE.
+    pub ice: IceOptions,
+    /// How often statistics are collected.
+    pub stats_interval: Duration,
+    /// Initial speaker volume 0–100.
+    pub volume: u8,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        MediaOptions {
+            profile: None,
+            profiles_dir: None,
+            camera: DeviceChoice::Auto,
+            microphone: DeviceChoice::Auto,
+            hdmi: DeviceChoice::Auto,
+            speaker: SinkChoice::Auto,
+            display: SinkChoice::Auto,
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            video_kbps: 1500,
+            audio_kbps: 32,
+            display_width: 1280,
+            display_height: 720,
+            echo_cancellation: EchoCancellation::Auto,
+            ice: IceOptions::default(),
+            stats_interval: Duration::from_secs(2),
+            volume: 80,
+        }
+    }
+}
 
 /// Media engine errors. Messages name the element, property or device concerned.
 #[derive(Debug, Error)]
@@ -77,6 +215,112 @@ pub enum MediaError {
     /// Anything else.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Messages from GStreamer threads to the engine task.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    LocalDescription {
+        peer: ClientId,
+        epoch: u64,
+        sdp: String,
+        offer: bool,
+    },
+    RemoteDescriptionSet {
+        peer: ClientId,
+        epoch: u64,
+    },
+    Candidate {
+        peer: ClientId,
+        epoch: u64,
+        mline: u32,
+        candidate: String,
+    },
+    State {
+        peer: ClientId,
+        epoch: u64,
+        state: gst_webrtc::WebRTCPeerConnectionState,
+    },
+    FirstFrame {
+        peer: ClientId,
+        epoch: u64,
+    },
+    Stats {
+        peer: ClientId,
+        epoch: u64,
+        stats: gst::Structure,
+    },
+    Failed {
+        peer: ClientId,
+        epoch: u64,
+        reason: String,
+    },
+}
+
+/// What the engine chose at start-up.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    /// The board profile.
+    pub profile: String,
+    /// Its video encoder.
+    pub encoder: String,
+    /// Devices found (names).
+    pub cameras: Vec<String>,
+    /// Microphones found.
+    pub microphones: Vec<String>,
+    /// HDMI capture inputs found.
+    pub hdmi: Vec<String>,
+    /// Profiles that fitted but whose encoder failed its check, with why.
+    pub passed_over: Vec<(String, String)>,
+}
+
+/// Chooses a profile as [`profile::choose`] does, then checks that its encoder really encodes
+/// ([`pipeline::check_encoder`]). When it does not (a hardware encoder whose device is
+/// missing or busy, a size it refuses), the next profile that fits is tried, down to the
+/// software ones, so the room still sends video. Returns the profile and those passed over.
+fn choose_working(
+    opts: &MediaOptions,
+    profiles: &[profile::Profile],
+    machine: &dyn profile::Capabilities,
+) -> Result<(profile::Profile, Vec<(String, String)>), MediaError> {
+    let mut passed_over: Vec<(String, String)> = Vec::new();
+    let mut wanted = opts.profile.as_deref();
+    loop {
+        let candidates: Vec<profile::Profile> = profiles
+            .iter()
+            .filter(|p| !passed_over.iter().any(|(name, _)| name == &p.name))
+            .cloned()
+            .collect();
+        let chosen = match profile::choose(&candidates, wanted, machine) {
+            Ok(p) => p.clone(),
+            Err(e) if passed_over.is_empty() => return Err(MediaError::Profile(e)),
+            Err(_) => {
+                let why: Vec<String> = passed_over
+                    .iter()
+                    .map(|(name, why)| format!("{name}: {why}"))
+                    .collect();
+                return Err(MediaError::Profile(format!(
+                    "no profile's encoder works here ({})",
+                    why.join("; ")
+                )));
+            }
+        };
+        match pipeline::check_encoder(opts, &chosen) {
+            Ok(took) => {
+                debug!(profile = %chosen.name, took_ms = took.as_millis() as u64, "encoder check passed");
+                return Ok((chosen, passed_over));
+            }
+            Err(why) => {
+                warn!(
+                    profile = %chosen.name,
+                    error = %why,
+                    "the profile's encoder does not work here; trying the next profile that fits"
+                );
+                passed_over.push((chosen.name.clone(), why));
+                wanted = None;
+            }
+        }
+    }
 }
 
 /// Sends commands to the engine. Cheap to clone.
@@ -124,6 +368,767 @@ pub fn start(
     MediaError,
 > {
     init()?;
-    let ready = startup::prepare(&opts)?;
-    Ok(engine::task(opts, ready, shutdown))
+    let hdmi_path = match &opts.hdmi {
+        DeviceChoice::Path(p) => Some(p.as_str()),
+        _ => None,
+    };
+    let found = devices::probe(hdmi_path);
+    let profiles = profile::load_all(opts.profiles_dir.as_deref())
+        .map_err(|e| MediaError::Profile(e.to_string()))?;
+    let machine = devices::Machine {
+        found: &found,
+        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
+        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
+    };
+    let (chosen, passed_over) = choose_working(&opts, &profiles, &machine)?;
+    // Every element the chosen profile names must exist now, not in the middle of a call.
+    for e in chosen.elements().chain([
+        "webrtcbin",
+        "rtph264pay",
+        "rtpopuspay",
+        "compositor",
+        "audiomixer",
+        "decodebin",
+    ]) {
+        pipeline::make(e)?;
+    }
+    let cert = cert::generate()?;
+    // dtlsdec makes GStreamer's default RSA certificate on first use (~300 ms); pay for it
+    // now rather than in the first call.
+    let _ = gst::ElementFactory::make("dtlssrtpdec").build();
+    let info = EngineInfo {
+        profile: chosen.name.clone(),
+        encoder: chosen
+            .video_encoder
+            .first()
+            .map(|s| s.element.clone())
+            .unwrap_or_default(),
+        cameras: found.cameras.iter().map(|d| d.name.clone()).collect(),
+        microphones: found.microphones.iter().map(|d| d.name.clone()).collect(),
+        hdmi: found.hdmi.iter().map(|d| d.name.clone()).collect(),
+        passed_over,
+    };
+    info!(profile = %info.profile, encoder = %info.encoder, cameras = ?info.cameras, "media engine ready");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (int_tx, int_rx) = mpsc::unbounded_channel();
+    let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
+    let engine = Engine {
+        opts,
+        profile: chosen,
+        found,
+        cert,
+        events: ev_tx,
+        internal: int_tx,
+        call: None,
+        sessions: BTreeMap::new(),
+        awaiting_offer: HashMap::new(),
+        next_gen: 1,
+        mic_muted: false,
+        camera_on: true,
+        sharing: false,
+        volume: 80,
+        stats: stats::Collector::default(),
+        stats_tx,
+    };
+    let handle = MediaHandle {
+        tx,
+        stats: stats_rx,
+        info,
+    };
+    Ok((handle, ev_rx, engine.run(rx, int_rx, shutdown)))
+}
+
+struct Engine {
+    opts: MediaOptions,
+    profile: profile::Profile,
+    found: devices::Discovered,
+    cert: cert::DtlsCertificate,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    internal: mpsc::UnboundedSender<Internal>,
+    call: Option<CallPipeline>,
+    sessions: BTreeMap<ClientId, Session>,
+    /// Answerer sessions wait for the offer to learn its payload types.
+    awaiting_offer: HashMap<ClientId, CallType>,
+    next_gen: u64,
+    mic_muted: bool,
+    camera_on: bool,
+    sharing: bool,
+    volume: u8,
+    stats: stats::Collector,
+    stats_tx: watch::Sender<MediaStats>,
+}
+
+impl Engine {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<MediaCommand>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(self.opts.stats_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bus: Option<gst::bus::BusStream> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => {
+                        let had_call = self.call.is_some();
+                        self.command(cmd).await;
+                        if self.call.is_some() != had_call {
+                            bus = self.call.as_ref().and_then(|c| c.pipeline.bus()).map(|b| b.stream());
+                        }
+                    }
+                    None => break,
+                },
+                Some(msg) = internal.recv() => self.internal(msg),
+                Some(msg) = next_bus(&mut bus) => self.bus(&msg),
+                _ = tick.tick() => self.request_stats(),
+            }
+        }
+        self.stop_all().await;
+    }
+
+    fn emit(&self, ev: MediaEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    fn ensure_call(&mut self) -> Result<(), MediaError> {
+        if self.call.is_some() {
+            return Ok(());
+        }
+        let call = pipeline::build(&self.opts, &self.profile, &self.found)?;
+        call.set_mic_muted(self.mic_muted);
+        call.set_volume(self.volume);
+        if let Err(e) = call.set_video_input(self.camera_on, self.sharing) {
+            warn!(error = %e, "cannot select the video input");
+        }
+        call.pipeline.set_state(gst::State::Playing).map_err(|_| {
+            MediaError::Invalid("the call pipeline did not start (see the previous error)".into())
+        })?;
+        info!(profile = %self.profile.name, "call media started");
+        self.call = Some(call);
+        Ok(())
+    }
+
+    async fn command(&mut self, cmd: MediaCommand) {
+        debug!(?cmd, "media command");
+        match cmd {
+            MediaCommand::StartSession {
+                peer,
+                role,
+                call_type,
+            } => match role {
+                SessionRole::Offerer => {
+                    if let Err(e) = self.start_session(peer, call_type, PayloadTypes::OFFER) {
+                        self.fail(peer, e.to_string());
+                        return;
+                    }
+                    self.create_offer(peer);
+                }
+                SessionRole::Answerer => {
+                    self.close_session(peer).await;
+                    self.awaiting_offer.insert(peer, call_type);
+                    if let Err(e) = self.ensure_call() {
+                        self.fail(peer, e.to_string());
+                    }
+                }
+            },
+            MediaCommand::RemoteSignal { peer, signal } => self.remote_signal(peer, signal).await,
+            MediaCommand::StopSession { peer } => {
+                self.awaiting_offer.remove(&peer);
+                self.close_session(peer).await;
+            }
+            MediaCommand::StopAll => self.stop_all().await,
+            MediaCommand::SetMicMuted(m) => {
+                self.mic_muted = m;
+                if let Some(c) = &self.call {
+                    c.set_mic_muted(m);
+                }
+            }
+            MediaCommand::SetCameraOn(on) => {
+                self.camera_on = on;
+                self.apply_video_input();
+            }
+            MediaCommand::SetSharing(on) => {
+                self.sharing = on;
+                self.apply_video_input();
+            }
+            MediaCommand::SetVolume(v) => {
+                self.volume = v;
+                if let Some(c) = &self.call {
+                    c.set_volume(v);
+                }
+            }
+        }
+    }
+
+    fn apply_video_input(&mut self) {
+        if let Some(c) = &self.call
+            && let Err(e) = c.set_video_input(self.camera_on, self.sharing)
+        {
+            self.sharing = false;
+            let _ = c.set_video_input(self.camera_on, false);
+            self.emit(MediaEvent::EngineError {
+                message: e.to_string(),
+            });
+        }
+    }
+
+    /// Reports a session's failure to the core, once per session: one broken connection
+    /// raises several errors (DTLS, ICE, the elements behind them), and the core restarts a
+    /// session it offered on the first.
+    fn fail(&mut self, peer: ClientId, reason: String) {
+        if let Some(s) = self.sessions.get_mut(&peer) {
+            if s.failed {
+                debug!(%peer, %reason, "media session already failed");
+                return;
+            }
+            s.failed = true;
+        }
+        warn!(%peer, %reason, "media session failed");
+        self.emit(MediaEvent::SessionFailed { peer, reason });
+    }
+
+    fn start_session(
+        &mut self,
+        peer: ClientId,
+        call_type: CallType,
+        pts: PayloadTypes,
+    ) -> Result<(), MediaError> {
+        self.ensure_call()?;
+        let epoch = self.next_gen;
+        self.next_gen += 1;
+        let call = self.call.as_ref().expect("call pipeline exists");
+        let session = Session::create(
+            call,
+            Spec {
+                peer,
+                epoch,
+                call_type,
+                pts,
+                ice: &self.opts.ice,
+                cert_pem: &self.cert.pem,
+                internal: self.internal.clone(),
+            },
+        )?;
+        self.sessions.insert(peer, session);
+        Ok(())
+    }
+
+    fn session(&self, peer: ClientId, epoch: u64) -> Option<&Session> {
+        self.sessions.get(&peer).filter(|s| s.epoch == epoch)
+    }
+
+    fn create_offer(&self, peer: ClientId) {
+        let Some(s) = self.sessions.get(&peer) else {
+            return;
+        };
+        let (internal, epoch) = (self.internal.clone(), s.epoch);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let sdp = reply
+                .ok()
+                .flatten()
+                .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
+                .and_then(|d| d.sdp().as_text().ok());
+            let msg = match sdp {
+                Some(sdp) => Internal::LocalDescription {
+                    peer,
+                    epoch,
+                    sdp,
+                    offer: true,
+                },
+                None => Internal::Failed {
+                    peer,
+                    epoch,
+                    reason: "webrtcbin could not create an offer".into(),
+                },
+            };
+            let _ = internal.send(msg);
+        });
+        s.webrtc
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    fn create_answer(&self, peer: ClientId, epoch: u64) {
+        let Some(s) = self.session(peer, epoch) else {
+            return;
+        };
+        let internal = self.internal.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let sdp = reply
+                .ok()
+                .flatten()
+                .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
+                .and_then(|d| d.sdp().as_text().ok());
+            let msg = match sdp {
+                Some(sdp) => Internal::LocalDescription {
+                    peer,
+                    epoch,
+                    sdp,
+                    offer: false,
+                },
+                None => Internal::Failed {
+                    peer,
+                    epoch,
+                    reason: "webrtcbin could not create an answer (no common codec?)".into(),
+                },
+            };
+            let _ = internal.send(msg);
+        });
+        s.webrtc
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    async fn remote_signal(&mut self, peer: ClientId, signal: MediaSignal) {
+        match signal {
+            MediaSignal::Offer { sdp } => {
+                let call_type = self.awaiting_offer.remove(&peer).unwrap_or(CallType::Video);
+                self.close_session(peer).await;
+                let sections = sdp::sections(&sdp);
+                let audio = sections.iter().find(|s| s.kind == "audio");
+                let video = sections.iter().find(|s| s.kind == "video");
+                let pts = PayloadTypes {
+                    opus: audio.and_then(|s| sdp::pick(&s.codecs, "OPUS")),
+                    h264: video.and_then(|s| sdp::pick_h264(&s.codecs)),
+                    vp8: video.and_then(|s| sdp::pick(&s.codecs, "VP8")),
+                };
+                if let Err(e) = self.start_session(peer, call_type, pts) {
+                    self.fail(peer, e.to_string());
+                    return;
+                }
+                let Some(s) = self.sessions.get(&peer) else {
+                    return;
+                };
+                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
+                    self.fail(peer, "the offer is not valid SDP".into());
+                    return;
+                };
+                let desc = gst_webrtc::WebRTCSessionDescription::new(
+                    gst_webrtc::WebRTCSDPType::Offer,
+                    msg,
+                );
+                let (internal, epoch) = (self.internal.clone(), s.epoch);
+                let promise = gst::Promise::with_change_func(move |reply| {
+                    let failed = matches!(&reply, Ok(Some(r)) if r.has_field("error"));
+                    let msg = if failed {
+                        Internal::Failed {
+                            peer,
+                            epoch,
+                            reason: "webrtcbin refused the offer".into(),
+                        }
+                    } else {
+                        Internal::RemoteDescriptionSet { peer, epoch }
+                    };
+                    let _ = internal.send(msg);
+                });
+                s.webrtc
+                    .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+            }
+            MediaSignal::Answer { sdp } => {
+                let Some(s) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
+                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
+                    let reason = "the answer is not valid SDP".to_string();
+                    self.fail(peer, reason);
+                    return;
+                };
+                let desc = gst_webrtc::WebRTCSessionDescription::new(
+                    gst_webrtc::WebRTCSDPType::Answer,
+                    msg,
+                );
+                s.webrtc
+                    .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+                s.remote_set = true;
+                for (mline, c) in std::mem::take(&mut s.pending) {
+                    s.webrtc
+                        .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+                }
+            }
+            MediaSignal::Candidate {
+                candidate,
+                sdp_mline_index,
+                ..
+            } => {
+                let Some(s) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
+                if candidate.is_empty() {
+                    return;
+                }
+                let candidate = candidate
+                    .strip_prefix("a=")
+                    .unwrap_or(&candidate)
+                    .to_string();
+                if s.remote_set {
+                    s.webrtc
+                        .emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
+                } else {
+                    s.pending.push((sdp_mline_index, candidate));
+                }
+            }
+            MediaSignal::Bye => self.close_session(peer).await,
+        }
+    }
+
+    fn internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::LocalDescription {
+                peer,
+                epoch,
+                sdp,
+                offer,
+            } => {
+                let Some(s) = self.session(peer, epoch) else {
+                    return;
+                };
+                debug!(
+                    %peer,
+                    ecdsa = s.cert_applied.load(std::sync::atomic::Ordering::SeqCst),
+                    "local description created"
+                );
+                let sdp = if s.cert_applied.load(std::sync::atomic::Ordering::SeqCst) {
+                    cert::fix_fingerprints(&sdp, &self.cert.fingerprint)
+                } else {
+                    sdp
+                };
+                // Let the peer send VP8 too (we decode it), and spell bundling the way
+                // browsers accept.
+                let vp8: Vec<(u8, &str)> = s.pts.vp8.map(|pt| (pt, "VP8")).into_iter().collect();
+                let sdp = sdp::for_browsers(&sdp, &vp8);
+                let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
+                    self.fail(peer, "webrtcbin produced SDP it cannot parse".into());
+                    return;
+                };
+                let kind = if offer {
+                    gst_webrtc::WebRTCSDPType::Offer
+                } else {
+                    gst_webrtc::WebRTCSDPType::Answer
+                };
+                let desc = gst_webrtc::WebRTCSessionDescription::new(kind, msg);
+                s.webrtc
+                    .emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
+                tracing::trace!(%peer, %sdp, "local description");
+                let signal = if offer {
+                    MediaSignal::Offer { sdp }
+                } else {
+                    MediaSignal::Answer { sdp }
+                };
+                self.emit(MediaEvent::LocalSignal { peer, signal });
+            }
+            Internal::RemoteDescriptionSet { peer, epoch } => {
+                if let Some(s) = self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch) {
+                    s.remote_set = true;
+                    for (mline, c) in std::mem::take(&mut s.pending) {
+                        s.webrtc
+                            .emit_by_name::<()>("add-ice-candidate", &[&mline, &c]);
+                    }
+                }
+                self.create_answer(peer, epoch);
+            }
+            Internal::Candidate {
+                peer,
+                epoch,
+                mline,
+                candidate,
+            } => {
+                if self.session(peer, epoch).is_some() {
+                    self.emit(MediaEvent::LocalSignal {
+                        peer,
+                        signal: MediaSignal::Candidate {
+                            candidate,
+                            sdp_mline_index: mline,
+                            sdp_mid: None,
+                        },
+                    });
+                }
+            }
+            Internal::State { peer, epoch, state } => {
+                let Some(s) = self.sessions.get_mut(&peer).filter(|s| s.epoch == epoch) else {
+                    return;
+                };
+                debug!(%peer, ?state, "peer connection state");
+                match state {
+                    gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
+                        s.connected = true;
+                        s.open();
+                        s.request_key_frame();
+                        self.emit(MediaEvent::SessionConnected { peer });
+                    }
+                    gst_webrtc::WebRTCPeerConnectionState::Failed => {
+                        self.fail(peer, "ICE/DTLS connection failed".into());
+                    }
+                    _ => {}
+                }
+            }
+            Internal::FirstFrame { peer, epoch } => {
+                if self.session(peer, epoch).is_some() {
+                    info!(%peer, "first remote video frame decoded");
+                    self.emit(MediaEvent::RemoteVideo { peer });
+                }
+            }
+            Internal::Stats { peer, epoch, stats } => {
+                if let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) {
+                    let mut snapshot = self.stats.update(s, &stats);
+                    if let Some(c) = &self.call {
+                        snapshot.frames_to_encoder = c
+                            .encoder_counts
+                            .0
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        snapshot.frames_encoded = c
+                            .encoder_counts
+                            .1
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.stats_tx.send_replace(snapshot);
+                }
+            }
+            Internal::Failed {
+                peer,
+                epoch,
+                reason,
+            } => {
+                if self.session(peer, epoch).is_some() {
+                    self.fail(peer, reason);
+                }
+            }
+        }
+    }
+
+    fn bus(&mut self, msg: &gst::Message) {
+        if let gst::MessageView::Error(err) = msg.view() {
+            let src = msg
+                .src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_default();
+            let text = format!("{src}: {}", err.error());
+            // An error inside one session's elements fails that session only.
+            let owner = self
+                .sessions
+                .values()
+                .find(|s| src.contains(&format!("webrtc-{}-{}", s.peer, s.epoch)))
+                .map(|s| s.peer);
+            match owner {
+                Some(peer) => self.fail(peer, text),
+                None => {
+                    warn!(error = %text, debug = ?err.debug(), "media pipeline error");
+                    self.emit(MediaEvent::EngineError { message: text });
+                }
+            }
+        }
+    }
+
+    fn request_stats(&self) {
+        for s in self.sessions.values() {
+            let (internal, peer, epoch) = (self.internal.clone(), s.peer, s.epoch);
+            let promise = gst::Promise::with_change_func(move |reply| {
+                if let Ok(Some(stats)) = reply {
+                    let _ = internal.send(Internal::Stats {
+                        peer,
+                        epoch,
+                        stats: stats.to_owned(),
+                    });
+                }
+            });
+            s.webrtc
+                .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        }
+    }
+
+    async fn close_session(&mut self, peer: ClientId) {
+        let Some(session) = self.sessions.remove(&peer) else {
+            return;
+        };
+        self.stats.forget(peer);
+        let Some(call) = &self.call else { return };
+        let pipeline = call.pipeline.clone();
+        let remote = call.remote.clone();
+        let _ = tokio::task::spawn_blocking(move || session.close(&pipeline, &remote)).await;
+    }
+
+    async fn stop_all(&mut self) {
+        // The whole pipeline stops as one (sinks first, as GStreamer orders it); sessions
+        // need no piecemeal removal.
+        for (peer, s) in std::mem::take(&mut self.sessions) {
+            self.stats.forget(peer);
+            s.abandon();
+        }
+        self.awaiting_offer.clear();
+        if let Some(call) = self.call.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(call)).await;
+            info!("call media stopped");
+        }
+        self.stats_tx.send_replace(MediaStats::default());
+    }
+}
+
+async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
+    match bus {
+        Some(b) => b.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl MediaOptions {
+    /// The engine's options from the configuration (ICE from [`crate::config::Config::ice`]).
+    pub fn from_config(c: &crate::config::Config) -> MediaOptions {
+        use crate::config::{EchoMode, Transport};
+        let m = &c.media;
+        let ice = c.ice();
+        let turn = ice.turn_server.as_ref().map(|server| {
+            let enc =
+                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            let creds = match (&ice.turn_username, &ice.turn_password) {
+                (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose())),
+                (Some(u), None) => format!("{}@", enc(u)),
+                _ => String::new(),
+            };
+            let transport = if ice.turn_transport == Transport::Tcp {
+                "?transport=tcp"
+            } else {
+                ""
+            };
+            format!("turn://{creds}{server}{transport}")
+        });
+        MediaOptions {
+            profile: (m.profile != "auto").then(|| m.profile.clone()),
+            profiles_dir: m.profiles_dir.clone(),
+            camera: DeviceChoice::parse(&m.camera),
+            microphone: DeviceChoice::parse(&m.microphone),
+            hdmi: DeviceChoice::parse(&m.hdmi_capture),
+            speaker: SinkChoice::parse(&m.speaker),
+            display: SinkChoice::parse(&m.display),
+            width: m.width,
+            height: m.height,
+            framerate: m.framerate,
+            video_kbps: m.video_bitrate_kbps,
+            audio_kbps: m.audio_bitrate_kbps,
+            display_width: m.display_width,
+            display_height: m.display_height,
+            echo_cancellation: match m.echo_cancellation {
+                EchoMode::Auto => EchoCancellation::Auto,
+                EchoMode::On => EchoCancellation::On,
+                EchoMode::Off => EchoCancellation::Off,
+            },
+            ice: IceOptions {
+                stun: ice.stun_server.clone(),
+                turn,
+                relay_only: ice.policy == crate::config::RelayPolicy::Relay,
+            },
+            stats_interval: Duration::from_secs(m.stats_interval_s),
+            volume: 80,
+        }
+    }
+}
+
+/// The `roomagent devices` report for a configuration.
+pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
+    init()?;
+    let hdmi_path = match &opts.hdmi {
+        DeviceChoice::Path(p) => Some(p.as_str()),
+        _ => None,
+    };
+    let found = devices::probe(hdmi_path);
+    let profiles = profile::load_all(opts.profiles_dir.as_deref())
+        .map_err(|e| MediaError::Profile(e.to_string()))?;
+    let machine = devices::Machine {
+        found: &found,
+        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
+        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
+    };
+    let mut report = match choose_working(opts, &profiles, &machine) {
+        Ok((chosen, passed_over)) => {
+            let mut r = devices::report(&found, &profiles, &machine, &Ok(&chosen));
+            for (name, why) in passed_over {
+                let _ = writeln!(
+                    r,
+                    "Passed over {name}: its encoder failed a test encode: {why}"
+                );
+            }
+            r
+        }
+        Err(e) => devices::report(&found, &profiles, &machine, &Err(e.to_string())),
+    };
+    if !report.ends_with('\n') {
+        report.push('\n');
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile whose encoder exists but fails once frames flow (see the file).
+    const BROKEN: &str = include_str!("../../tests/fixtures/broken-encoder-profile.toml");
+
+    fn setup() -> (Vec<profile::Profile>, MediaOptions) {
+        init().unwrap();
+        let dir = std::env::temp_dir().join(format!("roomagent-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("broken.toml"), BROKEN).unwrap();
+        let profiles = profile::load_all(Some(&dir)).unwrap();
+        let opts = MediaOptions {
+            width: 320,
+            height: 240,
+            ..MediaOptions::default()
+        };
+        (profiles, opts)
+    }
+
+    fn machine(found: &devices::Discovered) -> devices::Machine<'_> {
+        devices::Machine {
+            found,
+            configured_camera: false,
+            configured_microphone: false,
+        }
+    }
+
+    #[test]
+    fn a_working_encoder_passes_the_check() {
+        let (profiles, opts) = setup();
+        let test = profiles.iter().find(|p| p.name == "test").unwrap();
+        pipeline::check_encoder(&opts, test).unwrap();
+    }
+
+    #[test]
+    fn an_encoder_that_fails_at_run_time_is_passed_over_for_the_next_profile() {
+        let (profiles, opts) = setup();
+        let found = devices::Discovered::default();
+        let (chosen, passed_over) = choose_working(&opts, &profiles, &machine(&found)).unwrap();
+        assert_eq!(chosen.name, "test");
+        assert_eq!(passed_over.len(), 1, "{passed_over:?}");
+        assert_eq!(passed_over[0].0, "broken-hw");
+        assert!(
+            passed_over[0].1.contains("not-negotiated"),
+            "{passed_over:?}"
+        );
+    }
+
+    #[test]
+    fn a_named_profile_whose_encoder_fails_still_falls_back() {
+        let (profiles, mut opts) = setup();
+        opts.profile = Some("broken-hw".into());
+        let found = devices::Discovered::default();
+        let (chosen, passed_over) = choose_working(&opts, &profiles, &machine(&found)).unwrap();
+        assert_eq!(chosen.name, "test");
+        assert_eq!(passed_over[0].0, "broken-hw");
+    }
+
+    #[test]
+    fn when_no_encoder_works_the_error_names_each_failure() {
+        let (profiles, opts) = setup();
+        let only_broken: Vec<_> = profiles
+            .into_iter()
+            .filter(|p| p.name == "broken-hw")
+            .collect();
+        let found = devices::Discovered::default();
+        let err = choose_working(&opts, &only_broken, &machine(&found))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no profile's encoder works here"), "{err}");
+        assert!(err.contains("broken-hw:"), "{err}");
+    }
 }

@@ -36,32 +36,6 @@ pub fn to_value(
     name: &str,
     value: &toml::Value,
 ) -> Result<glib::Value, PropertyError> {
-    let pspec = writable(element, name)?;
-    let bad = |message: String| err(element, name, message);
-    if let Some(v) = integer(&pspec, value).or_else(|| float(&pspec, value)) {
-        return v.map_err(bad);
-    }
-    let t = pspec.value_type();
-    if t == glib::Type::BOOL {
-        return match value {
-            toml::Value::Boolean(b) => Ok(b.to_value()),
-            other => Err(bad(format!("expects true or false, not {other}"))),
-        };
-    }
-    if t == glib::Type::STRING {
-        return match value {
-            toml::Value::String(s) => Ok(s.to_value()),
-            other => Err(bad(format!("expects a string, not {other}"))),
-        };
-    }
-    if t.is_a(glib::Type::ENUM) {
-        return enumerated(t, value).map_err(bad);
-    }
-    from_text(t, value).map_err(bad)
-}
-
-/// The specification of `element`'s property `name`, if it exists and can be written.
-fn writable(element: &gst::Element, name: &str) -> Result<glib::ParamSpec, PropertyError> {
     let Some(pspec) = element.find_property(name) else {
         let mut names: Vec<String> = element
             .list_properties()
@@ -79,17 +53,25 @@ fn writable(element: &gst::Element, name: &str) -> Result<glib::ParamSpec, Prope
     if !pspec.flags().contains(glib::ParamFlags::WRITABLE) {
         return Err(err(element, name, "is read-only"));
     }
-    Ok(pspec)
-}
-
-/// An integer property's value, within the property's range; `None` when the property is not
-/// an integer.
-fn integer(pspec: &glib::ParamSpec, value: &toml::Value) -> Option<Result<glib::Value, String>> {
+    let t = pspec.value_type();
     macro_rules! ranged {
         ($spec:ty, $rust:ty) => {
             if let Some(p) = pspec.downcast_ref::<$spec>() {
+                let v = match value {
+                    toml::Value::Integer(i) => *i as i128,
+                    other => {
+                        return Err(err(
+                            element,
+                            name,
+                            format!("expects an integer, not {other}"),
+                        ));
+                    }
+                };
                 let (min, max) = (p.minimum() as i128, p.maximum() as i128);
-                return Some(in_range(value, min, max).map(|v| (v as $rust).to_value()));
+                if v < min || v > max {
+                    return Err(err(element, name, format!("{v} is outside {min}..={max}")));
+                }
+                return Ok((v as $rust).to_value());
             }
         };
     }
@@ -99,80 +81,90 @@ fn integer(pspec: &glib::ParamSpec, value: &toml::Value) -> Option<Result<glib::
     ranged!(glib::ParamSpecUInt64, u64);
     ranged!(glib::ParamSpecLong, glib::ffi::glong);
     ranged!(glib::ParamSpecULong, glib::ffi::gulong);
-    None
-}
-
-fn in_range(value: &toml::Value, min: i128, max: i128) -> Result<i128, String> {
-    let v = match value {
-        toml::Value::Integer(i) => *i as i128,
-        other => return Err(format!("expects an integer, not {other}")),
-    };
-    if v < min || v > max {
-        return Err(format!("{v} is outside {min}..={max}"));
-    }
-    Ok(v)
-}
-
-/// A floating-point property's value, within the property's range; `None` when the property
-/// is not a double or float.
-fn float(pspec: &glib::ParamSpec, value: &toml::Value) -> Option<Result<glib::Value, String>> {
     if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
-        return Some(number(value).and_then(|v| within(v, p.minimum(), p.maximum())));
+        let v = number(element, name, value)?;
+        if v < p.minimum() || v > p.maximum() {
+            return Err(err(
+                element,
+                name,
+                format!("{v} is outside {}..={}", p.minimum(), p.maximum()),
+            ));
+        }
+        return Ok(v.to_value());
     }
     if let Some(p) = pspec.downcast_ref::<glib::ParamSpecFloat>() {
-        return Some(number(value).and_then(|v| within(v as f32, p.minimum(), p.maximum())));
-    }
-    None
-}
-
-fn within<T>(v: T, min: T, max: T) -> Result<glib::Value, String>
-where
-    T: PartialOrd + std::fmt::Display + ToValue,
-{
-    if v < min || v > max {
-        Err(format!("{v} is outside {min}..={max}"))
-    } else {
-        Ok(v.to_value())
-    }
-}
-
-/// An enum property's value, by nick, name or number; a wrong one is told the nicks.
-fn enumerated(t: glib::Type, value: &toml::Value) -> Result<glib::Value, String> {
-    let class = glib::EnumClass::with_type(t).ok_or("enum type without a class")?;
-    let found = match value {
-        toml::Value::String(s) => class.value_by_nick(s).or_else(|| class.value_by_name(s)),
-        toml::Value::Integer(i) => i32::try_from(*i).ok().and_then(|i| class.value(i)),
-        _ => None,
-    };
-    match found {
-        Some(v) => Ok(v.to_value(&class)),
-        None => {
-            let names: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
-            Err(format!("{value} is not one of {}", names.join(", ")))
+        let v = number(element, name, value)? as f32;
+        if v < p.minimum() || v > p.maximum() {
+            return Err(err(
+                element,
+                name,
+                format!("{v} is outside {}..={}", p.minimum(), p.maximum()),
+            ));
         }
+        return Ok(v.to_value());
     }
-}
-
-/// Flags, caps, fractions and other GStreamer types: their own string syntax.
-fn from_text(t: glib::Type, value: &toml::Value) -> Result<glib::Value, String> {
+    if t == glib::Type::BOOL {
+        return match value {
+            toml::Value::Boolean(b) => Ok(b.to_value()),
+            other => Err(err(
+                element,
+                name,
+                format!("expects true or false, not {other}"),
+            )),
+        };
+    }
+    if t == glib::Type::STRING {
+        return match value {
+            toml::Value::String(s) => Ok(s.to_value()),
+            other => Err(err(element, name, format!("expects a string, not {other}"))),
+        };
+    }
+    if t.is_a(glib::Type::ENUM) {
+        let class = glib::EnumClass::with_type(t)
+            .ok_or_else(|| err(element, name, "enum type without a class"))?;
+        let found = match value {
+            toml::Value::String(s) => class.value_by_nick(s).or_else(|| class.value_by_name(s)),
+            toml::Value::Integer(i) => i32::try_from(*i).ok().and_then(|i| class.value(i)),
+            _ => None,
+        };
+        return match found {
+            Some(v) => Ok(v.to_value(&class)),
+            None => {
+                let names: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
+                Err(err(
+                    element,
+                    name,
+                    format!("{value} is not one of {}", names.join(", ")),
+                ))
+            }
+        };
+    }
+    // Flags, caps, fractions and other GStreamer types: their own string syntax.
     let text = match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
         other => {
-            return Err(format!(
-                "expects a {} written as a string, not {other}",
-                t.name()
+            return Err(err(
+                element,
+                name,
+                format!("expects a {} written as a string, not {other}", t.name()),
             ));
         }
     };
-    glib::Value::deserialize(&text, t).map_err(|_| format!("{text:?} is not a valid {}", t.name()))
+    glib::Value::deserialize(&text, t).map_err(|_| {
+        err(
+            element,
+            name,
+            format!("{text:?} is not a valid {}", t.name()),
+        )
+    })
 }
 
-fn number(value: &toml::Value) -> Result<f64, String> {
+fn number(element: &gst::Element, name: &str, value: &toml::Value) -> Result<f64, PropertyError> {
     match value {
         toml::Value::Integer(i) => Ok(*i as f64),
         toml::Value::Float(f) => Ok(*f),
-        other => Err(format!("expects a number, not {other}")),
+        other => Err(err(element, name, format!("expects a number, not {other}"))),
     }
 }
 

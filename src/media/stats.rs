@@ -77,20 +77,11 @@ fn num(s: &gst::StructureRef, field: &str) -> Option<i128> {
         .ok()
 }
 
-/// One `get-stats` reply summed over the session's streams.
-#[derive(Debug, Default)]
-struct Totals {
-    bytes_in: u64,
-    bytes_out: u64,
-    lost_in: i64,
-    lost_out: i64,
-    /// The largest round-trip time the peer reports, seconds.
-    rtt: Option<f64>,
-}
-
-impl Totals {
-    fn of(report: &gst::StructureRef) -> Totals {
-        let mut t = Totals::default();
+impl Collector {
+    /// Folds in one `get-stats` reply for `session`; returns the snapshot of all sessions.
+    pub fn update(&mut self, session: &Session, report: &gst::StructureRef) -> MediaStats {
+        let (mut bytes_in, mut bytes_out, mut lost_in, mut lost_out) = (0u64, 0u64, 0i64, 0i64);
+        let mut rtt: Option<f64> = None;
         for (_, value) in report.iter() {
             let Ok(s) = value.get::<gst::Structure>() else {
                 continue;
@@ -100,35 +91,21 @@ impl Totals {
             };
             match kind {
                 gst_webrtc::WebRTCStatsType::InboundRtp => {
-                    t.bytes_in += num(&s, "bytes-received").unwrap_or(0).max(0) as u64;
-                    t.lost_in += num(&s, "packets-lost").unwrap_or(0) as i64;
+                    bytes_in += num(&s, "bytes-received").unwrap_or(0).max(0) as u64;
+                    lost_in += num(&s, "packets-lost").unwrap_or(0) as i64;
                 }
                 gst_webrtc::WebRTCStatsType::OutboundRtp => {
-                    t.bytes_out += num(&s, "bytes-sent").unwrap_or(0).max(0) as u64;
+                    bytes_out += num(&s, "bytes-sent").unwrap_or(0).max(0) as u64;
                 }
                 gst_webrtc::WebRTCStatsType::RemoteInboundRtp => {
-                    t.lost_out += num(&s, "packets-lost").unwrap_or(0) as i64;
+                    lost_out += num(&s, "packets-lost").unwrap_or(0) as i64;
                     if let Ok(r) = s.get::<f64>("round-trip-time") {
-                        t.rtt = Some(t.rtt.map_or(r, |x: f64| x.max(r)));
+                        rtt = Some(rtt.map_or(r, |x: f64| x.max(r)));
                     }
                 }
                 _ => {}
             }
         }
-        t
-    }
-}
-
-impl Collector {
-    /// Folds in one `get-stats` reply for `session`; returns the snapshot of all sessions.
-    pub fn update(&mut self, session: &Session, report: &gst::StructureRef) -> MediaStats {
-        let Totals {
-            bytes_in,
-            bytes_out,
-            lost_in,
-            lost_out,
-            rtt,
-        } = Totals::of(report);
         let now = Instant::now();
         let frames_in = session.counters.frames_decoded.load(Ordering::Relaxed);
         let frames_out = session.counters.frames_sent.load(Ordering::Relaxed);

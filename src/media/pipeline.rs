@@ -1,0 +1,861 @@
+//! The call pipeline: local capture and encoding shared by every session (encode once, fan
+//! out RTP), and the remote side: decoded participants composed into a grid on the display and
+//! mixed to the speaker.
+//!
+//! ```text
+//! camera ─ convert/scale/rate ─┐
+//! black   (camera off) ────────┼ input-selector ─ queue ─ convert ─ encoder ─ h264parse ─ tee ─▶ sessions
+//! HDMI capture (sharing) ──────┘
+//! microphone ─ convert/resample ─ [webrtcdsp] ─ volume(mute) ─ opusenc ─ tee ─▶ sessions
+//!
+//! sessions ─▶ compositor (grid over a black background) ─ display sink
+//! sessions ─▶ audiomixer (over silence) ─ [webrtcechoprobe] ─ volume ─ speaker sink
+//! ```
+//!
+//! Every element is made from a factory name and typed properties; no launch strings.
+
+use crate::core::ClientId;
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tracing::info;
+
+use super::devices::Discovered;
+use super::profile::{BitrateUnit, DeviceKind, Profile, Stage};
+use super::{DeviceChoice, MediaError, MediaOptions, SinkChoice, props};
+
+/// Debian packages that provide elements, for "install X" hints.
+fn package_for(factory: &str) -> &'static str {
+    match factory {
+        "x264enc" => "gstreamer1.0-plugins-ugly",
+        "webrtcbin" | "webrtcdsp" | "webrtcechoprobe" | "dtlssrtpenc" | "openh264enc"
+        | "kmssink" | "compositor" | "vah264enc" => "gstreamer1.0-plugins-bad",
+        "nicesrc" | "nicesink" => "gstreamer1.0-nice",
+        "avdec_h264" => "gstreamer1.0-libav",
+        "alsasrc" | "alsasink" => "gstreamer1.0-alsa",
+        "pulsesrc" | "pulsesink" => "gstreamer1.0-pulseaudio",
+        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" | "jpegdec" => "gstreamer1.0-plugins-good",
+        _ => "gstreamer1.0-plugins-base",
+    }
+}
+
+/// Makes an element, or explains which package is missing.
+pub fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::MissingElement {
+            factory: factory.into(),
+            package: package_for(factory),
+        })
+}
+
+/// Makes an element from a profile stage with its typed properties.
+pub fn make_stage(stage: &Stage) -> Result<gst::Element, MediaError> {
+    let e = make(&stage.element)?;
+    props::apply(&e, &stage.properties)?;
+    Ok(e)
+}
+
+fn caps(s: &str) -> Result<gst::Caps, MediaError> {
+    s.parse::<gst::Caps>()
+        .map_err(|_| MediaError::Invalid(format!("bad caps {s:?}")))
+}
+
+fn capsfilter(s: &str) -> Result<gst::Element, MediaError> {
+    let e = make("capsfilter")?;
+    e.set_property("caps", caps(s)?);
+    Ok(e)
+}
+
+fn link_all(elements: &[&gst::Element]) -> Result<(), MediaError> {
+    for w in elements.windows(2) {
+        w[0].link(w[1]).map_err(|_| MediaError::Link {
+            from: w[0].name().to_string(),
+            to: w[1].name().to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The grid of remote video tiles on the display.
+#[derive(Debug, Default)]
+pub struct Layout {
+    tiles: Vec<(ClientId, gst::Pad)>,
+    width: i32,
+    height: i32,
+}
+
+impl Layout {
+    /// Adds a participant's tile and re-arranges the grid.
+    pub fn add(&mut self, peer: ClientId, pad: gst::Pad) {
+        self.tiles.push((peer, pad));
+        self.arrange();
+    }
+
+    /// Removes a tile (by pad) and re-arranges the grid.
+    pub fn remove(&mut self, pad: &gst::Pad) {
+        self.tiles.retain(|(_, p)| p != pad);
+        self.arrange();
+    }
+
+    /// How many tiles are shown.
+    pub fn len(&self) -> usize {
+        self.tiles.len()
+    }
+
+    /// Whether no tile is shown.
+    pub fn is_empty(&self) -> bool {
+        self.tiles.is_empty()
+    }
+
+    fn arrange(&self) {
+        let n = self.tiles.len() as i32;
+        if n == 0 {
+            return;
+        }
+        let cols = (n as f64).sqrt().ceil() as i32;
+        let rows = (n + cols - 1) / cols;
+        let (w, h) = (self.width / cols, self.height / rows);
+        for (i, (_, pad)) in self.tiles.iter().enumerate() {
+            let i = i as i32;
+            pad.set_property("xpos", (i % cols) * w);
+            pad.set_property("ypos", (i / cols) * h);
+            pad.set_property("width", w);
+            pad.set_property("height", h);
+            pad.set_property("zorder", 1u32 + i as u32);
+        }
+    }
+}
+
+/// The elements the remote side of every session connects to.
+#[derive(Clone)]
+pub struct RemoteOutputs {
+    /// Video mixer (grid).
+    pub compositor: gst::Element,
+    /// Audio mixer.
+    pub mixer: gst::Element,
+    /// Tile positions.
+    pub layout: Arc<Mutex<Layout>>,
+}
+
+/// A running call pipeline. Dropping it stops everything (state `Null`).
+pub struct CallPipeline {
+    /// The pipeline.
+    pub pipeline: gst::Pipeline,
+    /// Encoded H.264 (byte-stream, AU) for the sessions' payloaders.
+    pub video_tee: gst::Element,
+    /// Encoded Opus for the sessions' payloaders.
+    pub audio_tee: gst::Element,
+    selector: gst::Element,
+    camera_pad: gst::Pad,
+    black_pad: gst::Pad,
+    hdmi_pad: Option<gst::Pad>,
+    mic_volume: gst::Element,
+    speaker_volume: gst::Element,
+    /// Where remote media goes.
+    pub remote: RemoteOutputs,
+    /// The video encoder (first element of the encoder chain), for statistics and fallback.
+    pub encoder: gst::Element,
+    /// Every live source, stopped first when the call ends.
+    sources: Vec<gst::Element>,
+    /// Raw frames into the encoder, encoded frames out of it.
+    pub encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+}
+
+impl Drop for CallPipeline {
+    /// Stops the call quietly: the live sources first, so no buffer is in flight when the
+    /// queues and webrtcbins are deactivated (GStreamer 1.22 can leave a queue thread spinning
+    /// when a push fails with FLUSHING during its deactivation), then everything else.
+    fn drop(&mut self) {
+        for s in &self.sources {
+            let _ = s.set_state(gst::State::Null);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn raw_video_caps(o: &MediaOptions) -> String {
+    format!(
+        "video/x-raw,format=I420,width={},height={},framerate={}/1,pixel-aspect-ratio=1/1",
+        o.width, o.height, o.framerate
+    )
+}
+
+/// A discovered or configured device's source element, with the formats the device offers
+/// when its provider reported them.
+fn device_source(
+    choice: &DeviceChoice,
+    found: &[super::devices::DeviceInfo],
+    stage: Option<&Stage>,
+    fallback_element: &str,
+) -> Result<Option<(gst::Element, Option<gst::Caps>)>, MediaError> {
+    match choice {
+        DeviceChoice::None => Ok(None),
+        DeviceChoice::Path(path) => {
+            let element = stage.map_or(fallback_element, |s| s.element.as_str());
+            let prop = stage
+                .and_then(|s| s.device_property.as_deref())
+                .unwrap_or("device");
+            let e = make(element)?;
+            props::apply(
+                &e,
+                [(&prop.to_string(), &toml::Value::String(path.clone()))],
+            )?;
+            if let Some(s) = stage {
+                props::apply(&e, &s.properties)?;
+            }
+            let caps = found
+                .iter()
+                .find(|d| d.path.as_deref() == Some(path.as_str()))
+                .and_then(|d| d.device.as_ref())
+                .and_then(|d| d.caps());
+            Ok(Some((e, caps)))
+        }
+        DeviceChoice::Auto => {
+            let Some(d) = found.iter().find_map(|d| d.device.clone()) else {
+                return Ok(None);
+            };
+            let e = d
+                .create_element(None)
+                .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
+            if let Some(s) = stage {
+                props::apply(&e, &s.properties)?;
+            }
+            Ok(Some((e, d.caps())))
+        }
+    }
+}
+
+/// What a capture device is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Raw video: used when the device gives the call's size and rate raw, or when nothing
+    /// better is known (the converters then scale and drop frames as needed).
+    Raw,
+    /// Motion JPEG, decoded with `jpegdec`: most USB webcams and HDMI capture dongles give
+    /// 720p30 or 1080p30 only this way (raw only at a few frames per second over USB 2).
+    Jpeg,
+}
+
+/// Chooses how to capture `width`×`height` at `fps` from a device that offers `device` caps.
+pub fn capture_format(
+    device: Option<&gst::Caps>,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> CaptureFormat {
+    let Some(device) = device else {
+        return CaptureFormat::Raw;
+    };
+    let wanted = |media: &str| {
+        gst::Caps::builder(media)
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build()
+    };
+    if device.can_intersect(&wanted("video/x-raw")) {
+        CaptureFormat::Raw
+    } else if device.can_intersect(&wanted("image/jpeg")) {
+        CaptureFormat::Jpeg
+    } else {
+        CaptureFormat::Raw
+    }
+}
+
+/// Chooses the capture format for a device offering `device_caps` and adds what turns its
+/// output into raw video; returns the element that gives raw video.
+fn capture(
+    pipeline: &gst::Pipeline,
+    src: &gst::Element,
+    device_caps: Option<&gst::Caps>,
+    input: &str,
+    o: &MediaOptions,
+) -> Result<gst::Element, MediaError> {
+    let format = capture_format(device_caps, o.width, o.height, o.framerate);
+    if format == CaptureFormat::Jpeg {
+        info!(
+            input,
+            width = o.width,
+            height = o.height,
+            fps = o.framerate,
+            "capturing MJPEG (raw is not offered at this size and rate)"
+        );
+    }
+    capture_output(pipeline, src, format, o)
+}
+
+/// Adds what turns a capture source's output into raw video (a JPEG decoder for
+/// [`CaptureFormat::Jpeg`]) and returns the element that gives raw video.
+fn capture_output(
+    pipeline: &gst::Pipeline,
+    src: &gst::Element,
+    format: CaptureFormat,
+    o: &MediaOptions,
+) -> Result<gst::Element, MediaError> {
+    match format {
+        CaptureFormat::Raw => Ok(src.clone()),
+        CaptureFormat::Jpeg => {
+            let filter = capsfilter(&format!(
+                "image/jpeg,width={},height={},framerate={}/1",
+                o.width, o.height, o.framerate
+            ))?;
+            let decoder = make("jpegdec")?;
+            pipeline
+                .add_many([&filter, &decoder])
+                .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+            link_all(&[src, &filter, &decoder])?;
+            Ok(decoder)
+        }
+    }
+}
+
+/// A profile's encoding stages as a call uses them: its converters, its encoder(s) with the
+/// call's bitrate, and the encoder's output caps. Returns them in order, and the encoder.
+fn encoder_stages(
+    o: &MediaOptions,
+    profile: &Profile,
+) -> Result<(Vec<gst::Element>, gst::Element), MediaError> {
+    let mut chain = Vec::new();
+    if profile.video_convert.is_empty() {
+        chain.push(make("videoconvert")?);
+    } else {
+        for s in &profile.video_convert {
+            chain.push(make_stage(s)?);
+        }
+    }
+    let mut encoder = None;
+    for s in &profile.video_encoder {
+        let e = make_stage(s)?;
+        if let Some(prop) = &s.bitrate_property {
+            let value = match s.bitrate_unit {
+                BitrateUnit::Kbit => o.video_kbps as i64,
+                BitrateUnit::Bit => o.video_kbps as i64 * 1000,
+            };
+            props::apply(&e, [(prop, &toml::Value::Integer(value))])?;
+        }
+        encoder.get_or_insert_with(|| e.clone());
+        chain.push(e);
+    }
+    let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
+    chain.push(capsfilter(profile.encoder_caps())?);
+    Ok((chain, encoder))
+}
+
+/// Frames the encoder check encodes.
+const CHECK_FRAMES: i32 = 5;
+
+/// Encodes a few frames of the call's size and rate through the profile's encoding stages,
+/// exactly as a call feeds them: proof that the encoder does not only exist but works here (a
+/// hardware encoder's device node present and free, the size and format accepted). Returns
+/// how long it took, or what went wrong.
+pub fn check_encoder(o: &MediaOptions, profile: &Profile) -> Result<std::time::Duration, String> {
+    let started = std::time::Instant::now();
+    let pipeline = gst::Pipeline::with_name("roomagent-encoder-check");
+    let result = (|| -> Result<(), String> {
+        let src = make("videotestsrc").map_err(|e| e.to_string())?;
+        src.set_property("num-buffers", CHECK_FRAMES);
+        let raw = capsfilter(&raw_video_caps(o)).map_err(|e| e.to_string())?;
+        let (stages, _) = encoder_stages(o, profile).map_err(|e| e.to_string())?;
+        let parse = make("h264parse").map_err(|e| e.to_string())?;
+        let sink = make("fakesink").map_err(|e| e.to_string())?;
+        sink.set_property("sync", false);
+        let encoded = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = encoded.clone();
+        sink.static_pad("sink")
+            .expect("fakesink has a sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        let mut all = vec![src, raw];
+        all.extend(stages);
+        all.push(parse);
+        all.push(sink);
+        pipeline
+            .add_many(&all)
+            .map_err(|_| "cannot add elements".to_string())?;
+        let refs: Vec<&gst::Element> = all.iter().collect();
+        link_all(&refs).map_err(|e| e.to_string())?;
+        let bus = pipeline.bus().expect("a pipeline has a bus");
+        let started = pipeline.set_state(gst::State::Playing);
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_))
+                if encoded.load(std::sync::atomic::Ordering::Relaxed) > 0 =>
+            {
+                Ok(())
+            }
+            Some(gst::MessageView::Eos(_)) => Err("the encoder produced nothing".into()),
+            Some(gst::MessageView::Error(e)) => {
+                // The debug text's last line says why ("streaming stopped, reason
+                // not-negotiated (-4)", "Cannot identify device '/dev/video11'" …).
+                let detail = e
+                    .debug()
+                    .and_then(|d| d.lines().last().map(|l| format!(" ({})", l.trim())))
+                    .unwrap_or_default();
+                Err(format!(
+                    "{}: {}{detail}",
+                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    e.error()
+                ))
+            }
+            _ if started.is_err() => Err("the check pipeline did not start".into()),
+            _ => Err(format!(
+                "no encoded frame within 5 s ({} of {CHECK_FRAMES})",
+                encoded.load(std::sync::atomic::Ordering::Relaxed)
+            )),
+        }
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| started.elapsed())
+}
+
+/// Builds the call pipeline (not yet playing).
+pub fn build(
+    o: &MediaOptions,
+    profile: &Profile,
+    found: &Discovered,
+) -> Result<CallPipeline, MediaError> {
+    let pipeline = gst::Pipeline::with_name("roomagent-call");
+    let raw = raw_video_caps(o);
+
+    // ---- local video: camera / black / HDMI into a selector
+    let needs_camera = profile.requires.devices.contains(&DeviceKind::Camera);
+    let camera = if needs_camera {
+        device_source(
+            &o.camera,
+            &found.cameras,
+            profile.video_source.as_ref(),
+            "v4l2src",
+        )?
+    } else {
+        None
+    };
+    let (camera, camera_caps) = match camera {
+        Some((c, caps)) => (c, caps),
+        None => match &profile.video_source {
+            Some(stage) if !needs_camera => (make_stage(stage)?, None),
+            _ => {
+                // No camera at all: a pattern rather than nothing, so the far end sees life.
+                let e = make("videotestsrc")?;
+                e.set_property("is-live", true);
+                (e, None)
+            }
+        },
+    };
+    let selector = make("input-selector")?;
+    selector.set_property("sync-streams", false);
+    let mut sources = vec![camera.clone()];
+    pipeline
+        .add_many([&camera, &selector])
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+
+    let branch_to_selector = |src: &gst::Element| -> Result<gst::Pad, MediaError> {
+        let conv = make("videoconvert")?;
+        let scale = make("videoscale")?;
+        let rate = make("videorate")?;
+        rate.set_property("drop-only", true);
+        let filter = capsfilter(&raw)?;
+        pipeline
+            .add_many([&conv, &scale, &rate, &filter])
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+        link_all(&[src, &conv, &scale, &rate, &filter])?;
+        let pad = selector
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
+        filter
+            .static_pad("src")
+            .expect("capsfilter has a src pad")
+            .link(&pad)
+            .map_err(|_| MediaError::Link {
+                from: filter.name().to_string(),
+                to: "input-selector".into(),
+            })?;
+        Ok(pad)
+    };
+    let camera_raw = capture(&pipeline, &camera, camera_caps.as_ref(), "camera", o)?;
+    let camera_pad = branch_to_selector(&camera_raw)?;
+
+    let black = make("videotestsrc")?;
+    black.set_property("is-live", true);
+    black.set_property_from_str("pattern", "black");
+    pipeline
+        .add(&black)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let black_pad = branch_to_selector(&black)?;
+    sources.push(black.clone());
+
+    let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
+        Some((src, caps)) => {
+            pipeline
+                .add(&src)
+                .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+            sources.push(src.clone());
+            let raw = capture(&pipeline, &src, caps.as_ref(), "HDMI input", o)?;
+            Some(branch_to_selector(&raw)?)
+        }
+        None => None,
+    };
+    selector.set_property("active-pad", &camera_pad);
+
+    // ---- encoder
+    let vqueue = make("queue")?;
+    vqueue.set_property("name", "encoder-queue");
+    vqueue.set_property("max-size-buffers", 2u32);
+    vqueue.set_property("max-size-time", 0u64);
+    vqueue.set_property("max-size-bytes", 0u32);
+    vqueue.set_property_from_str("leaky", "downstream");
+    let mut chain: Vec<gst::Element> = vec![vqueue];
+    let (stages, encoder) = encoder_stages(o, profile)?;
+    chain.extend(stages);
+    let encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)> =
+        Arc::default();
+    {
+        use std::sync::atomic::Ordering;
+        let c = encoder_counts.clone();
+        encoder.static_pad("sink").expect("encoder sink").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                c.0.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    let parse = make("h264parse")?;
+    parse.set_property("config-interval", -1i32);
+    chain.push(parse);
+    chain.push(capsfilter(
+        "video/x-h264,stream-format=(string)byte-stream,alignment=(string)au",
+    )?);
+    let video_tee = make("tee")?;
+    video_tee.set_property("allow-not-linked", true);
+    {
+        let c = encoder_counts.clone();
+        video_tee.static_pad("sink").expect("tee sink").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                c.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    chain.push(video_tee.clone());
+    pipeline
+        .add_many(&chain)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let refs: Vec<&gst::Element> = std::iter::once(&selector).chain(chain.iter()).collect();
+    link_all(&refs)?;
+
+    // ---- local audio
+    let mic = match device_source(
+        &o.microphone,
+        &found.microphones,
+        profile.audio_source.as_ref(),
+        "pulsesrc",
+    )? {
+        Some((m, _)) => m,
+        None => match &profile.audio_source {
+            Some(stage) => make_stage(stage)?,
+            None => {
+                let e = make("audiotestsrc")?;
+                e.set_property("is-live", true);
+                e.set_property_from_str("wave", "silence");
+                e
+            }
+        },
+    };
+    let echo_cancel = o
+        .echo_cancellation
+        .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
+    sources.push(mic.clone());
+    let mut audio: Vec<gst::Element> = vec![
+        mic,
+        make("audioconvert")?,
+        make("audioresample")?,
+        capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=1")?,
+    ];
+    if echo_cancel {
+        let dsp = make("webrtcdsp")?;
+        dsp.set_property("echo-cancel", true);
+        dsp.set_property("noise-suppression", true);
+        audio.push(dsp);
+        audio.push(make("audioconvert")?);
+    }
+    let mic_volume = make("volume")?;
+    audio.push(mic_volume.clone());
+    let opus = make("opusenc")?;
+    opus.set_property("bitrate", (o.audio_kbps * 1000) as i32);
+    opus.set_property_from_str("audio-type", "voice");
+    opus.set_property_from_str("frame-size", "20");
+    audio.push(opus);
+    let audio_tee = make("tee")?;
+    audio_tee.set_property("allow-not-linked", true);
+    audio.push(audio_tee.clone());
+    pipeline
+        .add_many(&audio)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    link_all(&audio.iter().collect::<Vec<_>>())?;
+
+    // ---- remote video: compositor over a black background
+    let compositor = make("compositor")?;
+    compositor.set_property_from_str("background", "black");
+    let bg = make("videotestsrc")?;
+    bg.set_property("is-live", true);
+    bg.set_property_from_str("pattern", "black");
+    let bg_caps = capsfilter(&format!(
+        "video/x-raw,width={},height={},framerate={}/1",
+        o.display_width, o.display_height, o.framerate
+    ))?;
+    let out_caps = capsfilter(&format!(
+        "video/x-raw,width={},height={},framerate={}/1",
+        o.display_width, o.display_height, o.framerate
+    ))?;
+    let vconv = make("videoconvert")?;
+    let vq = make("queue")?;
+    vq.set_property("name", "display-queue");
+    let display = sink_element(&o.display, true)?;
+    sources.push(bg.clone());
+    pipeline
+        .add_many([&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    link_all(&[&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])?;
+
+    // ---- remote audio: mixer over silence
+    let mixer = make("audiomixer")?;
+    let silence = make("audiotestsrc")?;
+    silence.set_property("is-live", true);
+    silence.set_property_from_str("wave", "silence");
+    let silence_caps = capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=2")?;
+    sources.push(silence.clone());
+    let mut playback: Vec<gst::Element> = vec![silence, silence_caps, mixer.clone()];
+    if echo_cancel {
+        playback.push(make("audioconvert")?);
+        playback.push(make("audioresample")?);
+        playback.push(make("webrtcechoprobe")?);
+    }
+    let speaker_volume = make("volume")?;
+    speaker_volume.set_property("volume", o.volume as f64 / 100.0);
+    playback.push(speaker_volume.clone());
+    playback.push(make("audioconvert")?);
+    playback.push(make("audioresample")?);
+    let sq = make("queue")?;
+    sq.set_property("name", "speaker-queue");
+    playback.push(sq);
+    playback.push(sink_element(&o.speaker, false)?);
+    pipeline
+        .add_many(&playback)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    link_all(&playback.iter().collect::<Vec<_>>())?;
+
+    Ok(CallPipeline {
+        pipeline,
+        video_tee,
+        audio_tee,
+        selector,
+        camera_pad,
+        black_pad,
+        hdmi_pad,
+        mic_volume,
+        speaker_volume,
+        remote: RemoteOutputs {
+            compositor,
+            mixer,
+            layout: Arc::new(Mutex::new(Layout {
+                tiles: Vec::new(),
+                width: o.display_width as i32,
+                height: o.display_height as i32,
+            })),
+        },
+        encoder,
+        sources,
+        encoder_counts,
+    })
+}
+
+fn sink_element(choice: &SinkChoice, video: bool) -> Result<gst::Element, MediaError> {
+    let name = match choice {
+        SinkChoice::Element(name) => name.clone(),
+        SinkChoice::Auto => {
+            if video {
+                if std::env::var_os("DISPLAY").is_some()
+                    || std::env::var_os("WAYLAND_DISPLAY").is_some()
+                {
+                    "autovideosink".into()
+                } else if std::path::Path::new("/dev/dri/card0").exists()
+                    && gst::ElementFactory::find("kmssink").is_some()
+                {
+                    "kmssink".into()
+                } else {
+                    "fakesink".into()
+                }
+            } else if std::env::var_os("PULSE_SERVER").is_some()
+                || std::path::Path::new("/run/user").exists()
+                    && std::env::var_os("XDG_RUNTIME_DIR").is_some()
+                || std::path::Path::new("/dev/snd/controlC0").exists()
+            {
+                "autoaudiosink".into()
+            } else {
+                "fakesink".into()
+            }
+        }
+    };
+    let e = make(&name)?;
+    if name == "fakesink" {
+        e.set_property("sync", false);
+        e.set_property("async", false);
+    } else if e.find_property("sync").is_some() {
+        e.set_property("sync", true);
+    }
+    Ok(e)
+}
+
+impl CallPipeline {
+    /// Chooses what the camera input shows: HDMI when sharing, else camera or black.
+    pub fn set_video_input(&self, camera_on: bool, sharing: bool) -> Result<(), MediaError> {
+        let pad = if sharing {
+            self.hdmi_pad.as_ref().ok_or(MediaError::NoHdmi)?
+        } else if camera_on {
+            &self.camera_pad
+        } else {
+            &self.black_pad
+        };
+        self.selector.set_property("active-pad", pad);
+        Ok(())
+    }
+
+    /// Whether an HDMI capture input is wired.
+    pub fn has_hdmi(&self) -> bool {
+        self.hdmi_pad.is_some()
+    }
+
+    /// Mutes the microphone (silence is encoded; the sessions are untouched).
+    pub fn set_mic_muted(&self, muted: bool) {
+        self.mic_volume.set_property("mute", muted);
+    }
+
+    /// Speaker volume 0–100.
+    pub fn set_volume(&self, level: u8) {
+        self.speaker_volume
+            .set_property("volume", level.min(100) as f64 / 100.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Formats as a V4L2 device provider reports them (from real devices' `gst-device-monitor`).
+    /// A Logitech C920-style webcam: raw 720p only at 10 fps, MJPEG 720p at 30.
+    const USB_WEBCAM: &str = "video/x-raw, format=YUY2, width=640, height=480, framerate={ 30/1, 24/1, 15/1 }; \
+        video/x-raw, format=YUY2, width=1280, height=720, framerate={ 10/1, 5/1 }; \
+        image/jpeg, width=1280, height=720, framerate={ 30/1, 24/1, 15/1 }; \
+        image/jpeg, width=1920, height=1080, framerate={ 30/1, 24/1, 15/1 }";
+    /// A Pi camera through the V4L2 bridge: raw at any size and rate in range.
+    const PI_CAMERA: &str = "video/x-raw, format={ I420, NV12, YUY2 }, width=[ 32, 2592 ], height=[ 32, 1944 ], framerate=[ 1/1, 90/1 ]";
+    /// A cheap MS2109 HDMI dongle: 1080p30 only as MJPEG.
+    const HDMI_DONGLE: &str = "image/jpeg, width=1920, height=1080, framerate=30/1; \
+        video/x-raw, format=YUY2, width=1920, height=1080, framerate=5/1";
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn usb_webcam_at_720p30_is_captured_as_mjpeg() {
+        let c = caps(USB_WEBCAM);
+        assert_eq!(capture_format(Some(&c), 1280, 720, 30), CaptureFormat::Jpeg);
+        assert_eq!(
+            capture_format(Some(&c), 1920, 1080, 30),
+            CaptureFormat::Jpeg
+        );
+    }
+
+    #[test]
+    fn raw_is_preferred_when_the_device_gives_the_size_and_rate_raw() {
+        assert_eq!(
+            capture_format(Some(&caps(USB_WEBCAM)), 640, 480, 30),
+            CaptureFormat::Raw
+        );
+        assert_eq!(
+            capture_format(Some(&caps(PI_CAMERA)), 1280, 720, 30),
+            CaptureFormat::Raw
+        );
+    }
+
+    #[test]
+    fn hdmi_dongle_at_1080p30_is_captured_as_mjpeg() {
+        assert_eq!(
+            capture_format(Some(&caps(HDMI_DONGLE)), 1920, 1080, 30),
+            CaptureFormat::Jpeg
+        );
+    }
+
+    #[test]
+    fn unknown_formats_or_no_match_fall_back_to_raw() {
+        assert_eq!(capture_format(None, 1280, 720, 30), CaptureFormat::Raw);
+        assert_eq!(
+            capture_format(Some(&caps(HDMI_DONGLE)), 1280, 720, 30),
+            CaptureFormat::Raw
+        );
+    }
+
+    /// A stand-in MJPEG camera (test pattern encoded to JPEG) through the capture chain: every
+    /// frame comes out decoded at the call's size.
+    #[test]
+    fn mjpeg_capture_chain_decodes_every_frame() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            ..MediaOptions::default()
+        };
+        let pipeline = gst::Pipeline::new();
+        let camera = gst::parse::bin_from_description(
+            "videotestsrc num-buffers=12 ! video/x-raw,width=320,height=240,framerate=30/1 ! jpegenc",
+            true,
+        )
+        .unwrap();
+        let sink = make("fakesink").unwrap();
+        sink.set_property("sync", false);
+        sink.set_property("signal-handoffs", true);
+        let decoded = Arc::new(Mutex::new(Vec::new()));
+        let seen = decoded.clone();
+        sink.connect("handoff", false, move |args| {
+            let pad = args[2].get::<gst::Pad>().unwrap();
+            let caps = pad.current_caps().unwrap();
+            seen.lock()
+                .unwrap()
+                .push(caps.structure(0).unwrap().to_string());
+            None
+        });
+        pipeline.add_many([camera.upcast_ref(), &sink]).unwrap();
+        let raw = capture_output(&pipeline, camera.upcast_ref(), CaptureFormat::Jpeg, &o).unwrap();
+        raw.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("EOS or error within 10 s");
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+        let decoded = decoded.lock().unwrap();
+        assert_eq!(decoded.len(), 12);
+        assert!(decoded[0].starts_with("video/x-raw"), "{}", decoded[0]);
+        assert!(
+            decoded[0].contains("width=(int)320") && decoded[0].contains("height=(int)240"),
+            "{}",
+            decoded[0]
+        );
+    }
+}

@@ -1,0 +1,672 @@
+//! One WebRTC session (one `webrtcbin`) with one remote participant.
+//!
+//! Sending: a queue and payloader per medium hang off the shared encoder tees; the queue is
+//! leaky so a session that is still connecting never stalls the encoder for the others.
+//! Receiving: each incoming stream is decoded and linked into the compositor / mixer from
+//! GStreamer's own thread (it must be linked before the first buffer arrives); the elements it
+//! creates are recorded so closing the session removes every one of them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::pipeline::{CallPipeline, RemoteOutputs, make};
+use super::{IceOptions, Internal, MediaError};
+use crate::core::{CallType, ClientId};
+
+/// Payload types this session sends and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadTypes {
+    /// Opus.
+    pub opus: Option<u8>,
+    /// H.264 (we send it and accept it).
+    pub h264: Option<u8>,
+    /// VP8 (accepted from the peer).
+    pub vp8: Option<u8>,
+}
+
+impl PayloadTypes {
+    /// What we offer when we are the offerer.
+    pub const OFFER: PayloadTypes = PayloadTypes {
+        opus: Some(111),
+        h264: Some(102),
+        vp8: Some(96),
+    };
+}
+
+/// Frame counters, shared with the pad probes.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Video frames handed to the payloader.
+    pub frames_sent: AtomicU64,
+    /// Remote video frames decoded.
+    pub frames_decoded: AtomicU64,
+}
+
+#[derive(Default)]
+struct Received {
+    closed: bool,
+    elements: Vec<gst::Element>,
+    mixer_pads: Vec<(gst::Element, gst::Pad)>,
+    tiles: Vec<gst::Pad>,
+    video_codec: Option<String>,
+}
+
+/// A live session.
+pub struct Session {
+    /// The participant.
+    pub peer: ClientId,
+    /// Distinguishes sessions with the same participant over time.
+    pub epoch: u64,
+    /// The session's `webrtcbin`.
+    pub webrtc: gst::Element,
+    send: Vec<gst::Element>,
+    valves: Vec<gst::Element>,
+    tee_pads: Vec<(gst::Element, gst::Pad)>,
+    received: Arc<Mutex<Received>>,
+    /// Whether the remote description is set (candidates wait until it is).
+    pub remote_set: bool,
+    /// Candidates that arrived early.
+    pub pending: Vec<(u32, String)>,
+    /// Frame counters.
+    pub counters: Arc<Counters>,
+    /// Whether our ECDSA certificate went into the DTLS transport (then SDP fingerprints
+    /// must be corrected).
+    pub cert_applied: Arc<AtomicBool>,
+    /// Connected at least once.
+    pub connected: bool,
+    /// Its failure was reported to the core (once is enough).
+    pub failed: bool,
+    /// The payload types negotiated for this session.
+    pub pts: PayloadTypes,
+}
+
+fn rtp_caps(kind: &str, name: &str, pt: u8, clock: u32, extra: &str) -> String {
+    format!(
+        "application/x-rtp,media=(string){kind},encoding-name=(string){name},payload=(int){pt},clock-rate=(int){clock}{extra}"
+    )
+}
+
+const FB: &str =
+    ",rtcp-fb-nack-pli=(boolean)true,rtcp-fb-nack=(boolean)true,rtcp-fb-ccm-fir=(boolean)true";
+
+/// Everything needed to create a session.
+pub struct Spec<'a> {
+    /// The participant.
+    pub peer: ClientId,
+    /// Generation number.
+    pub epoch: u64,
+    /// Audio only, or audio + video.
+    pub call_type: CallType,
+    /// Payload types.
+    pub pts: PayloadTypes,
+    /// STUN/TURN.
+    pub ice: &'a IceOptions,
+    /// Certificate + key PEM.
+    pub cert_pem: &'a str,
+    /// Where callbacks report.
+    pub internal: mpsc::UnboundedSender<Internal>,
+}
+
+fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
+    pipeline
+        .add(e)
+        .map_err(|_| MediaError::Invalid(format!("cannot add {}", e.name())))
+}
+
+impl Session {
+    /// Creates the session's elements in the running call pipeline.
+    pub fn create(call: &CallPipeline, spec: Spec<'_>) -> Result<Session, MediaError> {
+        let pipeline = &call.pipeline;
+        let (peer, epoch) = (spec.peer, spec.epoch);
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property("name", format!("webrtc-{peer}-{epoch}"));
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        webrtc.set_property("latency", 100u32);
+        if let Some(stun) = &spec.ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        if let Some(turn) = &spec.ice.turn {
+            webrtc.set_property("turn-server", turn);
+        }
+        if spec.ice.relay_only {
+            webrtc.set_property_from_str("ice-transport-policy", "relay");
+        }
+
+        // Our ECDSA certificate goes into each DTLS transport as webrtcbin creates it, before
+        // its elements start (they pick the certificate up when they leave NULL).
+        let cert_applied = Arc::new(AtomicBool::new(false));
+        {
+            let pem = spec.cert_pem.to_string();
+            let applied = cert_applied.clone();
+            webrtc
+                .downcast_ref::<gst::Bin>()
+                .expect("webrtcbin is a bin")
+                .connect_element_added(move |_, element| {
+                    // webrtcbin 1.22 has no certificate property; its DTLS transport hands
+                    // `certificate` to the receive bin's dtlssrtpdec as `pem`. Set it there
+                    // while the bin is still in NULL, before the connection is taken.
+                    if element.type_().name() != "TransportReceiveBin" {
+                        return;
+                    }
+                    let Some(bin) = element.downcast_ref::<gst::Bin>() else {
+                        return;
+                    };
+                    for child in bin.iterate_recurse().into_iter().flatten() {
+                        if child.factory().is_some_and(|f| f.name() == "dtlssrtpdec") {
+                            child.set_property("pem", &pem);
+                            applied.store(true, Ordering::SeqCst);
+                        }
+                    }
+                });
+        }
+
+        let internal = spec.internal.clone();
+        webrtc.connect("on-ice-candidate", false, move |args| {
+            let mline = args[1].get::<u32>().unwrap_or(0);
+            let candidate = args[2].get::<String>().unwrap_or_default();
+            let _ = internal.send(Internal::Candidate {
+                peer,
+                epoch,
+                mline,
+                candidate,
+            });
+            None
+        });
+        let internal = spec.internal.clone();
+        webrtc.connect_notify(Some("connection-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            let _ = internal.send(Internal::State { peer, epoch, state });
+        });
+
+        let received: Arc<Mutex<Received>> = Arc::default();
+        let counters: Arc<Counters> = Arc::default();
+        {
+            let pipeline = pipeline.downgrade();
+            let remote = call.remote.clone();
+            let received = received.clone();
+            let counters = counters.clone();
+            let internal = spec.internal.clone();
+            webrtc.connect_pad_added(move |_, pad| {
+                if pad.direction() != gst::PadDirection::Src {
+                    return;
+                }
+                let Some(pipeline) = pipeline.upgrade() else {
+                    return;
+                };
+                if let Err(e) = on_remote_stream(
+                    &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
+                ) {
+                    warn!(%peer, error = %e, "cannot play a remote stream");
+                }
+            });
+        }
+        add(pipeline, &webrtc)?;
+        webrtc
+            .sync_state_with_parent()
+            .map_err(|_| MediaError::Invalid("cannot start webrtcbin".into()))?;
+
+        let mut session = Session {
+            peer,
+            epoch,
+            webrtc: webrtc.clone(),
+            send: Vec::new(),
+            valves: Vec::new(),
+            tee_pads: Vec::new(),
+            received,
+            remote_set: false,
+            pending: Vec::new(),
+            counters,
+            cert_applied,
+            connected: false,
+            failed: false,
+            pts: spec.pts,
+        };
+
+        if let Some(pt) = spec.pts.opus {
+            let pay = make("rtpopuspay")?;
+            pay.set_property("pt", pt as u32);
+            // Browsers only accept Opus as `opus/48000/2` (stereo-capable), whatever we send.
+            let caps = rtp_caps("audio", "OPUS", pt, 48000, ",encoding-params=(string)2");
+            session.attach(pipeline, &call.audio_tee, pay, &caps, &caps, None)?;
+        }
+        if spec.call_type.has_video()
+            && let Some(pt) = spec.pts.h264
+        {
+            let pay = make("rtph264pay")?;
+            pay.set_property("pt", pt as u32);
+            pay.set_property("config-interval", -1i32);
+            pay.set_property("mtu", 1200u32);
+            pay.set_property_from_str("aggregate-mode", "zero-latency");
+            let send_caps = rtp_caps("video", "H264", pt, 90000, "");
+            let mut prefs = rtp_caps(
+                "video",
+                "H264",
+                pt,
+                90000,
+                &format!(",packetization-mode=(string)1,level-asymmetry-allowed=(string)1{FB}"),
+            );
+            if let Some(vp8) = spec.pts.vp8 {
+                prefs.push(';');
+                prefs.push_str(&rtp_caps("video", "VP8", vp8, 90000, FB));
+            }
+            let counters = session.counters.clone();
+            session.attach(
+                pipeline,
+                &call.video_tee,
+                pay,
+                &send_caps,
+                &prefs,
+                Some(counters),
+            )?;
+        }
+        Ok(session)
+    }
+
+    /// Hangs `valve ! queue ! payloader ! capsfilter` off `tee` into a new webrtcbin sink pad.
+    ///
+    /// The shared encoder's thread must never enter a webrtcbin: webrtcbin holds its lock while
+    /// it waits for streaming threads, so an encoder thread blocked in a webrtcbin pad query
+    /// stalls every session (seen: an answering session froze the encoder after one frame).
+    /// So the valve answers caps queries itself, the queue hands buffers to a thread of the
+    /// session's own, and the valve stays closed until the session is connected (webrtcbin
+    /// holds data back until DTLS is up).
+    fn attach(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        tee: &gst::Element,
+        pay: gst::Element,
+        send_caps: &str,
+        prefs: &str,
+        count: Option<Arc<Counters>>,
+    ) -> Result<(), MediaError> {
+        let valve = make("valve")?;
+        valve.set_property(
+            "name",
+            format!("valve-{}-{}-{}", pay.name(), self.peer, self.epoch),
+        );
+        valve.set_property("drop", true);
+        valve.static_pad("sink").expect("valve sink").add_probe(
+            gst::PadProbeType::QUERY_DOWNSTREAM,
+            |_, info| {
+                let Some(gst::PadProbeData::Query(q)) = info.data.as_mut() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let serialized = q.is_serialized();
+                match q.view_mut() {
+                    gst::QueryViewMut::Caps(c) => {
+                        let caps = c.filter_owned().unwrap_or_else(gst::Caps::new_any);
+                        c.set_result(&caps);
+                        gst::PadProbeReturn::Handled
+                    }
+                    gst::QueryViewMut::AcceptCaps(a) => {
+                        a.set_result(true);
+                        gst::PadProbeReturn::Handled
+                    }
+                    // Serialized queries (allocation, drain) would make the encoder wait for
+                    // this session's queue and webrtcbin: answer with the defaults here.
+                    _ if serialized => gst::PadProbeReturn::Handled,
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            },
+        );
+        let queue = make("queue")?;
+        queue.set_property(
+            "name",
+            format!("send-{}-{}-{}", pay.name(), self.peer, self.epoch),
+        );
+        queue.set_property("max-size-buffers", 30u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 0u64);
+        queue.set_property_from_str("leaky", "downstream");
+        let filter = make("capsfilter")?;
+        let caps: gst::Caps = send_caps
+            .parse()
+            .map_err(|_| MediaError::Invalid(format!("bad caps {send_caps}")))?;
+        filter.set_property("caps", &caps);
+        for e in [&valve, &queue, &pay, &filter] {
+            add(pipeline, e)?;
+        }
+        gst::Element::link_many([&valve, &queue, &pay, &filter]).map_err(|_| MediaError::Link {
+            from: valve.name().to_string(),
+            to: filter.name().to_string(),
+        })?;
+        if let Some(counters) = count {
+            pay.static_pad("sink").expect("payloader sink").add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, _| {
+                    counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        let sink = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Invalid("webrtcbin gave no sink pad".into()))?;
+        if let Some(trans) = sink
+            .find_property("transceiver")
+            .map(|_| sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver"))
+        {
+            let prefs: gst::Caps = prefs
+                .parse()
+                .map_err(|_| MediaError::Invalid(format!("bad caps {prefs}")))?;
+            trans.set_property("codec-preferences", &prefs);
+            trans.set_property(
+                "direction",
+                gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+            );
+        }
+        filter
+            .static_pad("src")
+            .expect("capsfilter src")
+            .link(&sink)
+            .map_err(|e| MediaError::Link {
+                from: filter.name().to_string(),
+                to: format!("{} ({e:?})", self.webrtc.name()),
+            })?;
+        // Everything runs before the shared tee feeds it: a push into a branch that is still
+        // in NULL returns FLUSHING, which a tee with one branch passes back to the encoder,
+        // whose queue then stops for good.
+        for e in [&valve, &queue, &pay, &filter] {
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
+        }
+        let tee_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| MediaError::Invalid("tee gave no pad".into()))?;
+        tee_pad
+            .link(&valve.static_pad("sink").expect("valve sink"))
+            .map_err(|_| MediaError::Link {
+                from: tee.name().to_string(),
+                to: valve.name().to_string(),
+            })?;
+        self.tee_pads.push((tee.clone(), tee_pad));
+        self.valves.push(valve.clone());
+        self.send.extend([valve, queue, pay, filter]);
+        Ok(())
+    }
+
+    /// Starts sending (the session is connected).
+    pub fn open(&self) {
+        for v in &self.valves {
+            v.set_property("drop", false);
+        }
+    }
+
+    /// Asks the encoder for a key frame (a new participant must not wait for the next one).
+    pub fn request_key_frame(&self) {
+        for e in &self.send {
+            if e.factory().is_some_and(|f| f.name() == "rtph264pay")
+                && let Some(pad) = e.static_pad("src")
+            {
+                let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                pad.send_event(ev);
+            }
+        }
+    }
+
+    /// The codec of the remote video, once it arrived.
+    pub fn remote_video_codec(&self) -> Option<String> {
+        self.received
+            .lock()
+            .ok()
+            .and_then(|r| r.video_codec.clone())
+    }
+
+    /// Removes every element of the session from the running pipeline, leaving the other
+    /// sessions untouched. Order matters: first detach from the shared encoders (at an idle
+    /// point of each tee pad), then stop our own sending threads, then webrtcbin, then the
+    /// receiving branches, and last give their mixer pads back. Blocks briefly, so call it off
+    /// the async runtime. (When the whole call ends, the pipeline is stopped as one instead.)
+    pub fn close(self, call_pipeline: &gst::Pipeline, remote: &RemoteOutputs) {
+        {
+            let mut r = self.received.lock().unwrap_or_else(|p| p.into_inner());
+            r.closed = true;
+        }
+        for (tee, pad) in &self.tee_pads {
+            let (tx, rx) = std::sync::mpsc::channel();
+            pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                let _ = tx.send(());
+                gst::PadProbeReturn::Remove
+            });
+            if rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                warn!(
+                    peer = %self.peer,
+                    "encoder branch did not become idle; detaching anyway"
+                );
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+            }
+            tee.release_request_pad(pad);
+        }
+        // Let the session's own queues run dry before stopping them: deactivating a queue
+        // whose thread is mid-push can leave that thread spinning (GStreamer 1.22).
+        for v in &self.valves {
+            v.set_property("drop", true);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        for q in self
+            .send
+            .iter()
+            .filter(|e| e.factory().is_some_and(|f| f.name() == "queue"))
+        {
+            while q.property::<u32>("current-level-buffers") > 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        for e in &self.send {
+            let _ = e.set_state(gst::State::Null);
+        }
+        self.stop_ice();
+        let _ = self.webrtc.set_state(gst::State::Null);
+        let r = std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
+        for e in &r.elements {
+            let _ = e.set_state(gst::State::Null);
+        }
+        {
+            let mut layout = remote.layout.lock().unwrap_or_else(|p| p.into_inner());
+            for pad in &r.tiles {
+                layout.remove(pad);
+            }
+        }
+        for (mixer, pad) in &r.mixer_pads {
+            mixer.release_request_pad(pad);
+        }
+        let _ = call_pipeline.remove(&self.webrtc);
+        for e in self.send.iter().chain(r.elements.iter()) {
+            let _ = call_pipeline.remove(e);
+        }
+        debug!(peer = %self.peer, "session closed");
+    }
+
+    /// Marks the session closed so late GStreamer callbacks add nothing, and stops its ICE
+    /// sources; the caller stops the pipeline as a whole.
+    pub fn abandon(self) {
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed = true;
+        self.stop_ice();
+    }
+
+    /// webrtcbin 1.22 keeps each `nicesrc` in a locked PLAYING state until its receive bin
+    /// reaches NULL, so while the bin goes PAUSED → READY the ICE source keeps pushing into an
+    /// internal queue that is being deactivated, which can leave that queue's thread spinning
+    /// forever. Stopping the ICE sources first avoids the race.
+    fn stop_ice(&self) {
+        let Some(bin) = self.webrtc.downcast_ref::<gst::Bin>() else {
+            return;
+        };
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "nicesrc") {
+                e.set_locked_state(false);
+                let _ = e.set_state(gst::State::Null);
+            }
+        }
+    }
+}
+
+/// A remote RTP stream appeared: decode it into the compositor or mixer. Runs on GStreamer's
+/// thread and links before returning.
+#[allow(clippy::too_many_arguments)]
+fn on_remote_stream(
+    pipeline: &gst::Pipeline,
+    remote: &RemoteOutputs,
+    received: &Arc<Mutex<Received>>,
+    counters: &Arc<Counters>,
+    internal: &mpsc::UnboundedSender<Internal>,
+    peer: ClientId,
+    epoch: u64,
+    pad: &gst::Pad,
+) -> Result<(), MediaError> {
+    if received.lock().map(|r| r.closed).unwrap_or(true) {
+        return Ok(());
+    }
+    let codec = pad.current_caps().and_then(|c| {
+        c.structure(0)
+            .and_then(|s| s.get::<String>("encoding-name").ok())
+    });
+    let decode = make("decodebin")?;
+    {
+        let pipeline = pipeline.downgrade();
+        let remote = remote.clone();
+        let received = received.clone();
+        let counters = counters.clone();
+        let internal = internal.clone();
+        decode.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline.upgrade() else {
+                return;
+            };
+            if let Err(e) = on_decoded(
+                &pipeline, &remote, &received, &counters, &internal, peer, epoch, pad,
+            ) {
+                warn!(%peer, error = %e, "cannot show a decoded stream");
+            }
+        });
+    }
+    add(pipeline, &decode)?;
+    decode
+        .sync_state_with_parent()
+        .map_err(|_| MediaError::Invalid("cannot start decodebin".into()))?;
+    pad.link(&decode.static_pad("sink").expect("decodebin sink"))
+        .map_err(|_| MediaError::Link {
+            from: pad.name().to_string(),
+            to: "decodebin".into(),
+        })?;
+    let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = codec.filter(|c| c != "OPUS") {
+        r.video_codec = Some(c);
+    }
+    r.elements.push(decode);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_decoded(
+    pipeline: &gst::Pipeline,
+    remote: &RemoteOutputs,
+    received: &Arc<Mutex<Received>>,
+    counters: &Arc<Counters>,
+    internal: &mpsc::UnboundedSender<Internal>,
+    peer: ClientId,
+    epoch: u64,
+    pad: &gst::Pad,
+) -> Result<(), MediaError> {
+    let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+    if r.closed {
+        return Ok(());
+    }
+    let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+    let is_video = caps
+        .as_ref()
+        .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+        .unwrap_or(false);
+    let convert = make(if is_video {
+        "videoconvert"
+    } else {
+        "audioconvert"
+    })?;
+    let (chain, mixer) = if is_video {
+        (vec![convert.clone()], remote.compositor.clone())
+    } else {
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 48000i32)
+                .field("channels", 2i32)
+                .build(),
+        );
+        (
+            vec![convert.clone(), make("audioresample")?, filter],
+            remote.mixer.clone(),
+        )
+    };
+    for e in &chain {
+        add(pipeline, e)?;
+    }
+    gst::Element::link_many(chain.iter()).map_err(|_| MediaError::Link {
+        from: "decoded stream".into(),
+        to: "converter".into(),
+    })?;
+    let mix_pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("mixer gave no pad".into()))?;
+    chain
+        .last()
+        .expect("non-empty chain")
+        .static_pad("src")
+        .expect("src pad")
+        .link(&mix_pad)
+        .map_err(|_| MediaError::Link {
+            from: "converter".into(),
+            to: mixer.name().to_string(),
+        })?;
+    if is_video {
+        let counters = counters.clone();
+        let internal = internal.clone();
+        convert
+            .static_pad("sink")
+            .expect("converter sink")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if counters.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
+                    let _ = internal.send(Internal::FirstFrame { peer, epoch });
+                }
+                gst::PadProbeReturn::Ok
+            });
+        remote
+            .layout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(peer, mix_pad.clone());
+        r.tiles.push(mix_pad.clone());
+    }
+    r.mixer_pads.push((mixer, mix_pad));
+    for e in &chain {
+        e.sync_state_with_parent()
+            .map_err(|_| MediaError::Invalid(format!("cannot start {}", e.name())))?;
+    }
+    pad.link(&convert.static_pad("sink").expect("converter sink"))
+        .map_err(|_| MediaError::Link {
+            from: "decodebin".into(),
+            to: convert.name().to_string(),
+        })?;
+    r.elements.extend(chain);
+    Ok(())
+}
