@@ -123,6 +123,9 @@ fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
 impl Session {
     /// Creates the session's elements in the running call pipeline.
     pub fn create(call: &CallPipeline, spec: Spec<'_>) -> Result<Session, MediaError> {
+        // Long on purpose, for now: a split of this module (commit 1dab2ee) lost a call's media in
+        // the fifty-sequential-calls test (2 runs of 3) and was backed out; split it again with that
+        // test run several times.
         let pipeline = &call.pipeline;
         let (peer, epoch) = (spec.peer, spec.epoch);
         let webrtc = make("webrtcbin")?;
@@ -286,6 +289,9 @@ impl Session {
         prefs: &str,
         count: Option<Arc<Counters>>,
     ) -> Result<(), MediaError> {
+        // Long on purpose, for now: a split of this module (commit 1dab2ee) lost a call's media in
+        // the fifty-sequential-calls test (2 runs of 3) and was backed out; split it again with that
+        // test run several times.
         let valve = make("valve")?;
         valve.set_property(
             "name",
