@@ -23,7 +23,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
@@ -483,7 +482,7 @@ impl Engine {
                     None => break,
                 },
                 Some(msg) = internal.recv() => self.internal(msg),
-                Some(msg) = next_bus(&mut bus) => self.bus(&msg),
+                Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
             }
         }
@@ -964,13 +963,6 @@ impl Engine {
             info!("call media stopped");
         }
         self.stats_tx.send_replace(MediaStats::default());
-    }
-}
-
-async fn next_bus(bus: &mut Option<gst::bus::BusStream>) -> Option<gst::Message> {
-    match bus {
-        Some(b) => b.next().await,
-        None => std::future::pending().await,
     }
 }
 
