@@ -9,6 +9,7 @@
 //! which must happen before their first buffer and only touches elements of its own session).
 
 pub mod cert;
+pub mod check;
 pub mod devices;
 pub mod pipeline;
 pub mod profile;
@@ -590,6 +591,12 @@ impl Engine {
         self.emit(MediaEvent::SessionFailed { peer, reason });
     }
 
+    /// Refuses what a participant sent: the session with them fails with the reason (once);
+    /// nobody else's session is touched.
+    fn refuse(&mut self, peer: ClientId, what: &str, why: check::Refusal) {
+        self.fail(peer, format!("refused the {what}: {why}"));
+    }
+
     fn start_session(
         &mut self,
         peer: ClientId,
@@ -685,6 +692,10 @@ impl Engine {
             MediaSignal::Offer { sdp } => {
                 let call_type = self.awaiting_offer.remove(&peer).unwrap_or(CallType::Video);
                 self.close_session(peer).await;
+                let checked = match check::description(&sdp, check::Kind::Offer) {
+                    Ok(c) => c,
+                    Err(why) => return self.refuse(peer, "offer", why),
+                };
                 let sections = sdp::sections(&sdp);
                 let audio = sections.iter().find(|s| s.kind == "audio");
                 let video = sections.iter().find(|s| s.kind == "video");
@@ -697,9 +708,10 @@ impl Engine {
                     self.fail(peer, e.to_string());
                     return;
                 }
-                let Some(s) = self.sessions.get(&peer) else {
+                let Some(s) = self.sessions.get_mut(&peer) else {
                     return;
                 };
+                s.remote = Some(checked);
                 let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
                     self.fail(peer, "the offer is not valid SDP".into());
                     return;
@@ -729,6 +741,14 @@ impl Engine {
                 let Some(s) = self.sessions.get_mut(&peer) else {
                     return;
                 };
+                if s.remote.is_some() {
+                    let why = check::Refusal("a second answer".into());
+                    return self.refuse(peer, "answer", why);
+                }
+                let checked = match check::description(&sdp, check::Kind::Answer) {
+                    Ok(c) => c,
+                    Err(why) => return self.refuse(peer, "answer", why),
+                };
                 let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
                     let reason = "the answer is not valid SDP".to_string();
                     self.fail(peer, reason);
@@ -738,8 +758,20 @@ impl Engine {
                     gst_webrtc::WebRTCSDPType::Answer,
                     msg,
                 );
+                let (internal, epoch) = (self.internal.clone(), s.epoch);
+                let promise = gst::Promise::with_change_func(move |reply| {
+                    if matches!(&reply, Ok(Some(r)) if r.has_field("error")) {
+                        let reason = "webrtcbin refused the answer".to_string();
+                        let _ = internal.send(Internal::Failed {
+                            peer,
+                            epoch,
+                            reason,
+                        });
+                    }
+                });
                 s.webrtc
-                    .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+                    .emit_by_name::<()>("set-remote-description", &[&desc, &promise]);
+                s.remote = Some(checked);
                 s.remote_set = true;
                 for (mline, c) in std::mem::take(&mut s.pending) {
                     s.webrtc
@@ -749,18 +781,29 @@ impl Engine {
             MediaSignal::Candidate {
                 candidate,
                 sdp_mline_index,
-                ..
+                sdp_mid,
             } => {
                 let Some(s) = self.sessions.get_mut(&peer) else {
                     return;
                 };
-                if candidate.is_empty() {
-                    return;
+                let checked = check::candidate(
+                    &candidate,
+                    sdp_mline_index,
+                    sdp_mid.as_deref(),
+                    s.remote.as_ref(),
+                );
+                let candidate = match checked {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return,
+                    Err(why) => return self.refuse(peer, "candidate", why),
+                };
+                if !s.remote_set && s.pending.len() >= session::MAX_EARLY_CANDIDATES {
+                    let why = check::Refusal(format!(
+                        "more than {} candidates before the session description",
+                        session::MAX_EARLY_CANDIDATES
+                    ));
+                    return self.refuse(peer, "candidate", why);
                 }
-                let candidate = candidate
-                    .strip_prefix("a=")
-                    .unwrap_or(&candidate)
-                    .to_string();
                 if s.remote_set {
                     s.webrtc
                         .emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);

@@ -85,7 +85,16 @@ pub struct Session {
     pub failed: bool,
     /// The payload types negotiated for this session.
     pub pts: PayloadTypes,
+    /// The remote description, as checked (candidates are checked against it).
+    pub remote: Option<super::check::Checked>,
 }
+
+/// Candidates kept while the remote description is not yet set.
+pub const MAX_EARLY_CANDIDATES: usize = 64;
+
+/// The encodings a remote participant's stream may use: anything else (a codec an offer
+/// smuggled in, `X-GST` payloads and the like) is received and dropped, never decoded.
+const DECODED: &[&str] = &["H264", "VP8", "OPUS"];
 
 fn rtp_caps(kind: &str, name: &str, pt: u8, clock: u32, extra: &str) -> String {
     format!(
@@ -112,6 +121,17 @@ pub struct Spec<'a> {
     pub cert_pem: &'a str,
     /// Where callbacks report.
     pub internal: mpsc::UnboundedSender<Internal>,
+}
+
+/// A payload type for a payloader's `pt` property, which GLib limits to 0–127 (setting more
+/// would panic).
+fn rtp_pt(pt: u8) -> Result<u32, MediaError> {
+    if pt > 127 {
+        return Err(MediaError::Invalid(format!(
+            "payload type {pt} is above 127"
+        )));
+    }
+    Ok(u32::from(pt))
 }
 
 fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
@@ -230,11 +250,12 @@ impl Session {
             connected: false,
             failed: false,
             pts: spec.pts,
+            remote: None,
         };
 
         if let Some(pt) = spec.pts.opus {
             let pay = make("rtpopuspay")?;
-            pay.set_property("pt", pt as u32);
+            pay.set_property("pt", rtp_pt(pt)?);
             // Browsers only accept Opus as `opus/48000/2` (stereo-capable), whatever we send.
             let caps = rtp_caps("audio", "OPUS", pt, 48000, ",encoding-params=(string)2");
             session.attach(pipeline, &call.audio_tee, pay, &caps, &caps, None)?;
@@ -243,7 +264,7 @@ impl Session {
             && let Some(pt) = spec.pts.h264
         {
             let pay = make("rtph264pay")?;
-            pay.set_property("pt", pt as u32);
+            pay.set_property("pt", rtp_pt(pt)?);
             pay.set_property("config-interval", -1i32);
             pay.set_property("mtu", 1200u32);
             pay.set_property_from_str("aggregate-mode", "zero-latency");
@@ -547,6 +568,29 @@ fn on_remote_stream(
         c.structure(0)
             .and_then(|s| s.get::<String>("encoding-name").ok())
     });
+    if !codec
+        .as_deref()
+        .is_some_and(|c| DECODED.iter().any(|d| c.eq_ignore_ascii_case(d)))
+    {
+        warn!(%peer, ?codec, "a remote stream in an encoding that is not decoded: dropped");
+        let drop = make("fakesink")?;
+        drop.set_property("sync", false);
+        drop.set_property("async", false);
+        add(pipeline, &drop)?;
+        drop.sync_state_with_parent()
+            .map_err(|_| MediaError::Invalid("cannot start fakesink".into()))?;
+        pad.link(&drop.static_pad("sink").expect("fakesink sink"))
+            .map_err(|_| MediaError::Link {
+                from: pad.name().to_string(),
+                to: "fakesink".into(),
+            })?;
+        received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elements
+            .push(drop);
+        return Ok(());
+    }
     let decode = make("decodebin")?;
     {
         let pipeline = pipeline.downgrade();
