@@ -1,6 +1,6 @@
 //! Remote management through a real broker (mosquitto started per test): state, events,
-//! commands and replies, fleet selectors, reconnects, last will, TLS and Home Assistant
-//! discovery, as a dashboard sees them.
+//! commands and replies, fleet selectors, reconnects, last will and TLS, as a dashboard sees
+//! them (Home Assistant discovery and `mqtt-forget`: tests/home_assistant.rs).
 
 mod support;
 
@@ -437,85 +437,6 @@ async fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_reported() {
     assert!(!s.connected);
     agent.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn home_assistant_discovery_describes_the_device_and_follows_ha_restarts() {
-    let (_server, broker, agent, mut dash) = setup("mode = \"never\"", "").await;
-    let topics = [
-        "homeassistant/switch/room/mic_mute/config",
-        "homeassistant/switch/room/camera/config",
-        "homeassistant/button/room/hangup/config",
-        "homeassistant/sensor/room/call_state/config",
-        "homeassistant/binary_sensor/room/in_call/config",
-        "homeassistant/sensor/room/temperature/config",
-    ];
-    for t in topics {
-        let v = dash.wait_json(t, |_| true).await;
-        assert!(
-            v["unique_id"].as_str().unwrap().starts_with("room_"),
-            "{t}: {v}"
-        );
-        assert_eq!(v["availability_topic"], STATUS, "{t}");
-        assert_eq!(v["device"]["identifiers"][0], "roomagent_room", "{t}");
-        assert!(
-            v["state_topic"].is_string() || v["command_topic"].is_string(),
-            "{t}"
-        );
-    }
-    // Retained: a dashboard that connects later gets them at once.
-    let mut late = Dashboard::connect(broker.port, &["homeassistant/#"]).await;
-    let v = late.wait_json(topics[0], |_| true).await;
-    assert_eq!(v["command_topic"], "roomagent/room/cmd/mute");
-    // The mute switch works the way Home Assistant drives it.
-    dash.publish("roomagent/room/cmd/mute", r#"{"mute":true}"#)
-        .await;
-    dash.wait_json(STATE, |v| v["mic_muted"] == true).await;
-    // Home Assistant restarted: discovery is published again.
-    dash.publish("homeassistant/status", "online").await;
-    dash.wait_json(topics[2], |_| true).await;
-    agent.stop().await;
-}
-
-#[test]
-fn mqtt_forget_clears_a_decommissioned_devices_entities() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (server, broker, agent, mut dash) = setup("mode = \"never\"", "").await;
-        dash.wait_json("homeassistant/button/room/hangup/config", |_| true)
-            .await;
-        agent.stop().await;
-        let dir = std::env::temp_dir().join(format!("roomagent-forget-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("config.toml");
-        std::fs::write(
-            &conf,
-            mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", ""),
-        )
-        .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomagent"))
-            .args(["mqtt-forget", "--config"])
-            .arg(&conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // A dashboard connecting now finds no retained discovery config for the device.
-        let mut late = Dashboard::connect(broker.port, &["homeassistant/#", "roomagent/#"]).await;
-        let seen = late.drain(Duration::from_secs(1)).await;
-        let leftovers: Vec<_> = seen
-            .iter()
-            .filter(|(_, p, r)| *r && !p.is_empty())
-            .collect();
-        assert!(
-            leftovers.is_empty(),
-            "retained messages left: {leftovers:?}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    });
 }
 
 /// A box whose best profile's encoder exists but fails (as a Raspberry Pi's hardware encoder

@@ -257,6 +257,8 @@ pub struct MqttConfig {
     pub discovery: bool,
     /// Home Assistant's discovery prefix.
     pub discovery_prefix: String,
+    /// A local web page for this device (http or https), shown in Home Assistant's device page.
+    pub configuration_url: Option<String>,
     /// Fleet group this device belongs to (fleet commands can select it).
     pub group: Option<String>,
     /// Site this device is at (fleet commands can select it).
@@ -284,6 +286,7 @@ impl Default for MqttConfig {
             telemetry_interval_s: 60,
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            configuration_url: None,
             group: None,
             site: None,
             reconnect_min_ms: 500,

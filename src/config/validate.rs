@@ -212,6 +212,14 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                 "a password without a user name; set username".into(),
             );
         }
+        if let Some(u) = &q.configuration_url
+            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        {
+            err(
+                "mqtt.configuration_url",
+                format!("{u:?} must be an http:// or https:// URL"),
+            );
+        }
         if q.keep_alive_s < 5 {
             err("mqtt.keep_alive_s", "must be at least 5".into());
         }

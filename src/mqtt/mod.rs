@@ -9,8 +9,11 @@
 //! offline arrive when it reconnects; subscriptions are renewed on every ConnAck.
 
 pub mod discovery;
+mod forget;
 pub mod telemetry;
 pub mod topics;
+
+pub use forget::{FORGET_GAP, forget};
 
 use std::future::Future;
 use std::path::Path;
@@ -87,6 +90,8 @@ pub struct Options {
     pub reconnect: (Duration, Duration),
     /// Display name.
     pub name: String,
+    /// A local page for the device, shown by Home Assistant as its configuration URL.
+    pub configuration_url: Option<String>,
 }
 
 impl Options {
@@ -138,10 +143,11 @@ impl Options {
                 Duration::from_millis(m.reconnect_max_ms),
             ),
             name: c.device.display_name().to_string(),
+            configuration_url: m.configuration_url.clone(),
         })
     }
 
-    fn mqtt_options(&self) -> MqttOptions {
+    pub(crate) fn mqtt_options(&self) -> MqttOptions {
         let mut o = MqttOptions::new(self.topics.id.clone(), self.host.clone(), self.port);
         o.set_keep_alive(self.keep_alive);
         o.set_clean_session(false);
@@ -302,7 +308,7 @@ async fn poll(
 }
 
 /// A connection error, in words a person can act on.
-fn describe(e: &ConnectionError) -> String {
+pub(crate) fn describe(e: &ConnectionError) -> String {
     match e {
         ConnectionError::Tls(t) => {
             format!("TLS handshake failed ({t}); check mqtt.ca_file and the client certificate")
@@ -490,9 +496,16 @@ impl Worker<'_> {
                 .map(|i| format!("roomagent ({})", i.profile))
                 .unwrap_or_else(|| "roomagent".into()),
             sw_version: env!("CARGO_PKG_VERSION").into(),
+            hw_version: telemetry::board_model(),
+            configuration_url: self.opts.configuration_url.clone(),
         };
-        for (topic, payload) in discovery::configs(prefix, &self.opts.topics, &info) {
-            self.publish(topic, true, payload.to_string()).await;
+        let present = discovery::Present {
+            temperature: telemetry::temperature_c().is_some(),
+        };
+        for (topic, payload) in discovery::configs(prefix, &self.opts.topics, &info, &present) {
+            // An entity this device lacks: an empty retained config removes a stale one.
+            let text = payload.map(|p| p.to_string()).unwrap_or_default();
+            self.publish(topic, true, text).await;
         }
     }
 
@@ -590,54 +603,4 @@ impl Worker<'_> {
         info!(%verb, ok = result.is_ok(), "MQTT command");
         self.reply(verb, &id, result).await;
     }
-}
-
-/// Removes a decommissioned device from dashboards: empty retained payloads on its discovery,
-/// state and status topics. Returns the topics cleared.
-pub async fn forget(opts: &Options) -> Result<Vec<String>, String> {
-    let mut o = opts.mqtt_options();
-    o.set_clean_session(true);
-    o.set_client_id(format!("{}-forget", opts.topics.id));
-    let (client, mut eventloop) = AsyncClient::new(o, 64);
-    let mut topics: Vec<String> = vec![opts.topics.state(), opts.topics.status()];
-    if let Some(prefix) = &opts.discovery_prefix {
-        let info = discovery::DeviceInfo {
-            id: opts.topics.id.clone(),
-            name: opts.name.clone(),
-            model: String::new(),
-            sw_version: String::new(),
-        };
-        topics.extend(
-            discovery::configs(prefix, &opts.topics, &info)
-                .into_iter()
-                .map(|(t, _)| t),
-        );
-    }
-    for t in &topics {
-        client
-            .publish(t.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    // Every clearing must be acknowledged before we leave.
-    let mut acked = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while acked < topics.len() {
-        match tokio::time::timeout_at(deadline, eventloop.poll()).await {
-            Err(_) => return Err("the broker did not confirm in time".into()),
-            Ok(Err(e)) => return Err(describe(&e)),
-            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
-            Ok(Ok(_)) => {}
-        }
-    }
-    let _ = client.disconnect().await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok(topics)
 }

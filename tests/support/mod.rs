@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod ha;
 pub mod mqtt;
 pub mod netns;
 pub mod rtm_gate;

@@ -87,3 +87,22 @@ fn docking_login_needs_app_id_secret_and_account() {
         assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
     }
 }
+
+#[test]
+fn the_home_assistant_configuration_url_must_be_a_web_page() {
+    let mut c = Config::default();
+    c.device.id = "r".into();
+    c.mqtt.enabled = true;
+    let flagged = |c: &Config| {
+        check(c, Purpose::Agent)
+            .iter()
+            .any(|(k, _)| k == "mqtt.configuration_url")
+    };
+    assert!(!flagged(&c), "optional");
+    c.mqtt.configuration_url = Some("http://room-101.local/".into());
+    assert!(!flagged(&c));
+    for bad in ["room-101.local", "ftp://room-101.local/", "http://"] {
+        c.mqtt.configuration_url = Some(bad.into());
+        assert!(flagged(&c), "{bad}");
+    }
+}
