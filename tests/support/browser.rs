@@ -1,5 +1,5 @@
 //! Headless Chromium driven over W3C WebDriver (Debian's `chromium` + `chromium-driver`),
-//! with the flags TESTING.md lists: fake camera and microphone, no mDNS hiding of local
+//! with the flags docs/testing.md lists: fake camera and microphone, no mDNS hiding of local
 //! addresses, a fresh profile, no background networking.
 
 use std::process::{Child, Command, Stdio};

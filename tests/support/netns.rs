@@ -1,6 +1,6 @@
 //! Runs a test inside a network namespace of its own: loopback plus a veth pair that stays
 //! inside it, so ICE candidates, WebRTC peers and browsers can only reach addresses this test
-//! created (see TESTING.md). The test re-executes itself under `unshare -rn`.
+//! created (see docs/testing.md). The test re-executes itself under `unshare -rn`.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
