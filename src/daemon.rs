@@ -266,7 +266,7 @@ async fn run_until_shutdown(
         media_events,
         commands,
     };
-    run_loop(&mut agent, &mut config, &outputs, inputs, &shutdown).await;
+    let ended = run_loop(&mut agent, &mut config, &outputs, inputs, &shutdown).await;
     // Leave the room (or decline a ringing call) before the signaling link goes away.
     if agent.state().busy() {
         info!("shutting down: ending the current call");
@@ -277,7 +277,7 @@ async fn run_until_shutdown(
     tokio::time::sleep(Duration::from_millis(100)).await;
     parts.run().await;
     info!("agent stopped");
-    Ok(())
+    ended
 }
 
 /// Runs the agent until `shutdown` completes, then leaves any call, unregisters and returns.
@@ -371,7 +371,7 @@ async fn run_loop(
     out: &Outputs,
     inputs: Inputs,
     shutdown: &CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let Inputs {
         mut sig_events,
         mut media_events,
@@ -381,19 +381,25 @@ async fn run_loop(
     loop {
         let deadline = agent.next_timeout().map(Instant::from_std);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             ev = sig_events.recv() => match ev {
                 Some(ev) => agent.handle_signaling(Instant::now().into_std(), ev),
                 None => {
                     warn!("signaling adapter stopped");
-                    return;
+                    return Ok(());
                 }
             },
             ev = crate::wait::recv_or_pending(&mut media_events) => match ev {
                 Some(ev) => agent.handle_media(Instant::now().into_std(), ev),
                 None => {
-                    warn!("media engine stopped");
-                    media_events = None;
+                    // The engine task ended while the agent runs: it panicked. Say so to the
+                    // dashboard, then stop with an error so systemd restarts the agent with a
+                    // fresh engine (a room without media is not a working room).
+                    let message = "the media engine stopped unexpectedly; the agent restarts".to_string();
+                    tracing::error!("{message}");
+                    agent.handle_media(Instant::now().into_std(), MediaEvent::EngineError { message });
+                    out.drain(agent);
+                    return Err(anyhow::anyhow!("the media engine stopped unexpectedly"));
                 }
             },
             req = commands.recv(), if commands_open => match req {

@@ -86,10 +86,23 @@ impl AgentHandle {
             .unwrap_or_else(|| Err("the agent is not running".to_string()))
     }
 
-    /// Answers once the core loop has taken a request off its queue: proof that it is alive
-    /// and not wedged (what the systemd watchdog ping is made of).
+    /// Answers once the core loop has taken a request off its queue and the media engine (when
+    /// media is on) has answered too: proof that both are alive and not wedged (what the
+    /// systemd watchdog ping is made of).
     pub async fn ping(&self) -> Result<(), HandleError> {
-        self.ask(Request::Ping).await.ok_or(HandleError::Stopped)
+        self.ask(Request::Ping).await.ok_or(HandleError::Stopped)?;
+        match &self.media {
+            Some(m) if !m.ping().await => Err(HandleError::Stopped),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the media engine suffer a fault (supervision tests).
+    #[doc(hidden)]
+    pub fn inject_media_fault(&self, fault: crate::media::Fault) {
+        if let Some(m) = &self.media {
+            m.inject(fault);
+        }
     }
 
     /// The reported state, updated on every change.

@@ -345,13 +345,13 @@ impl Service {
         self.status("READY=1\n", line);
     }
 
-    /// The watchdog ping, only while the core loop answers.
+    /// The watchdog ping, only while the core loop and the media engine answer.
     async fn watchdog(&self) {
         let limit = self.watchdog.unwrap_or(Duration::from_secs(1));
         match tokio::time::timeout(limit, self.handle.ping()).await {
             Ok(Ok(())) => self.notify.send("WATCHDOG=1"),
             _ => error!(
-                "the core loop did not answer within {limit:?}; withholding the watchdog ping"
+                "the core loop or the media engine did not answer within {limit:?}; withholding the watchdog ping"
             ),
         }
     }

@@ -327,11 +327,40 @@ fn choose_working(
 #[derive(Clone)]
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<MediaCommand>,
+    probes: mpsc::UnboundedSender<Probe>,
     stats: watch::Receiver<MediaStats>,
     info: EngineInfo,
 }
 
+/// Asks the engine task whether it still runs its loop.
+enum Probe {
+    Ping(tokio::sync::oneshot::Sender<()>),
+    Fault(Fault),
+}
+
+/// A fault the engine can be told to suffer, so tests can prove the agent's supervision
+/// (the watchdog, the restart) without waiting for a real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The engine task panics.
+    Panic,
+    /// The engine task blocks its thread for this long, as a GStreamer call that hangs would.
+    Wedge(Duration),
+}
+
 impl MediaHandle {
+    /// Whether the engine's loop answers (it does between any two commands or callbacks).
+    pub async fn ping(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.probes.send(Probe::Ping(tx)).is_ok() && rx.await.is_ok()
+    }
+
+    /// Makes the engine suffer `fault` (for supervision tests).
+    #[doc(hidden)]
+    pub fn inject(&self, fault: Fault) {
+        let _ = self.probes.send(Probe::Fault(fault));
+    }
+
     /// Queues a command.
     pub fn send(&self, cmd: MediaCommand) {
         if self.tx.send(cmd).is_err() {
@@ -410,6 +439,7 @@ pub fn start(
     };
     info!(profile = %info.profile, encoder = %info.encoder, cameras = ?info.cameras, "media engine ready");
     let (tx, rx) = mpsc::unbounded_channel();
+    let (probes, probe_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (int_tx, int_rx) = mpsc::unbounded_channel();
     let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
@@ -433,10 +463,11 @@ pub fn start(
     };
     let handle = MediaHandle {
         tx,
+        probes,
         stats: stats_rx,
         info,
     };
-    Ok((handle, ev_rx, engine.run(rx, int_rx, shutdown)))
+    Ok((handle, ev_rx, engine.run(rx, int_rx, probe_rx, shutdown)))
 }
 
 struct Engine {
@@ -464,6 +495,7 @@ impl Engine {
         mut self,
         mut cmds: mpsc::UnboundedReceiver<MediaCommand>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut probes: mpsc::UnboundedReceiver<Probe>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.opts.stats_interval);
@@ -483,6 +515,16 @@ impl Engine {
                     None => break,
                 },
                 Some(msg) = internal.recv() => self.internal(msg),
+                Some(probe) = probes.recv() => match probe {
+                    Probe::Ping(reply) => {
+                        let _ = reply.send(());
+                    }
+                    Probe::Fault(Fault::Panic) => panic!("media engine: injected fault"),
+                    Probe::Fault(Fault::Wedge(d)) => {
+                        warn!(?d, "media engine: injected wedge");
+                        std::thread::sleep(d);
+                    }
+                },
                 Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
             }

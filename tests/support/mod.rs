@@ -304,6 +304,15 @@ impl Agent {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
+
+    /// Waits (up to 10 s) for the agent to end by itself and returns how it ended.
+    pub async fn ended(self) -> anyhow::Result<()> {
+        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(anyhow::anyhow!("the agent task panicked: {e}")),
+            Err(_) => panic!("the agent did not end within 10 s"),
+        }
+    }
 }
 
 /// A raw dialect client (a person's browser, in effect).
