@@ -47,6 +47,17 @@ impl ConnectError {
 
 const REGISTER_ID: &str = "register";
 
+/// The largest signaling message accepted from the server (an offer with every codec a browser
+/// knows is under 16 KiB). A bigger one closes the connection, which then reconnects, instead
+/// of being buffered: tungstenite's default would take 64 MiB.
+pub(super) const MAX_MESSAGE: usize = 1 << 20;
+
+fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
 /// Logs in, opens the control socket and registers.
 pub(super) async fn connect(
     opts: &Options,
@@ -56,7 +67,7 @@ pub(super) async fn connect(
     let url = opts.socket_url(session.sid.expose());
     let (mut ws, _) = timeout(
         opts.request_timeout,
-        tokio_tungstenite::connect_async(url.as_str()),
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_limits()), false),
     )
     .await
     .map_err(|_| ConnectError::Timeout("the WebSocket handshake"))?
