@@ -191,6 +191,11 @@ fn a_failed_session_is_offered_again_and_connects() {
         .command(w.now, Command::Dial { user: ROOM2 })
         .unwrap();
     w.advance(Duration::from_millis(10));
+    assert!(
+        w.devices[a].media.connected().is_empty(),
+        "the new offer waits a moment"
+    );
+    w.advance(Duration::from_millis(1100));
     connected_with(&w, a, ROOM2);
     connected_with(&w, b, ROOM);
     let starts = |i: usize| {
@@ -239,4 +244,97 @@ fn a_room_that_empties_while_the_server_is_away_ends_the_call() {
         "A does not sit alone"
     );
     assert_eq!(w.devices[a].endings(), vec![EndReason::RemoteLeft]);
+}
+
+fn starts(w: &World, i: usize) -> usize {
+    w.devices[i]
+        .media
+        .commands
+        .iter()
+        .filter(|c| matches!(c, roomagent::core::MediaCommand::StartSession { .. }))
+        .count()
+}
+
+#[test]
+fn a_session_that_never_connects_times_out_and_is_offered_again() {
+    let mut w = World::new();
+    let a = w.device("room", never());
+    let b = w.device("room2", answers_after(0));
+    // The first attempt goes nowhere on both ends: no failure, no connection.
+    w.devices[a].media.stall.push(client(ROOM2));
+    w.devices[b].media.stall.push(client(ROOM));
+    w.devices[a]
+        .agent
+        .command(w.now, Command::Dial { user: ROOM2 })
+        .unwrap();
+    w.advance(Duration::from_secs(14));
+    assert!(w.devices[a].media.connected().is_empty());
+    assert_eq!(starts(&w, a), 1, "still waiting for the first session");
+    // At 15 s the session counts as failed, and 1 s later it is offered again.
+    w.advance(Duration::from_secs(3));
+    connected_with(&w, a, ROOM2);
+    connected_with(&w, b, ROOM);
+    assert_eq!(starts(&w, a), 2);
+    assert_eq!(w.devices[a].phase(), CallPhase::InCall, "the call went on");
+}
+
+#[test]
+fn new_offers_back_off_and_a_connection_resets_the_count() {
+    let mut w = World::new();
+    let a = w.device("room", never());
+    let b = w.device("room2", answers_after(0));
+    // Three failed handshakes in a row (on both ends, as a lost DTLS flight does): the offerer
+    // offers again after 1 s, 2 s and 4 s.
+    for _ in 0..3 {
+        w.devices[a].media.fail.push(client(ROOM2));
+        w.devices[b].media.fail.push(client(ROOM));
+    }
+    w.devices[a]
+        .agent
+        .command(w.now, Command::Dial { user: ROOM2 })
+        .unwrap();
+    w.advance(Duration::from_millis(10));
+    let offerer = if offered(&w, a) { a } else { b };
+    let (answerer, other) = if offerer == a { (b, ROOM2) } else { (a, ROOM) };
+    let mut seen = Vec::new();
+    for _ in 0..80 {
+        w.advance(Duration::from_millis(100));
+        seen.push(starts(&w, offerer));
+    }
+    // The instants (in tenths of a second after the dial) at which each new offer went out.
+    let at: Vec<usize> = (2..=4)
+        .map(|n| seen.iter().position(|c| *c >= n).expect("offered again"))
+        .collect();
+    assert!((9..=11).contains(&at[0]), "first retry after ~1 s: {at:?}");
+    assert!((19..=21).contains(&(at[1] - at[0])), "then ~2 s: {at:?}");
+    assert!((39..=41).contains(&(at[2] - at[1])), "then ~4 s: {at:?}");
+    connected_with(&w, offerer, other);
+    // Once connected, later breaks are retried from the start again, not reported as final.
+    for _ in 0..4 {
+        w.devices[offerer].media.break_session(client(other));
+        w.devices[answerer]
+            .media
+            .break_session(client(if other == ROOM2 { ROOM } else { ROOM2 }));
+        w.advance(Duration::from_millis(1100));
+        connected_with(&w, offerer, other);
+    }
+    assert!(
+        !w.devices[offerer]
+            .events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Error { .. })),
+        "sessions that came back are not errors"
+    );
+}
+
+fn offered(w: &World, i: usize) -> bool {
+    w.devices[i].media.commands.iter().any(|c| {
+        matches!(
+            c,
+            roomagent::core::MediaCommand::StartSession {
+                role: roomagent::core::SessionRole::Offerer,
+                ..
+            }
+        )
+    })
 }

@@ -25,6 +25,16 @@ pub const MEDIA_RETRIES: u32 = 3;
 /// How long the answering side of a failed session waits for the offerer's new offer.
 pub const REOFFER_WAIT: Duration = Duration::from_secs(10);
 
+/// A media session that has not connected this long after it started is treated as failed
+/// (and so offered again, or waited for, like any failed session).
+pub const MEDIA_SETUP: Duration = Duration::from_secs(15);
+
+/// The wait before the `n`th new offer of a failed session (1 s, 2 s, 4 s, …): a path that
+/// just broke gets a moment, and a peer that keeps failing is not hammered.
+pub fn reoffer_backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.saturating_sub(1).min(5))
+}
+
 /// What the core needs to know from the configuration.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -119,6 +129,8 @@ pub struct Agent {
     timers: Timers,
     actions: VecDeque<Action>,
     published: Option<AgentState>,
+    /// The instant of the input being handled (the core reads no clock of its own).
+    clock: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +203,10 @@ struct Meeting {
     /// Sessions we answered that failed, with the instant by which the offerer's new offer
     /// must arrive before the failure is reported.
     recovering: BTreeMap<ClientId, Instant>,
+    /// Sessions not yet connected, with the instant by which they must be.
+    setup_by: BTreeMap<ClientId, Instant>,
+    /// Failed sessions we offered, with the instant of the next offer.
+    reoffer_at: BTreeMap<ClientId, Instant>,
     /// Participants we have a session with who were not in the room when we re-entered it
     /// (a restarted server lost the room; they are re-entering too). Their sessions are kept
     /// until [`Timer::ReturnTimeout`].
@@ -212,6 +228,8 @@ impl Meeting {
             video_in: Default::default(),
             had_peers: false,
             recovering: BTreeMap::new(),
+            setup_by: BTreeMap::new(),
+            reoffer_at: BTreeMap::new(),
             returning: Default::default(),
         }
     }
@@ -247,6 +265,7 @@ impl Agent {
             timers: Timers::default(),
             actions: VecDeque::new(),
             published: None,
+            clock: None,
         };
         agent.publish_state();
         agent
@@ -338,6 +357,7 @@ impl Agent {
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = Some(now);
         for timer in self.timers.take_expired(now) {
             self.on_timer(now, timer);
         }
@@ -346,18 +366,21 @@ impl Agent {
 
     /// A signaling event happened at `now`.
     pub fn handle_signaling(&mut self, now: Instant, event: SignalingEvent) {
+        self.clock = Some(now);
         self.on_signaling(now, event);
         self.publish_state();
     }
 
     /// A media event happened at `now`.
     pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
+        self.clock = Some(now);
         self.on_media(now, event);
         self.publish_state();
     }
 
     /// A local command at `now`. On error nothing changed.
     pub fn command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+        self.clock = Some(now);
         let result = self.on_command(now, command);
         self.publish_state();
         result
@@ -370,6 +393,19 @@ impl Agent {
     }
 
     fn media(&mut self, cmd: MediaCommand) {
+        if let (Phase::Meeting(m), Some(now)) = (&mut self.phase, self.clock) {
+            match &cmd {
+                MediaCommand::StartSession { peer, .. } => {
+                    m.setup_by.insert(*peer, now + MEDIA_SETUP);
+                }
+                MediaCommand::StopSession { peer } => {
+                    m.setup_by.remove(peer);
+                }
+                MediaCommand::StopAll => m.setup_by.clear(),
+                _ => {}
+            }
+            self.arm_media_schedule();
+        }
         self.actions.push_back(Action::Media(cmd));
     }
 
@@ -515,6 +551,7 @@ impl Agent {
             }
             Timer::ReturnTimeout => self.on_return_timeout(),
             Timer::MediaRecovery => self.on_media_recovery(now),
+            Timer::MediaSchedule => self.on_media_schedule(now),
             Timer::DialTimeout => {
                 if let Phase::Dialing(d) = &self.phase {
                     let to = d.target.clone();

@@ -19,16 +19,20 @@ pub enum Timer {
     ReturnTimeout,
     /// A session we answered failed; the offerer's new offer must come before this fires.
     MediaRecovery,
+    /// The next media session deadline: a failed session's next offer, or a session that
+    /// must have connected by then.
+    MediaSchedule,
 }
 
 impl Timer {
-    const ALL: [Timer; 6] = [
+    const ALL: [Timer; 7] = [
         Timer::AutoAnswer,
         Timer::RingTimeout,
         Timer::ConnectTimeout,
         Timer::DialTimeout,
         Timer::ReturnTimeout,
         Timer::MediaRecovery,
+        Timer::MediaSchedule,
     ];
 
     fn index(self) -> usize {

@@ -32,6 +32,8 @@ pub struct FakeMedia {
     out: VecDeque<MediaEvent>,
     /// Sessions that fail (once each) instead of connecting.
     pub fail: Vec<ClientId>,
+    /// Sessions that never connect (once each): no event at all, as a lost path looks.
+    pub stall: Vec<ClientId>,
     /// Every command the core gave.
     pub commands: Vec<MediaCommand>,
 }
@@ -109,6 +111,11 @@ impl FakeMedia {
             return;
         };
         if s.local && s.remote && !s.connected {
+            if let Some(i) = self.stall.iter().position(|p| *p == peer) {
+                self.stall.remove(i);
+                s.local = false;
+                return;
+            }
             if let Some(i) = self.fail.iter().position(|p| *p == peer) {
                 self.fail.remove(i);
                 self.sessions.remove(&peer);
@@ -121,6 +128,16 @@ impl FakeMedia {
             s.connected = true;
             self.out.push_back(MediaEvent::SessionConnected { peer });
             self.out.push_back(MediaEvent::RemoteVideo { peer });
+        }
+    }
+
+    /// A connected session breaks (its ICE/DTLS connection failed).
+    pub fn break_session(&mut self, peer: ClientId) {
+        if self.sessions.remove(&peer).is_some() {
+            self.out.push_back(MediaEvent::SessionFailed {
+                peer,
+                reason: "ICE connection failed (stand-in)".into(),
+            });
         }
     }
 

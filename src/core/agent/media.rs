@@ -1,12 +1,13 @@
 //! What the media engine reports.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
 use super::{Agent, Phase};
 use crate::core::action::{CallEvent, MediaCommand, Outgoing, SessionRole};
-use crate::core::agent::{MEDIA_RETRIES, REOFFER_WAIT};
+use crate::core::agent::{MEDIA_RETRIES, MEDIA_SETUP, REOFFER_WAIT, reoffer_backoff};
 use crate::core::input::MediaEvent;
 use crate::core::state::MediaState;
 use crate::core::timers::Timer;
@@ -34,6 +35,12 @@ impl Agent {
                     && let Some(s) = m.sessions.get_mut(&peer)
                 {
                     *s = MediaState::Connected;
+                    m.setup_by.remove(&peer);
+                    // A session that connected starts its retries afresh if it fails later.
+                    if let Some(retries) = m.offered.get_mut(&peer) {
+                        *retries = 0;
+                    }
+                    self.arm_media_schedule();
                 }
             }
             MediaEvent::RemoteVideo { peer } => {
@@ -47,7 +54,6 @@ impl Agent {
                 let Phase::Meeting(m) = &mut self.phase else {
                     return;
                 };
-                let room_type = m.room_type;
                 let Some(state) = m.sessions.get_mut(&peer) else {
                     return;
                 };
@@ -60,13 +66,10 @@ impl Agent {
                     *retries += 1;
                     *state = MediaState::Connecting;
                     m.video_in.remove(&peer);
-                    warn!(%peer, %reason, attempt = %*retries, "media session failed; offering again");
+                    let wait = reoffer_backoff(*retries);
+                    m.reoffer_at.insert(peer, now + wait);
+                    warn!(%peer, %reason, attempt = %*retries, wait_ms = wait.as_millis() as u64, "media session failed; offering again");
                     self.media(MediaCommand::StopSession { peer });
-                    self.media(MediaCommand::StartSession {
-                        peer,
-                        role: SessionRole::Offerer,
-                        call_type: room_type,
-                    });
                     return;
                 }
                 if !m.offered.contains_key(&peer) && !m.recovering.contains_key(&peer) {
@@ -74,6 +77,7 @@ impl Agent {
                     *state = MediaState::Connecting;
                     m.video_in.remove(&peer);
                     m.recovering.insert(peer, now + REOFFER_WAIT);
+                    m.setup_by.remove(&peer);
                     info!(%peer, %reason, "media session we answered failed; waiting for a new offer");
                     self.arm_media_recovery();
                     return;
@@ -90,10 +94,12 @@ impl Agent {
 
     /// Reports a session as failed for good; the other participants carry on.
     fn media_failed(&mut self, peer: ClientId, reason: &str) {
-        if let Phase::Meeting(m) = &mut self.phase
-            && let Some(state) = m.sessions.get_mut(&peer)
-        {
-            *state = MediaState::Failed;
+        if let Phase::Meeting(m) = &mut self.phase {
+            m.setup_by.remove(&peer);
+            m.reoffer_at.remove(&peer);
+            if let Some(state) = m.sessions.get_mut(&peer) {
+                *state = MediaState::Failed;
+            }
         }
         warn!(%peer, %reason, "media session failed; other participants continue");
         self.event(CallEvent::Error {
@@ -131,5 +137,63 @@ impl Agent {
             self.media_failed(peer, "no new offer after the session failed");
         }
         self.arm_media_recovery();
+    }
+
+    /// Arms [`Timer::MediaSchedule`] for the earliest new offer or setup deadline.
+    pub(super) fn arm_media_schedule(&mut self) {
+        let next = match &self.phase {
+            Phase::Meeting(m) => m
+                .setup_by
+                .values()
+                .chain(m.reoffer_at.values())
+                .min()
+                .copied(),
+            _ => None,
+        };
+        match next {
+            Some(at) => self.timers.arm(Timer::MediaSchedule, at),
+            None => self.timers.cancel(Timer::MediaSchedule),
+        }
+    }
+
+    /// Offers failed sessions again once their wait is over, and fails sessions that did not
+    /// connect in time.
+    pub(super) fn on_media_schedule(&mut self, now: Instant) {
+        let Phase::Meeting(m) = &mut self.phase else {
+            return;
+        };
+        let due = |map: &mut BTreeMap<ClientId, Instant>| -> Vec<ClientId> {
+            let due: Vec<ClientId> = map
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(p, _)| *p)
+                .collect();
+            for p in &due {
+                map.remove(p);
+            }
+            due
+        };
+        let reoffers: Vec<ClientId> = due(&mut m.reoffer_at)
+            .into_iter()
+            .filter(|p| m.sessions.contains_key(p) && m.offered.contains_key(p))
+            .collect();
+        let stalled: Vec<ClientId> = due(&mut m.setup_by)
+            .into_iter()
+            .filter(|p| m.sessions.get(p) == Some(&MediaState::Connecting))
+            .collect();
+        let room_type = m.room_type;
+        for peer in reoffers {
+            info!(%peer, "offering the failed media session again");
+            self.media(MediaCommand::StartSession {
+                peer,
+                role: SessionRole::Offerer,
+                call_type: room_type,
+            });
+        }
+        for peer in stalled {
+            let reason = format!("did not connect within {} s", MEDIA_SETUP.as_secs());
+            self.on_media(now, MediaEvent::SessionFailed { peer, reason });
+        }
+        self.arm_media_schedule();
     }
 }
