@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, load, load_for, parse};
-pub use secret::{Secret, SecretSource};
+pub use secret::{Secret, SecretBytes, SecretSource};
 pub use signaling::{
     Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
     RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport,
