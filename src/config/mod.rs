@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{ConfigError, ConfigErrors, load, load_for, parse};
+pub use load::{ConfigError, ConfigErrors, load, load_for, parse, parse_bytes};
 pub use secret::{Secret, SecretBytes, SecretSource};
 pub use signaling::{
     Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
