@@ -39,6 +39,7 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
     }
 
     for section in [
+        ranges::check,
         check_device,
         check_signaling,
         check_media,
@@ -102,9 +103,6 @@ fn check_media(c: &Config, err: &mut impl FnMut(&str, String)) {
                 format!("{v} must be even (4:2:0 video)"),
             );
         }
-    }
-    if m.stats_interval_s == 0 {
-        err("media.stats_interval_s", "must be at least 1".into());
     }
 }
 
@@ -220,16 +218,13 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                 format!("{u:?} must be an http:// or https:// URL"),
             );
         }
-        if q.keep_alive_s < 5 {
-            err("mqtt.keep_alive_s", "must be at least 5".into());
-        }
-        if q.telemetry_interval_s == 0 {
-            err("mqtt.telemetry_interval_s", "must be at least 1".into());
-        }
-        if q.reconnect_min_ms == 0 || q.reconnect_max_ms < q.reconnect_min_ms {
+        if q.reconnect_max_ms < q.reconnect_min_ms {
             err(
                 "mqtt.reconnect_max_ms",
-                "reconnect_min_ms must be at least 1 and not above reconnect_max_ms".into(),
+                format!(
+                    "must not be below reconnect_min_ms ({})",
+                    q.reconnect_min_ms
+                ),
             );
         }
     }
@@ -274,9 +269,6 @@ fn check_gpio(c: &Config, err: &mut impl FnMut(&str, String)) {
         if let Err((key, msg)) = super::led::Patterns::from_table(&g.patterns) {
             err(&key, msg);
         }
-        if g.debounce_ms > 500 {
-            err("gpio.debounce_ms", "at most 500".into());
-        }
         if g.long_press_ms <= g.debounce_ms {
             err(
                 "gpio.long_press_ms",
@@ -295,9 +287,6 @@ fn check_answer(c: &Config, err: &mut impl FnMut(&str, String)) {
             "mode = \"allow_list\" with an empty list answers nobody; list user ids or use mode = \"never\"".into(),
         );
     }
-    if a.ring_timeout_s == 0 {
-        err("answer.ring_timeout_s", "must be at least 1".into());
-    }
     if a.mode != AnswerMode::Never && a.delay_ms >= a.ring_timeout_s.saturating_mul(1000) {
         err(
             "answer.delay_ms",
@@ -306,9 +295,6 @@ fn check_answer(c: &Config, err: &mut impl FnMut(&str, String)) {
                 a.delay_ms, a.ring_timeout_s
             ),
         );
-    }
-    if a.connect_timeout_s == 0 {
-        err("answer.connect_timeout_s", "must be at least 1".into());
     }
 }
 
@@ -326,6 +312,7 @@ fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
     let mut ids = HashSet::new();
     let mut names = HashSet::new();
     for (i, acc) in r.accounts.iter().enumerate() {
+        ranges::check_account_id(i, acc.id, err);
         if !ids.insert(acc.id) {
             err(
                 &format!("room_server.accounts[{i}].id"),
@@ -368,15 +355,6 @@ fn valid_host_port(s: &str) -> bool {
 /// `[signaling]`: the timing every backend uses, then the chosen backend's own keys.
 fn check_signaling(c: &Config, err: &mut impl FnMut(&str, String)) {
     let s = &c.signaling;
-    if s.keepalive_s == 0 {
-        err("signaling.keepalive_s", "must be at least 1".into());
-    }
-    if s.request_timeout_s == 0 {
-        err("signaling.request_timeout_s", "must be at least 1".into());
-    }
-    if s.reconnect_min_ms == 0 {
-        err("signaling.reconnect_min_ms", "must be at least 1".into());
-    }
     if s.reconnect_max_ms < s.reconnect_min_ms {
         err(
             "signaling.reconnect_max_ms",
@@ -530,5 +508,9 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
     }
 }
 
+mod ranges;
+
+#[cfg(test)]
+mod range_tests;
 #[cfg(test)]
 mod tests;
