@@ -184,7 +184,10 @@ mod tests {
             ("password = 98765.4321", "a number"),
             ("password = true", "a boolean"),
         ] {
-            let err = toml::from_str::<Holder>(text).unwrap_err().message().to_string();
+            let err = toml::from_str::<Holder>(text)
+                .unwrap_err()
+                .message()
+                .to_string();
             assert!(err.contains(kind), "{err}");
             assert!(!err.contains("98765") && !err.contains("true"), "{err}");
         }

@@ -11,7 +11,10 @@ const BASE: &str = "[device]\nid = \"r\"\n[signaling.login]\nname = \"n\"\npassw
 /// `key = value` on line 2, in its own section, before [`BASE`].
 fn with(key: &str, value: &str) -> Result<Config, Vec<ConfigError>> {
     let (section, name) = key.rsplit_once('.').unwrap();
-    parse(&format!("[{section}]\n{name} = {value}\n{BASE}"), Purpose::Agent)
+    parse(
+        &format!("[{section}]\n{name} = {value}\n{BASE}"),
+        Purpose::Agent,
+    )
 }
 
 fn range_error_on(result: &Result<Config, Vec<ConfigError>>, key: &str) -> Option<ConfigError> {
@@ -96,9 +99,8 @@ fn the_largest_allowed_timings_load_and_fit_into_a_deadline() {
 
 #[test]
 fn room_server_account_ids_stay_below_the_docking_ids() {
-    let account = |id: i64| {
-        format!("[[room_server.accounts]]\nid = {id}\nname = \"a\"\npassword = \"p\"\n")
-    };
+    let account =
+        |id: i64| format!("[[room_server.accounts]]\nid = {id}\nname = \"a\"\npassword = \"p\"\n");
     for id in [1, MAX_ACCOUNT_ID] {
         assert!(parse(&account(id), Purpose::RoomServer).is_ok(), "{id}");
     }
