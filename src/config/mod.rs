@@ -573,3 +573,6 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod redaction_tests;

@@ -115,7 +115,7 @@ fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
     {
         err(
             "media.ice.stun_server",
-            format!("{stun:?} must look like stun://host:port"),
+            format!("{:?} must look like stun://host:port", shown(stun)),
         );
     }
     let turn = if ice.source == "signaling" {
@@ -128,7 +128,8 @@ fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
             err(
                 &key(turn),
                 format!(
-                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
+                    "{:?} must be host:port, without a scheme or credentials (e.g. turn.example.com:3478)",
+                    shown(relay)
                 ),
             );
         }
@@ -343,12 +344,22 @@ fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
 }
 
 fn valid_host_port(s: &str) -> bool {
-    if s.contains("://") {
+    if s.contains("://") || s.contains('@') {
         return false;
     }
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
         None => false,
+    }
+}
+
+/// A value to quote in a message, with anything that looks like credentials (`user:password@`
+/// in a URL or host:port) replaced by `***`: an error message must never carry a secret.
+fn shown(v: &str) -> String {
+    let (scheme, rest) = v.split_at(v.find("://").map_or(0, |i| i + 3));
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => v.to_string(),
     }
 }
 
@@ -375,16 +386,26 @@ fn check_signaling(c: &Config, err: &mut impl FnMut(&str, String)) {
 fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
     let s = &c.signaling;
     match Url::parse(&s.host) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => err(
+            "signaling.host",
+            format!(
+                "{:?} must not carry a user name or password (they belong in [signaling.login])",
+                shown(&s.host)
+            ),
+        ),
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         Ok(u) => err(
             "signaling.host",
             format!(
                 "{:?} must be an http:// or https:// URL, not {}://",
-                s.host,
+                shown(&s.host),
                 u.scheme()
             ),
         ),
-        Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
+        Err(e) => err(
+            "signaling.host",
+            format!("{:?} is not a URL: {e}", shown(&s.host)),
+        ),
     }
     if !s.socket_path.starts_with('/') {
         err(
@@ -473,7 +494,10 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
         {
             err(
                 &format!("signaling.rtm.{key}"),
-                format!("{v:?} must be host:port (e.g. rtm.example.com:13321)"),
+                format!(
+                    "{:?} must be host:port (e.g. rtm.example.com:13321)",
+                    shown(v)
+                ),
             );
         }
     }
