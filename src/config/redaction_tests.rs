@@ -159,3 +159,40 @@ fn credentials_written_into_an_address_are_refused_without_being_shown() {
         assert!(shown[0].contains("***@"), "{section}: {}", shown[0]);
     }
 }
+
+#[test]
+fn adapter_options_built_from_the_configuration_never_print_a_secret() {
+    let mut c = parse(&with_secrets(), Purpose::Agent).expect("valid");
+    let dir = std::env::temp_dir().join(format!("roomagent-redact-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_pem = format!("-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n");
+    for (name, text) in [
+        ("ca.pem", "ca"),
+        ("cert.pem", "cert"),
+        ("key.pem", &key_pem),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    c.mqtt.ca_file = Some(dir.join("ca.pem"));
+    c.mqtt.client_cert_file = Some(dir.join("cert.pem"));
+    c.mqtt.client_key_file = Some(dir.join("key.pem"));
+    let mqtt = crate::mqtt::Options::from_config(&c).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (_, client) = mqtt.tls.as_ref().unwrap();
+    assert_eq!(client.as_ref().unwrap().1.expose(), key_pem.as_bytes());
+    let rtcpeer = crate::signaling::rtcpeer::Options::from_config(&c).unwrap();
+    for (what, text) in [
+        ("mqtt", format!("{mqtt:?}")),
+        ("rtcpeer", format!("{rtcpeer:?}")),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "{what} options show the secret: {text}"
+        );
+        let bytes: Vec<String> = SECRET.bytes().take(4).map(|b| b.to_string()).collect();
+        assert!(
+            !text.contains(&bytes.join(", ")),
+            "{what} shows the key's bytes: {text}"
+        );
+    }
+}

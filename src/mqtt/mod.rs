@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Reconnect;
 use crate::command::{self, Refused, Request, Verb};
-use crate::config::{Config, MqttConfig, Secret};
+use crate::config::{Config, MqttConfig, Secret, SecretBytes};
 use crate::core::AgentState;
 use crate::handle::AgentHandle;
 use topics::Topics;
@@ -74,8 +74,8 @@ pub struct Options {
     pub topics: Topics,
     /// User and password.
     pub credentials: Option<(String, Secret)>,
-    /// TLS: CA PEM and optional client certificate + key PEM.
-    pub tls: Option<TlsPem>,
+    /// TLS: CA PEM and optional client certificate + key PEM (the key hidden from `Debug`).
+    pub tls: Option<(Vec<u8>, Option<(Vec<u8>, SecretBytes)>)>,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Telemetry period.
@@ -119,7 +119,7 @@ impl Options {
                 let client = match (&m.client_cert_file, &m.client_key_file) {
                     (Some(cert), Some(key)) => Some((
                         read("client_cert_file", cert)?,
-                        read("client_key_file", key)?,
+                        SecretBytes::new(read("client_key_file", key)?),
                     )),
                     _ => None,
                 };
@@ -164,7 +164,9 @@ impl Options {
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: ca.clone(),
                 alpn: None,
-                client_auth: client.clone(),
+                client_auth: client
+                    .as_ref()
+                    .map(|(c, k)| (c.clone(), k.expose().to_vec())),
             }));
         }
         o.set_max_packet_size(256 * 1024, 256 * 1024);
