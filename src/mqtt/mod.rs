@@ -39,6 +39,9 @@ use topics::Topics;
 /// A CA certificate (PEM) and an optional client certificate and key (PEM).
 pub type TlsPem = (Vec<u8>, Option<(Vec<u8>, Vec<u8>)>);
 
+/// The same as [`Options`] holds it: the client key hidden from `Debug`.
+pub type TlsSecretPem = (Vec<u8>, Option<(Vec<u8>, SecretBytes)>);
+
 /// A problem with the `[mqtt]` configuration found at start.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -75,7 +78,7 @@ pub struct Options {
     /// User and password.
     pub credentials: Option<(String, Secret)>,
     /// TLS: CA PEM and optional client certificate + key PEM (the key hidden from `Debug`).
-    pub tls: Option<(Vec<u8>, Option<(Vec<u8>, SecretBytes)>)>,
+    pub tls: Option<TlsSecretPem>,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Telemetry period.
