@@ -140,6 +140,12 @@ fn credentials_written_into_an_address_are_refused_without_being_shown() {
             format!("[signaling]\nhost = \"ftp://room:{SECRET}@meet.example.com/app\""),
         ),
         (
+            "mqtt.configuration_url",
+            format!(
+                "[mqtt]\nenabled = true\nconfiguration_url = \"http://admin:{SECRET}@10.0.0.5/\""
+            ),
+        ),
+        (
             "signaling.rtm.gate",
             format!(
                 "[signaling]\nbackend = \"rtm\"\n[signaling.rtm]\ngate = \"u:{SECRET}@gate.example.com:1\""

@@ -212,11 +212,19 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
             );
         }
         if let Some(u) = &q.configuration_url
-            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            && !Url::parse(u).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.has_host()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            })
         {
             err(
                 "mqtt.configuration_url",
-                format!("{u:?} must be an http:// or https:// URL"),
+                format!(
+                    "{:?} must be an http:// or https:// URL without a user name or password (it is published)",
+                    shown(u)
+                ),
             );
         }
         if q.reconnect_max_ms < q.reconnect_min_ms {
