@@ -89,6 +89,13 @@ pub fn watchdog_interval() -> Option<Duration> {
     )
 }
 
+/// The shortest `WatchdogSec` the agent accepts: its core loop cannot promise to answer more
+/// often, and half of 1 µs would be a zero period, which tokio's interval refuses by panicking.
+const MIN_WATCHDOG: Duration = Duration::from_millis(100);
+
+/// Pings come at least this often, however long `WatchdogSec` is.
+const MAX_PING: Duration = Duration::from_secs(3600);
+
 fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
     let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
     if let Some(pid) = pid
@@ -96,7 +103,22 @@ fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Opt
     {
         return None;
     }
-    Some(Duration::from_micros(usec / 2))
+    Some((Duration::from_micros(usec) / 2).clamp(MIN_WATCHDOG / 2, MAX_PING))
+}
+
+/// Refuses a `WatchdogSec` below [`MIN_WATCHDOG`], naming the setting, before anything starts.
+pub fn check_watchdog_period() -> Result<(), String> {
+    check_watchdog_from(std::env::var("WATCHDOG_USEC").ok().as_deref())
+}
+
+fn check_watchdog_from(usec: Option<&str>) -> Result<(), String> {
+    match usec.and_then(|u| u.trim().parse::<u64>().ok()) {
+        Some(u) if u > 0 && Duration::from_micros(u) < MIN_WATCHDOG => Err(format!(
+            "WatchdogSec={u}us in the unit is shorter than the {} ms the agent needs; use 1s or more (the packaged unit has 20)",
+            MIN_WATCHDOG.as_millis()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The one-line status systemd shows (`systemctl status roomagent`): what a person standing
@@ -207,6 +229,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             None
         }
     });
+    if let Err(e) = check_watchdog_period() {
+        notify.send(&format!("STATUS=not started: {e}"));
+        anyhow::bail!(e);
+    }
     let watchdog = watchdog_interval();
     let ready_timeout = config.service.ready_timeout();
 
@@ -397,6 +423,36 @@ mod tests {
         assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
         assert_eq!(watchdog_interval_from(Some("soon"), None, 7), None);
         assert_eq!(watchdog_interval_from(None, None, 7), None);
+    }
+
+    #[test]
+    fn a_watchdog_period_too_short_to_keep_is_refused_and_a_huge_one_is_capped() {
+        for tiny in ["1", "2", "99999"] {
+            let e = check_watchdog_from(Some(tiny)).unwrap_err();
+            assert!(e.contains(&format!("WatchdogSec={tiny}us")), "{e}");
+            // Even unchecked, the ping period is never zero (tokio would panic).
+            assert_eq!(
+                watchdog_interval_from(Some(tiny), None, 7),
+                Some(Duration::from_millis(50))
+            );
+        }
+        for fine in [
+            None,
+            Some("0"),
+            Some("100000"),
+            Some("400000"),
+            Some("soon"),
+        ] {
+            assert_eq!(check_watchdog_from(fine), Ok(()), "{fine:?}");
+        }
+        assert_eq!(
+            watchdog_interval_from(Some("100000"), None, 7),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some(&u64::MAX.to_string()), None, 7),
+            Some(Duration::from_secs(3600))
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Reads a configuration file and checks it for `purpose`.
 pub fn load_for(path: &Path, purpose: validate::Purpose) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors {
         file: Some(path.to_path_buf()),
         errors: vec![ConfigError {
             path: String::new(),
@@ -85,12 +85,30 @@ pub fn load_for(path: &Path, purpose: validate::Purpose) -> Result<Config, Confi
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    let mut config = parse(&text, purpose).map_err(|errors| ConfigErrors {
+    let mut config = parse_bytes(&bytes, purpose).map_err(|errors| ConfigErrors {
         file: Some(path.to_path_buf()),
         errors,
     })?;
     config.source = Some(path.to_path_buf());
     Ok(config)
+}
+
+/// Parses a configuration file's bytes: [`parse`] once they are UTF-8, else one error at the
+/// line and column of the first byte that is not.
+pub fn parse_bytes(bytes: &[u8], purpose: validate::Purpose) -> Result<Config, Vec<ConfigError>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, purpose),
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let (line, column) = line_col(good, good.len());
+            Err(vec![ConfigError {
+                path: String::new(),
+                line: Some(line),
+                column: Some(column),
+                message: "not UTF-8 text: a TOML file must be UTF-8".into(),
+            }])
+        }
+    }
 }
 
 /// Parses configuration text and checks it for `purpose`. Every problem is reported, each

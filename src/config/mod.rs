@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{ConfigError, ConfigErrors, load, load_for, parse};
-pub use secret::{Secret, SecretSource};
+pub use load::{ConfigError, ConfigErrors, load, load_for, parse, parse_bytes};
+pub use secret::{Secret, SecretBytes, SecretSource};
 pub use signaling::{
     Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
     RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport,
@@ -573,3 +573,6 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod redaction_tests;

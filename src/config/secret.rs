@@ -1,8 +1,11 @@
-//! Secrets (passwords, app secrets) that must never reach a log line or an MQTT payload.
+//! Secrets (passwords, app secrets, tokens, private keys) that must never reach a log line,
+//! an error message or an MQTT payload: `Debug` and `Display` hide them, and a secret key given
+//! a value of the wrong type is refused without quoting that value.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// A secret string. `Debug` and `Display` print `***`; the value is only reachable through
@@ -50,7 +53,80 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        d.deserialize_string(SecretVisitor)
+    }
+}
+
+/// Accepts a string; anything else is refused by its kind alone (`a number`), never with
+/// the value, which serde's own errors would quote into the configuration error.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: de::Error>(&self, kind: &'static str) -> Result<Secret, E> {
+        Err(E::invalid_type(Unexpected::Other(kind), self))
+    }
+}
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string (the value is not shown: it is a secret)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+        self.refuse("a boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+        self.refuse("a number")
+    }
+
+    fn visit_char<E: de::Error>(self, v: char) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        self.refuse("bytes")
+    }
+}
+
+/// Bytes that must not be printed, such as a private key read from a file. `Debug` shows
+/// only the length.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// Wraps bytes.
+    pub fn new(bytes: Vec<u8>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+
+    /// The bytes, for the one place that uses them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} secret bytes>", self.0.len())
     }
 }
 
@@ -86,6 +162,38 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn secret_bytes_show_only_their_length() {
+        let key = SecretBytes::new(b"-----BEGIN PRIVATE KEY-----".to_vec());
+        assert_eq!(format!("{key:?}"), "<27 secret bytes>");
+        assert_eq!(key.expose(), b"-----BEGIN PRIVATE KEY-----");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Holder {
+        password: Secret,
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        for (text, kind) in [
+            ("password = 987654321", "a number"),
+            ("password = 98765.4321", "a number"),
+            ("password = true", "a boolean"),
+        ] {
+            let err = toml::from_str::<Holder>(text)
+                .unwrap_err()
+                .message()
+                .to_string();
+            assert!(err.contains(kind), "{err}");
+            assert!(!err.contains("98765") && !err.contains("true"), "{err}");
+        }
+        let ok: Holder = toml::from_str("password = \"s3cret\"").unwrap();
+        assert_eq!(ok.password.expose(), "s3cret");
+        assert!(!format!("{ok:?}").contains("s3cret"));
     }
 
     #[test]

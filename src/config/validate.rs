@@ -39,6 +39,7 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
     }
 
     for section in [
+        ranges::check,
         check_device,
         check_signaling,
         check_media,
@@ -103,9 +104,6 @@ fn check_media(c: &Config, err: &mut impl FnMut(&str, String)) {
             );
         }
     }
-    if m.stats_interval_s == 0 {
-        err("media.stats_interval_s", "must be at least 1".into());
-    }
 }
 
 /// STUN and TURN, wherever they were written (see [`Config::ice`]).
@@ -117,7 +115,7 @@ fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
     {
         err(
             "media.ice.stun_server",
-            format!("{stun:?} must look like stun://host:port"),
+            format!("{:?} must look like stun://host:port", shown(stun)),
         );
     }
     let turn = if ice.source == "signaling" {
@@ -130,7 +128,8 @@ fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
             err(
                 &key(turn),
                 format!(
-                    "{relay:?} must be host:port, without a scheme (e.g. turn.example.com:3478)"
+                    "{:?} must be host:port, without a scheme or credentials (e.g. turn.example.com:3478)",
+                    shown(relay)
                 ),
             );
         }
@@ -213,23 +212,28 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
             );
         }
         if let Some(u) = &q.configuration_url
-            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            && !Url::parse(u).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.has_host()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            })
         {
             err(
                 "mqtt.configuration_url",
-                format!("{u:?} must be an http:// or https:// URL"),
+                format!(
+                    "{:?} must be an http:// or https:// URL without a user name or password (it is published)",
+                    shown(u)
+                ),
             );
         }
-        if q.keep_alive_s < 5 {
-            err("mqtt.keep_alive_s", "must be at least 5".into());
-        }
-        if q.telemetry_interval_s == 0 {
-            err("mqtt.telemetry_interval_s", "must be at least 1".into());
-        }
-        if q.reconnect_min_ms == 0 || q.reconnect_max_ms < q.reconnect_min_ms {
+        if q.reconnect_max_ms < q.reconnect_min_ms {
             err(
                 "mqtt.reconnect_max_ms",
-                "reconnect_min_ms must be at least 1 and not above reconnect_max_ms".into(),
+                format!(
+                    "must not be below reconnect_min_ms ({})",
+                    q.reconnect_min_ms
+                ),
             );
         }
     }
@@ -274,9 +278,6 @@ fn check_gpio(c: &Config, err: &mut impl FnMut(&str, String)) {
         if let Err((key, msg)) = super::led::Patterns::from_table(&g.patterns) {
             err(&key, msg);
         }
-        if g.debounce_ms > 500 {
-            err("gpio.debounce_ms", "at most 500".into());
-        }
         if g.long_press_ms <= g.debounce_ms {
             err(
                 "gpio.long_press_ms",
@@ -295,9 +296,6 @@ fn check_answer(c: &Config, err: &mut impl FnMut(&str, String)) {
             "mode = \"allow_list\" with an empty list answers nobody; list user ids or use mode = \"never\"".into(),
         );
     }
-    if a.ring_timeout_s == 0 {
-        err("answer.ring_timeout_s", "must be at least 1".into());
-    }
     if a.mode != AnswerMode::Never && a.delay_ms >= a.ring_timeout_s.saturating_mul(1000) {
         err(
             "answer.delay_ms",
@@ -306,9 +304,6 @@ fn check_answer(c: &Config, err: &mut impl FnMut(&str, String)) {
                 a.delay_ms, a.ring_timeout_s
             ),
         );
-    }
-    if a.connect_timeout_s == 0 {
-        err("answer.connect_timeout_s", "must be at least 1".into());
     }
 }
 
@@ -326,6 +321,7 @@ fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
     let mut ids = HashSet::new();
     let mut names = HashSet::new();
     for (i, acc) in r.accounts.iter().enumerate() {
+        ranges::check_account_id(i, acc.id, err);
         if !ids.insert(acc.id) {
             err(
                 &format!("room_server.accounts[{i}].id"),
@@ -356,7 +352,7 @@ fn check_room_server(c: &Config, err: &mut impl FnMut(&str, String)) {
 }
 
 fn valid_host_port(s: &str) -> bool {
-    if s.contains("://") {
+    if s.contains("://") || s.contains('@') {
         return false;
     }
     match s.rsplit_once(':') {
@@ -365,18 +361,19 @@ fn valid_host_port(s: &str) -> bool {
     }
 }
 
+/// A value to quote in a message, with anything that looks like credentials (`user:password@`
+/// in a URL or host:port) replaced by `***`: an error message must never carry a secret.
+fn shown(v: &str) -> String {
+    let (scheme, rest) = v.split_at(v.find("://").map_or(0, |i| i + 3));
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => v.to_string(),
+    }
+}
+
 /// `[signaling]`: the timing every backend uses, then the chosen backend's own keys.
 fn check_signaling(c: &Config, err: &mut impl FnMut(&str, String)) {
     let s = &c.signaling;
-    if s.keepalive_s == 0 {
-        err("signaling.keepalive_s", "must be at least 1".into());
-    }
-    if s.request_timeout_s == 0 {
-        err("signaling.request_timeout_s", "must be at least 1".into());
-    }
-    if s.reconnect_min_ms == 0 {
-        err("signaling.reconnect_min_ms", "must be at least 1".into());
-    }
     if s.reconnect_max_ms < s.reconnect_min_ms {
         err(
             "signaling.reconnect_max_ms",
@@ -397,16 +394,26 @@ fn check_signaling(c: &Config, err: &mut impl FnMut(&str, String)) {
 fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
     let s = &c.signaling;
     match Url::parse(&s.host) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => err(
+            "signaling.host",
+            format!(
+                "{:?} must not carry a user name or password (they belong in [signaling.login])",
+                shown(&s.host)
+            ),
+        ),
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         Ok(u) => err(
             "signaling.host",
             format!(
                 "{:?} must be an http:// or https:// URL, not {}://",
-                s.host,
+                shown(&s.host),
                 u.scheme()
             ),
         ),
-        Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
+        Err(e) => err(
+            "signaling.host",
+            format!("{:?} is not a URL: {e}", shown(&s.host)),
+        ),
     }
     if !s.socket_path.starts_with('/') {
         err(
@@ -495,7 +502,10 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
         {
             err(
                 &format!("signaling.rtm.{key}"),
-                format!("{v:?} must be host:port (e.g. rtm.example.com:13321)"),
+                format!(
+                    "{:?} must be host:port (e.g. rtm.example.com:13321)",
+                    shown(v)
+                ),
             );
         }
     }
@@ -530,5 +540,9 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
     }
 }
 
+mod ranges;
+
+#[cfg(test)]
+mod range_tests;
 #[cfg(test)]
 mod tests;

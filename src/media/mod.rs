@@ -100,8 +100,8 @@ impl EchoCancellation {
     }
 }
 
-/// ICE servers and policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// ICE servers and policy. `Debug` hides the TURN URL's user name and password.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct IceOptions {
     /// `stun://host:port`.
     pub stun: Option<String>,
@@ -109,6 +109,21 @@ pub struct IceOptions {
     pub turn: Option<String>,
     /// Relayed candidates only.
     pub relay_only: bool,
+}
+
+impl std::fmt::Debug for IceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `turn://user:pass@host:port?…` → `turn://***@host:port?…`
+        let turn = self.turn.as_deref().map(|t| match t.rsplit_once('@') {
+            Some((_, host)) => format!("turn://***@{host}"),
+            None => t.to_string(),
+        });
+        f.debug_struct("IceOptions")
+            .field("stun", &self.stun)
+            .field("turn", &turn)
+            .field("relay_only", &self.relay_only)
+            .finish()
+    }
 }
 
 /// Everything the engine needs from the configuration.

@@ -31,13 +31,16 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Reconnect;
 use crate::command::{self, Refused, Request, Verb};
-use crate::config::{Config, MqttConfig, Secret};
+use crate::config::{Config, MqttConfig, Secret, SecretBytes};
 use crate::core::AgentState;
 use crate::handle::AgentHandle;
 use topics::Topics;
 
 /// A CA certificate (PEM) and an optional client certificate and key (PEM).
 pub type TlsPem = (Vec<u8>, Option<(Vec<u8>, Vec<u8>)>);
+
+/// The same as [`Options`] holds it: the client key hidden from `Debug`.
+pub type TlsSecretPem = (Vec<u8>, Option<(Vec<u8>, SecretBytes)>);
 
 /// A problem with the `[mqtt]` configuration found at start.
 #[derive(Debug, Error)]
@@ -74,8 +77,8 @@ pub struct Options {
     pub topics: Topics,
     /// User and password.
     pub credentials: Option<(String, Secret)>,
-    /// TLS: CA PEM and optional client certificate + key PEM.
-    pub tls: Option<TlsPem>,
+    /// TLS: CA PEM and optional client certificate + key PEM (the key hidden from `Debug`).
+    pub tls: Option<TlsSecretPem>,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Telemetry period.
@@ -119,7 +122,7 @@ impl Options {
                 let client = match (&m.client_cert_file, &m.client_key_file) {
                     (Some(cert), Some(key)) => Some((
                         read("client_cert_file", cert)?,
-                        read("client_key_file", key)?,
+                        SecretBytes::new(read("client_key_file", key)?),
                     )),
                     _ => None,
                 };
@@ -164,7 +167,9 @@ impl Options {
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: ca.clone(),
                 alpn: None,
-                client_auth: client.clone(),
+                client_auth: client
+                    .as_ref()
+                    .map(|(c, k)| (c.clone(), k.expose().to_vec())),
             }));
         }
         o.set_max_packet_size(256 * 1024, 256 * 1024);

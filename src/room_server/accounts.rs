@@ -15,8 +15,7 @@ struct Account {
     password: Option<Secret>,
 }
 
-/// The server's user directory.
-#[derive(Debug)]
+/// The server's user directory. `Debug` shows how many signatures are live, not them.
 pub struct Accounts {
     users: HashMap<i64, Account>,
     by_name: HashMap<String, i64>,
@@ -24,6 +23,17 @@ pub struct Accounts {
     /// Issued signatures → appId.
     signs: HashMap<String, String>,
     next_docking_id: i64,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("users", &self.users)
+            .field("apps", &self.apps.values().collect::<Vec<_>>())
+            .field("signs", &self.signs.len())
+            .field("next_docking_id", &self.next_docking_id)
+            .finish()
+    }
 }
 
 impl Accounts {

@@ -35,7 +35,7 @@ pub struct Delivery {
     pub text: String,
 }
 
-#[derive(Debug)]
+/// `Debug` leaves the session id out: it is the user's login.
 struct Conn {
     user_id: i64,
     sid: String,
@@ -74,14 +74,34 @@ pub struct Online {
     pub room_id: Option<i64>,
 }
 
-/// All server state.
-#[derive(Debug)]
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("user_id", &self.user_id)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All server state. `Debug` shows the users of the open sessions, not their ids.
 pub struct Hub {
     accounts: Accounts,
     sessions: HashMap<String, i64>,
     conns: HashMap<ConnId, Conn>,
     rooms: BTreeMap<i64, RoomState>,
     next_room: i64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("accounts", &self.accounts)
+            .field("sessions_of", &self.sessions.values().collect::<Vec<_>>())
+            .field("conns", &self.conns)
+            .field("rooms", &self.rooms)
+            .field("next_room", &self.next_room)
+            .finish()
+    }
 }
 
 type Out = Vec<Delivery>;

@@ -239,3 +239,30 @@ fn a_closed_socket_leaves_its_rooms() {
     );
     assert!(h.online().iter().all(|o| o.id != 2));
 }
+
+#[test]
+fn debug_shows_no_session_id_signature_or_password() {
+    let alice = AccountConfig {
+        id: 2,
+        name: "alice".into(),
+        password: Secret::new("alice-pw-x9Qv"),
+        display_name: None,
+    };
+    let app = crate::config::AppConfig {
+        app_id: "app".into(),
+        secret: Secret::new("app-secret-x9Qv"),
+        company: None,
+    };
+    let mut h = Hub::new(Accounts::new(&[alice], &[app]));
+    let login = json!({"method":"login","name":"alice","password":"alice-pw-x9Qv"});
+    let r = h.account(&login.to_string());
+    let sid = r.sid.clone().unwrap();
+    assert!(h.connect(9, &sid));
+    let sign = h.get_sign(Some("app"), Some("app-secret-x9Qv"));
+    let shown = format!("{h:?} {h:#?} {r:?} {sign:?}");
+    let sign = sign.data.unwrap();
+    for secret in [sid.as_str(), sign.as_str(), "x9Qv"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("user_id: 2"), "{shown}");
+}

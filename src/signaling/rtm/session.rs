@@ -155,8 +155,8 @@ struct Waiting {
     deadline: Instant,
 }
 
-/// The RTM gate session. See the module doc for the calling contract.
-#[derive(Debug)]
+/// The RTM gate session. See the module doc for the calling contract. `Debug` leaves out the
+/// room tokens and the queued frames (the `auth` frame carries the login token).
 pub struct Session {
     s: Settings,
     authenticated: bool,
@@ -176,6 +176,21 @@ pub struct Session {
     seen_set: HashSet<(UserId, i64)>,
     warned: HashSet<String>,
     next_mid: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("s", &self.s)
+            .field("authenticated", &self.authenticated)
+            .field("pending", &self.pending)
+            .field("room", &self.room)
+            .field("dialing", &self.dialing)
+            .field("room_tokens", &self.tokens.len())
+            .field("transmit", &self.transmit.len())
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {

@@ -7,8 +7,8 @@ use super::{Client, Room};
 
 // ------------------------------------------------------------------ call module
 
-/// `call/doRegister`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `call/doRegister`. `Debug` hides the session id.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Register {
     /// Session id from login.
     #[serde(rename = "SID")]
@@ -23,6 +23,16 @@ pub struct Register {
         skip_serializing_if = "Option::is_none"
     )]
     pub device_type: Option<String>,
+}
+
+impl std::fmt::Debug for Register {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Register")
+            .field("sid", &"***")
+            .field("user_id", &self.user_id)
+            .field("device_type", &self.device_type)
+            .finish()
+    }
 }
 
 /// Every `call/*` message (`doInvite`, `doEvent`, `doAgree`, `reject`, `cancel`), both the

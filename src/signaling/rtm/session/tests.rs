@@ -722,3 +722,14 @@ fn the_message_command_parser_takes_the_mqtt_verbs() {
             .contains("not available by message")
     );
 }
+
+#[test]
+fn debug_shows_neither_the_login_token_nor_room_tokens() {
+    let mut s = Session::new(settings());
+    s.connected(Instant::now(), "login-token-x9Qv", None);
+    s.tokens.insert(RoomId(66), "room-token-x9Qv".into());
+    let shown = format!("{s:?} {s:#?}");
+    assert!(!shown.contains("x9Qv"), "{shown}");
+    assert!(shown.contains("room_tokens: 1"), "{shown}");
+    assert!(shown.contains("authenticated: false"), "{shown}");
+}
