@@ -5,7 +5,7 @@
 //! (`link`); the other turns the agent's state, events and statistics into publications and
 //! runs commands through the [`AgentHandle`], like any other local control. The publisher
 //! never awaits rumqttc's bounded request channel: it hands messages over with `try_*`, and
-//! what does not fit waits in the [`outbox`] (retained state and status: latest wins; events
+//! what does not fit waits in the `outbox` (retained state and status: latest wins; events
 //! and replies: the newest [`QUEUE_MAX`]). Commands, replies, state and events are QoS 1;
 //! telemetry is QoS 0 and dropped when the link is congested or down. The session is
 //! persistent (clean session off), so QoS 1 commands sent while the device was offline arrive
