@@ -51,6 +51,8 @@ pub struct Request {
     pub verb: Verb,
     /// For fleet commands: who.
     pub target: Option<Selector>,
+    /// When the sender sent it (`"ts"`), in Unix seconds; MQTT refuses stale commands by it.
+    pub sent_at: Option<f64>,
 }
 
 /// A refused command: the reply says why.
@@ -165,6 +167,25 @@ fn take_id(args: &mut Args) -> Result<Value, String> {
     }
 }
 
+/// Above this a `"ts"` is read as milliseconds (10^11 seconds is the year 5138).
+const TS_MS_ABOVE: f64 = 1e11;
+
+/// `"ts"`: Unix time in seconds (fractions allowed) or milliseconds, returned in seconds.
+fn take_ts(args: &mut Args) -> Result<Option<f64>, String> {
+    match args.remove("ts") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(t) if t.is_finite() && t > 0.0 => {
+                Ok(Some(if t > TS_MS_ABOVE { t / 1000.0 } else { t }))
+            }
+            _ => Err(format!("\"ts\" must be a positive Unix time, not {n}")),
+        },
+        Some(other) => Err(format!(
+            "\"ts\" must be Unix time in seconds or milliseconds, not {other}"
+        )),
+    }
+}
+
 fn take_target(args: &mut Args, fleet: bool) -> Result<Option<Selector>, String> {
     match args.remove("target") {
         None => Ok(None),
@@ -184,6 +205,7 @@ pub fn parse(verb: &str, payload: &[u8], fleet: bool) -> Result<Request, Refused
     let mut args = arguments(payload).map_err(|e| refuse(&Value::Null, e))?;
     let id = take_id(&mut args).map_err(|e| refuse(&Value::Null, e))?;
     let target = take_target(&mut args, fleet).map_err(|e| refuse(&id, e))?;
+    let sent_at = take_ts(&mut args).map_err(|e| refuse(&id, e))?;
     let Some((_, read)) = TABLE.iter().find(|(name, _)| *name == verb) else {
         let known: Vec<&str> = verbs().collect();
         return Err(refuse(
@@ -199,6 +221,7 @@ pub fn parse(verb: &str, payload: &[u8], fleet: bool) -> Result<Request, Refused
         id,
         verb: parsed,
         target,
+        sent_at,
     })
 }
 
@@ -303,6 +326,29 @@ mod tests {
                 "{verb} {:?}: error {e:?} should mention {expect:?}",
                 String::from_utf8_lossy(payload)
             );
+        }
+    }
+
+    #[test]
+    fn a_send_time_is_read_in_seconds_or_milliseconds() {
+        assert_eq!(ok("mute", "").sent_at, None);
+        assert_eq!(ok("mute", r#"{"ts":1700000000}"#).sent_at, Some(1.7e9));
+        assert_eq!(
+            ok("mute", r#"{"ts":1700000000.5}"#).sent_at,
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(
+            ok("mute", r#"{"ts":1700000000250}"#).sent_at,
+            Some(1_700_000_000.25)
+        );
+        for bad_ts in [
+            r#"{"ts":"now"}"#,
+            r#"{"ts":-5}"#,
+            r#"{"ts":0}"#,
+            r#"{"ts":[1]}"#,
+        ] {
+            let e = bad("mute", bad_ts.as_bytes(), false);
+            assert!(e.contains("\"ts\""), "{bad_ts}: {e}");
         }
     }
 

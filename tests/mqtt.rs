@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use roomagent::core::CallPhase;
+use roomagent::core::{CallPhase, Command, RoomId};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 use support::mqtt::{Broker, Dashboard, TlsFiles, make_certs};
 use support::*;
@@ -481,4 +482,239 @@ async fn the_state_shows_the_profile_in_use_and_a_failed_encoder_passed_over() {
     );
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn unix_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Plain payloads (as Home Assistant sends) and fresh `"ts"` run; a stale or future `"ts"` is
+/// refused with a reply saying so; a command left retained on the broker is never run.
+#[tokio::test]
+async fn retained_and_stale_commands_are_not_run_and_fresh_or_plain_ones_are() {
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    // Left retained before the device connects: it arrives on subscription, retained.
+    let mute = format!("roomagent/{ID}/cmd/mute");
+    dash.client
+        .publish(&mute, QoS::AtLeastOnce, true, r#"{"id":"retained"}"#)
+        .await
+        .unwrap();
+    dash.wait(&mute, |p| p.contains("retained")).await;
+    let mut agent = Agent::start_toml(&mqtt_toml(
+        &server.api(),
+        ID,
+        broker.port,
+        "mode = \"never\"",
+        "",
+    ))
+    .await;
+    agent.registered().await;
+    dash.wait_json(STATE, |v| v["registered"] == true).await;
+
+    let r = command(&mut dash, "mute", json!({"ts": unix_s() - 120.0})).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("stale"), "{r}");
+    let ahead = ((unix_s() + 600.0) * 1000.0) as u64;
+    let r = command(&mut dash, "mute", json!({"ts": ahead})).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("ahead"), "{r}");
+    assert!(
+        !agent.now().mic_muted,
+        "neither the retained nor the refused commands muted"
+    );
+
+    let now_ms = (unix_s() * 1000.0) as u64;
+    let r = command(&mut dash, "mute", json!({"ts": now_ms})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    dash.wait_json(STATE, |v| v["mic_muted"] == true).await;
+    // What Home Assistant's mute switch sends.
+    dash.publish(&mute, r#"{"mute":false}"#).await;
+    dash.wait_json(STATE, |v| v["mic_muted"] == false).await;
+
+    let all = dash.drain(Duration::from_millis(300)).await;
+    let answered: Vec<&String> = all
+        .iter()
+        .filter(|(t, p, _)| t == REPLY && p.contains("retained"))
+        .map(|(_, p, _)| p)
+        .collect();
+    assert!(
+        answered.is_empty(),
+        "a retained command was answered: {answered:?}"
+    );
+    agent.stop().await;
+}
+
+/// The broker is away for longer than every queue between the agent and it lasts, while calls
+/// come and go and the volume changes; when it is back the agent reconnects, the dashboard
+/// reads the current state, learns that events were dropped, and commands work.
+#[tokio::test]
+async fn after_an_outage_longer_than_the_queues_the_dashboard_sees_the_current_state() {
+    let server = Server::start().await;
+    let mut broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let toml = mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", "");
+    let fast = "reconnect_min_ms = 5\nreconnect_max_ms = 10";
+    let toml_fast = toml.replace("reconnect_min_ms = 200\nreconnect_max_ms = 1000", fast);
+    assert_ne!(toml, toml_fast, "retries every few ms");
+    let mut agent = Agent::start_toml(&toml_fast).await;
+    agent.registered().await;
+    dash.wait_json(STATE, |v| v["registered"] == true).await;
+    let mut link = agent.mqtt_link.clone().unwrap();
+    link.wait_for(|s| s.connected).await.unwrap();
+    let mut events = agent.handle.events();
+
+    broker.stop();
+    tokio::time::timeout(Duration::from_secs(10), link.wait_for(|s| !s.connected))
+        .await
+        .expect("the agent noticed the broker is gone")
+        .unwrap();
+    // Twice rumqttc's request channel (256) in events, and as many failed connection attempts.
+    let (mut produced, mut room) = (0u64, 5000);
+    while produced <= 512 || link.borrow().failed_attempts <= 512 {
+        room += 1;
+        agent
+            .handle
+            .command(Command::Join { room: RoomId(room) })
+            .await
+            .unwrap();
+        agent.phase(CallPhase::InCall).await;
+        agent.handle.command(Command::Leave).await.unwrap();
+        agent.phase(CallPhase::Idle).await;
+        loop {
+            match events.try_recv() {
+                Ok(_) => produced += 1,
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => produced += n,
+                Err(_) => break,
+            }
+        }
+    }
+    let level = if agent.now().volume == 37 { 38 } else { 37 };
+    agent
+        .handle
+        .command(Command::Volume { level })
+        .await
+        .unwrap();
+    agent.handle.command(Command::Mute).await.unwrap();
+
+    broker.restart();
+    let mut dash2 = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    tokio::time::timeout(Duration::from_secs(15), link.wait_for(|s| s.connected))
+        .await
+        .expect("reconnected")
+        .unwrap();
+    let s = dash2
+        .wait_json(STATE, |v| {
+            v["volume"] == level && v["mic_muted"] == true && v["call"] == "idle"
+        })
+        .await;
+    assert_eq!(s["registered"], true, "{s}");
+    dash2.wait(STATUS, |p| p == "online").await;
+    let lost = dash2
+        .wait_json(EVENT, |v| {
+            v["event"] == "error" && v["message"].as_str().is_some_and(|m| m.contains("dropped"))
+        })
+        .await;
+    assert!(
+        lost["message"].as_str().unwrap().contains("MQTT broker"),
+        "{lost}"
+    );
+    let r = command(&mut dash2, "unmute", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    dash2.wait_json(STATE, |v| v["mic_muted"] == false).await;
+    drop(dash);
+    agent.stop().await;
+}
+
+/// The ACL the README shows, as written there.
+fn readme_acl() -> String {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("# mosquitto acl_file for roomagent")
+        .expect("the README shows the broker ACL");
+    let end = start + readme[start..].find("```").unwrap();
+    readme[start..end].to_string()
+}
+
+/// On a mosquitto running the README's ACL, a device uses its own topics (state, status, will,
+/// commands, replies, fleet commands) but another device can neither command it, the fleet,
+/// nor forge its state, nor read anything it publishes.
+#[tokio::test]
+async fn the_readme_acl_confines_each_device_to_its_own_topics() {
+    let server = Server::start().await;
+    let users = [
+        ("dashboard", "dash-pw"),
+        (ID, "room-pw"),
+        ("room2", "room2-pw"),
+    ];
+    let broker = Broker::start_with_acl(&users, &readme_acl());
+    let mut dash =
+        Dashboard::connect_as(broker.port, &["roomagent/#"], "dashboard", "dash-pw").await;
+    let login = format!("username = \"{ID}\"\npassword = \"room-pw\"");
+    let agent = Agent::start_toml(&mqtt_toml(
+        &server.api(),
+        ID,
+        broker.port,
+        "mode = \"never\"",
+        &login,
+    ))
+    .await;
+    dash.wait(STATUS, |p| p == "online").await;
+    dash.wait_json(STATE, |v| v["registered"] == true).await;
+    let r = command(&mut dash, "volume", json!({"level": 12})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    dash.wait_json(STATE, |v| v["volume"] == 12).await;
+    dash.publish("roomagent/all/cmd/state", r#"{"id":"fleet"}"#)
+        .await;
+    dash.wait_json(REPLY, |v| v["id"] == "fleet" && v["ok"] == true)
+        .await;
+
+    let mut other = Dashboard::connect_as(
+        broker.port,
+        &["roomagent/#", "roomagent/room2/cmd/+"],
+        "room2",
+        "room2-pw",
+    )
+    .await;
+    other
+        .publish(&format!("roomagent/{ID}/cmd/mute"), r#"{"id":"forged"}"#)
+        .await;
+    other
+        .publish("roomagent/all/cmd/mute", r#"{"id":"forged-fleet"}"#)
+        .await;
+    other
+        .client
+        .publish(STATE, QoS::AtLeastOnce, true, r#"{"call":"forged"}"#)
+        .await
+        .unwrap();
+    // Its own state topic is allowed: once the dashboard reads this, the broker has handled
+    // the forgeries above.
+    other
+        .publish("roomagent/room2/state", r#"{"marker":1}"#)
+        .await;
+    dash.wait("roomagent/room2/state", |p| p.contains("marker"))
+        .await;
+    let r = command(&mut dash, "state", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    dash.publish("roomagent/room2/cmd/ping", "{}").await;
+    other.wait("roomagent/room2/cmd/ping", |_| true).await;
+
+    let read = other.drain(Duration::from_millis(200)).await;
+    let leaked: Vec<_> = read
+        .iter()
+        .filter(|(t, _, _)| t.starts_with(&format!("roomagent/{ID}/")))
+        .collect();
+    assert!(leaked.is_empty(), "room2 read room's messages: {leaked:?}");
+    let seen = dash.drain(Duration::from_millis(300)).await;
+    let forged: Vec<_> = seen
+        .iter()
+        .filter(|(t, p, _)| (t == REPLY || t == STATE) && p.contains("forged"))
+        .collect();
+    assert!(forged.is_empty(), "room2 reached room's topics: {forged:?}");
+    assert!(!agent.now().mic_muted, "nobody muted the room");
+    agent.stop().await;
 }

@@ -267,6 +267,10 @@ pub struct MqttConfig {
     pub reconnect_min_ms: u64,
     /// Longest reconnect delay.
     pub reconnect_max_ms: u64,
+    /// Commands whose `"ts"` is further than this from the device's clock are refused.
+    pub command_max_age_s: u64,
+    /// Refuse commands without a `"ts"` (Home Assistant's controls send none).
+    pub require_timestamp: bool,
 }
 
 impl Default for MqttConfig {
@@ -291,6 +295,8 @@ impl Default for MqttConfig {
             site: None,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
+            command_max_age_s: 30,
+            require_timestamp: false,
         }
     }
 }

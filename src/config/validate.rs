@@ -236,6 +236,12 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                 ),
             );
         }
+        if !(1..=86_400).contains(&q.command_max_age_s) {
+            err(
+                "mqtt.command_max_age_s",
+                format!("must be 1-86400 seconds, not {}", q.command_max_age_s),
+            );
+        }
     }
 }
 

@@ -47,6 +47,16 @@ impl Broker {
 
     /// A broker, optionally TLS-only.
     pub fn start_with(tls: Option<&TlsFiles>) -> Broker {
+        Self::start_configured(tls, None)
+    }
+
+    /// A broker that requires these users and passwords and applies `acl` (a mosquitto
+    /// `acl_file`).
+    pub fn start_with_acl(users: &[(&str, &str)], acl: &str) -> Broker {
+        Self::start_configured(None, Some((users, acl)))
+    }
+
+    fn start_configured(tls: Option<&TlsFiles>, auth: Option<(&[(&str, &str)], &str)>) -> Broker {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("roomagent-mosquitto-{}-{port}", std::process::id()));
@@ -70,6 +80,10 @@ impl Broker {
                 t.key.display(),
                 t.require_client_cert
             ));
+        }
+        if let Some((users, acl)) = auth {
+            conf_text = conf_text.replace("allow_anonymous true", "allow_anonymous false");
+            conf_text.push_str(&access_files(&dir, users, acl));
         }
         let conf = dir.join("mosquitto.conf");
         std::fs::write(&conf, conf_text).unwrap();
@@ -124,6 +138,32 @@ impl Drop for Broker {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Writes a password file (with `mosquitto_passwd`) and the ACL file; returns the lines that
+/// point the broker at them.
+fn access_files(dir: &Path, users: &[(&str, &str)], acl: &str) -> String {
+    let passwords = dir.join("passwords");
+    std::fs::write(&passwords, "").unwrap();
+    for (user, password) in users {
+        let ok = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&passwords)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mosquitto_passwd (package mosquitto)")
+            .success();
+        assert!(ok, "mosquitto_passwd {user}");
+    }
+    let acl_file = dir.join("acl");
+    std::fs::write(&acl_file, acl).unwrap();
+    format!(
+        "password_file {}\nacl_file {}\n",
+        passwords.display(),
+        acl_file.display()
+    )
 }
 
 /// Generates a CA, a server certificate for 127.0.0.1 and a client certificate with openssl.
@@ -262,12 +302,29 @@ impl Dashboard {
         filters: &[&str],
         tls: Option<roomagent::mqtt::TlsPem>,
     ) -> Dashboard {
+        Self::connect_with(port, filters, tls, None).await
+    }
+
+    /// The same as a user with a password.
+    pub async fn connect_as(port: u16, filters: &[&str], user: &str, password: &str) -> Dashboard {
+        Self::connect_with(port, filters, None, Some((user, password))).await
+    }
+
+    async fn connect_with(
+        port: u16,
+        filters: &[&str],
+        tls: Option<roomagent::mqtt::TlsPem>,
+        login: Option<(&str, &str)>,
+    ) -> Dashboard {
         let mut o = MqttOptions::new(
             format!("dashboard-{}", rand::random::<u32>()),
             "127.0.0.1",
             port,
         );
         o.set_keep_alive(Duration::from_secs(10));
+        if let Some((user, password)) = login {
+            o.set_credentials(user, password);
+        }
         if let Some((ca, client_auth)) = tls {
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca,

@@ -106,3 +106,26 @@ fn the_home_assistant_configuration_url_must_be_a_web_page() {
         assert!(flagged(&c), "{bad}");
     }
 }
+
+#[test]
+fn the_command_age_limit_has_a_range() {
+    let mut c = Config::default();
+    c.device.id = "r".into();
+    c.mqtt.enabled = true;
+    let flagged = |c: &Config| {
+        check(c, Purpose::Agent)
+            .iter()
+            .any(|(k, _)| k == "mqtt.command_max_age_s")
+    };
+    assert!(!flagged(&c), "the default (30 s) is fine");
+    for (age, bad) in [
+        (0, true),
+        (1, false),
+        (86_400, false),
+        (86_401, true),
+        (u64::MAX, true),
+    ] {
+        c.mqtt.command_max_age_s = age;
+        assert_eq!(flagged(&c), bad, "{age}");
+    }
+}

@@ -1,0 +1,297 @@
+//! The publisher: turns the agent's state, events and statistics into publications and runs
+//! commands. It never awaits rumqttc: everything goes through the [`Outbox`].
+
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, QoS};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as Deadline;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::link::{Incoming, Signal};
+use super::outbox::Outbox;
+use super::{Options, discovery, state_document, telemetry, unix_ms};
+use crate::command::{self, Refused, Request, Verb};
+use crate::handle::AgentHandle;
+
+/// How often a congested link is offered what waits in the outbox.
+const RETRY: Duration = Duration::from_millis(50);
+/// State changes are coalesced: the latest goes out this long after the first change.
+const STATE_COALESCE: Duration = Duration::from_millis(50);
+
+struct Worker<'a> {
+    opts: &'a Options,
+    client: &'a AsyncClient,
+    agent: AgentHandle,
+    started: Instant,
+    cpu: telemetry::CpuMeter,
+    link: Signal,
+    outbox: Outbox,
+    retry_due: Option<Deadline>,
+}
+
+/// Runs until `shutdown`, the agent going away or the poller ending.
+pub(crate) async fn work(
+    opts: &Options,
+    client: &AsyncClient,
+    agent: AgentHandle,
+    mut signal: watch::Receiver<Signal>,
+    mut commands: mpsc::Receiver<Incoming>,
+    shutdown: &CancellationToken,
+) {
+    let mut state = agent.state();
+    let mut events = agent.events();
+    let mut w = Worker {
+        opts,
+        client,
+        agent,
+        started: Instant::now(),
+        cpu: telemetry::CpuMeter::default(),
+        link: Signal::default(),
+        outbox: Outbox::default(),
+        retry_due: None,
+    };
+    let mut telemetry = tokio::time::interval(opts.telemetry_interval);
+    telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state_due: Option<Deadline> = None;
+    loop {
+        let retry_due = w.retry_due;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = signal.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let s = *signal.borrow_and_update();
+                w.on_signal(s);
+            }
+            cmd = commands.recv() => match cmd {
+                Some(c) => w.on_command(&c.verb, c.fleet, &c.payload).await,
+                None => return,
+            },
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                state_due.get_or_insert_with(|| Deadline::now() + STATE_COALESCE);
+            }
+            _ = crate::wait::sleep_until(state_due) => {
+                state_due = None;
+                w.queue_state();
+            }
+            ev = events.recv() => match ev {
+                Ok(ev) => w.queue_event(serde_json::to_value(&ev).unwrap_or(Value::Null)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "MQTT publisher fell behind the call events");
+                }
+                Err(_) => return,
+            },
+            _ = telemetry.tick() => w.publish_telemetry(),
+            _ = crate::wait::sleep_until(retry_due) => {}
+        }
+        w.flush();
+    }
+}
+
+impl Worker<'_> {
+    /// Offers the link what waits, when connected; retries soon if it did not all fit.
+    fn flush(&mut self) {
+        self.retry_due = None;
+        if !self.link.connected {
+            return;
+        }
+        self.outbox.flush(self.client);
+        if !self.outbox.is_empty() {
+            self.retry_due = Some(Deadline::now() + RETRY);
+        }
+    }
+
+    fn on_signal(&mut self, s: Signal) {
+        let seen = std::mem::replace(&mut self.link, s);
+        if s.connects != seen.connects {
+            self.queue_connect();
+        } else if s.ha_online != seen.ha_online {
+            self.queue_discovery();
+        }
+    }
+
+    /// A new connection: subscriptions, `online`, discovery and the current state; and
+    /// a word about events that did not survive the outage.
+    fn queue_connect(&mut self) {
+        let t = &self.opts.topics;
+        self.outbox.subscribe(t.commands());
+        self.outbox.subscribe(t.fleet_commands());
+        if let Some(p) = &self.opts.discovery_prefix {
+            self.outbox.subscribe(format!("{p}/status"));
+        }
+        self.outbox.retained(t.status(), "online".into());
+        self.queue_discovery();
+        self.queue_state();
+        let dropped = self.outbox.take_dropped();
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "MQTT events and replies dropped while the broker was away"
+            );
+            self.queue_event(json!({
+                "event": "error",
+                "message": format!("{dropped} events and replies were dropped while the MQTT broker was unreachable"),
+            }));
+        }
+    }
+
+    fn queue_event(&mut self, mut v: Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("device".into(), json!(self.opts.topics.id));
+            o.insert("at".into(), json!(unix_ms()));
+        }
+        self.outbox.message(self.opts.topics.event(), v.to_string());
+    }
+
+    fn queue_state(&mut self) {
+        let s = self.agent.state().borrow().clone();
+        let doc = state_document(
+            &s,
+            &self.opts.topics.id,
+            &self.opts.name,
+            &self.agent,
+            self.started.elapsed(),
+        );
+        self.outbox
+            .retained(self.opts.topics.state(), doc.to_string());
+    }
+
+    fn queue_discovery(&mut self) {
+        let Some(prefix) = &self.opts.discovery_prefix else {
+            return;
+        };
+        let info = discovery::DeviceInfo {
+            id: self.opts.topics.id.clone(),
+            name: self.opts.name.clone(),
+            model: self
+                .agent
+                .media_info()
+                .map(|i| format!("roomagent ({})", i.profile))
+                .unwrap_or_else(|| "roomagent".into()),
+            sw_version: env!("CARGO_PKG_VERSION").into(),
+            hw_version: telemetry::board_model(),
+            configuration_url: self.opts.configuration_url.clone(),
+        };
+        let present = discovery::Present {
+            temperature: telemetry::temperature_c().is_some(),
+        };
+        for (topic, payload) in discovery::configs(prefix, &self.opts.topics, &info, &present) {
+            // An entity this device lacks: an empty retained config removes a stale one.
+            let text = payload.map(|p| p.to_string()).unwrap_or_default();
+            self.outbox.retained(topic, text);
+        }
+    }
+
+    fn publish_telemetry(&mut self) {
+        if !self.link.connected {
+            return;
+        }
+        let media = self
+            .agent
+            .media_stats()
+            .map(|m| m.borrow().clone())
+            .unwrap_or_default();
+        let doc = json!({
+            "device": self.opts.topics.id,
+            "at": unix_ms(),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "cpu_percent": self.cpu.sample(),
+            "rss_mib": telemetry::rss_mib(),
+            "temperature_c": telemetry::temperature_c(),
+            "media": media,
+        });
+        // Telemetry is the first thing to go when the link is congested.
+        if let Err(e) = self.client.try_publish(
+            self.opts.topics.telemetry(),
+            QoS::AtMostOnce,
+            false,
+            doc.to_string(),
+        ) {
+            debug!(error = %e, "telemetry dropped");
+        }
+    }
+
+    fn reply(&mut self, verb: &str, id: &Value, result: Result<Value, String>) {
+        let mut doc = json!({"id": id, "verb": verb, "device": self.opts.topics.id});
+        match result {
+            Ok(extra) => {
+                doc["ok"] = json!(true);
+                if let (Some(o), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+                    for (k, v) in e {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Err(error) => {
+                doc["ok"] = json!(false);
+                doc["error"] = json!(error);
+            }
+        }
+        self.outbox
+            .message(self.opts.topics.reply(), doc.to_string());
+    }
+
+    /// Parses, selects, checks freshness, runs and answers one command.
+    async fn on_command(&mut self, verb: &str, fleet: bool, payload: &[u8]) {
+        let request = match command::parse(verb, payload, fleet) {
+            Ok(r) => r,
+            Err(Refused { id, error }) => {
+                info!(%verb, %error, "refused an MQTT command");
+                self.reply(verb, &id, Err(error));
+                return;
+            }
+        };
+        let Request {
+            id,
+            verb: what,
+            target,
+            sent_at,
+        } = request;
+        if let Some(sel) = &target
+            && !sel.selects(
+                &self.opts.topics.id,
+                self.opts.group.as_deref(),
+                self.opts.site.as_deref(),
+            )
+        {
+            debug!(%verb, "fleet command for other devices");
+            return;
+        }
+        if let Err(error) = self.opts.freshness.check(sent_at) {
+            info!(%verb, %error, "refused an MQTT command");
+            self.reply(verb, &id, Err(error));
+            return;
+        }
+        let result = self.run(what).await;
+        info!(%verb, ok = result.is_ok(), "MQTT command");
+        self.reply(verb, &id, result);
+    }
+
+    async fn run(&mut self, what: Verb) -> Result<Value, String> {
+        match what {
+            Verb::Core(cmd) => self
+                .agent
+                .command(cmd)
+                .await
+                .map(|()| json!({}))
+                .map_err(|e| e.to_string()),
+            Verb::Reload => self
+                .agent
+                .reload()
+                .await
+                .map(|r| json!({"applied": r.applied, "needs_restart": r.needs_restart})),
+            Verb::State => {
+                self.queue_discovery();
+                self.queue_state();
+                Ok(json!({}))
+            }
+        }
+    }
+}
