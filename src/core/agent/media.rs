@@ -173,12 +173,16 @@ impl Agent {
             }
             due
         };
+        // Participants not in the room (re-entering after a server restart) are left to
+        // [`Timer::ReturnTimeout`].
         let reoffers: Vec<ClientId> = due(&mut m.reoffer_at)
             .into_iter()
-            .filter(|p| m.sessions.contains_key(p) && m.offered.contains_key(p))
+            .filter(|p| m.members.contains_key(p) && m.offered.contains_key(p))
+            .filter(|p| m.sessions.contains_key(p))
             .collect();
         let stalled: Vec<ClientId> = due(&mut m.setup_by)
             .into_iter()
+            .filter(|p| m.members.contains_key(p))
             .filter(|p| m.sessions.get(p) == Some(&MediaState::Connecting))
             .collect();
         let room_type = m.room_type;

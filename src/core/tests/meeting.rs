@@ -291,32 +291,34 @@ fn a_failed_session_we_offered_is_offered_again() {
     let actions = fail(&mut h, ClientId(8));
     assert_eq!(
         media(&actions),
-        vec![
-            MediaCommand::StopSession { peer: ClientId(8) },
-            MediaCommand::StartSession {
-                peer: ClientId(8),
-                role: SessionRole::Offerer,
-                call_type: CallType::Video,
-            },
-        ]
+        vec![MediaCommand::StopSession { peer: ClientId(8) }]
     );
     assert!(
         events(&actions).is_empty(),
         "a retried session is not reported as an error"
     );
     assert_eq!(member_media(&h, ClientId(8)), MediaState::Connecting);
+    h.advance(Duration::from_millis(900));
+    assert!(media(&h.take()).is_empty(), "the new offer waits 1 s");
+    h.advance(Duration::from_millis(100));
+    assert_eq!(
+        media(&h.take()),
+        vec![MediaCommand::StartSession {
+            peer: ClientId(8),
+            role: SessionRole::Offerer,
+            call_type: CallType::Video,
+        }]
+    );
     assert_eq!(h.phase(), CallPhase::InCall);
 }
 
 #[test]
 fn a_session_that_keeps_failing_is_reported_failed_and_the_call_goes_on() {
     let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
-    for _ in 0..MEDIA_RETRIES {
-        assert_eq!(
-            media(&fail(&mut h, ClientId(8))).len(),
-            2,
-            "stopped and offered again"
-        );
+    for n in 1..=MEDIA_RETRIES {
+        assert_eq!(media(&fail(&mut h, ClientId(8))).len(), 1, "stopped");
+        h.advance(crate::core::agent::reoffer_backoff(n));
+        assert_eq!(media(&h.take()).len(), 1, "offered again");
     }
     let actions = fail(&mut h, ClientId(8));
     assert!(
