@@ -211,8 +211,9 @@ pub enum RequestKind {
     Other,
 }
 
-/// WebRTC negotiation messages exchanged per pair of participants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// WebRTC negotiation messages exchanged per pair of participants. Its `Debug` shows an SDP's
+/// size, not its text: the text holds the session's ICE password.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MediaSignal {
     /// An SDP offer.
@@ -236,6 +237,26 @@ pub enum MediaSignal {
     },
     /// The peer closed its connection with us.
     Bye,
+}
+
+impl std::fmt::Debug for MediaSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaSignal::Offer { sdp } => write!(f, "Offer {{ sdp: <{} bytes> }}", sdp.len()),
+            MediaSignal::Answer { sdp } => write!(f, "Answer {{ sdp: <{} bytes> }}", sdp.len()),
+            MediaSignal::Candidate {
+                candidate,
+                sdp_mline_index,
+                sdp_mid,
+            } => f
+                .debug_struct("Candidate")
+                .field("candidate", candidate)
+                .field("sdp_mline_index", sdp_mline_index)
+                .field("sdp_mid", sdp_mid)
+                .finish(),
+            MediaSignal::Bye => f.write_str("Bye"),
+        }
+    }
 }
 
 /// A local command: from a button, an MQTT dashboard, the CLI or a test.

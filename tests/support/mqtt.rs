@@ -322,6 +322,7 @@ impl Dashboard {
             port,
         );
         o.set_keep_alive(Duration::from_secs(10));
+        o.set_max_packet_size(1 << 20, 1 << 20);
         if let Some((user, password)) = login {
             o.set_credentials(user, password);
         }
@@ -370,6 +371,13 @@ impl Dashboard {
     }
 
     /// Publishes QoS 1.
+    pub async fn publish_bytes(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
     pub async fn publish(&self, topic: &str, payload: &str) {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())

@@ -14,8 +14,16 @@ ip addr add 10.250.1.1/24 dev v1; ip link set v1 up
 exec "$@"
 "#;
 
-/// A test that has not finished after this long is stopped and reported with its output.
+/// A test that has not finished after this long is stopped and reported with its output
+/// (`ROOMAGENT_TEST_LIMIT_S` raises it for soak runs).
 const LIMIT: Duration = Duration::from_secs(240);
+
+fn limit() -> Duration {
+    std::env::var("ROOMAGENT_TEST_LIMIT_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(LIMIT, Duration::from_secs)
+}
 
 /// Runs a WebRTC test's body on a two-thread tokio runtime inside its own network namespace
 /// (see [`isolate`]); in the parent it only waits for that child.
@@ -62,7 +70,7 @@ pub fn isolate(test_name: &str) -> bool {
         if let Some(status) = child.try_wait().expect("wait for the test") {
             break Some(status);
         }
-        if started.elapsed() > LIMIT {
+        if started.elapsed() > limit() {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -77,7 +85,7 @@ pub fn isolate(test_name: &str) -> bool {
         "{test_name} {} inside its network namespace:\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         match status {
             Some(s) => format!("failed ({s})"),
-            None => format!("did not finish within {LIMIT:?} and was stopped"),
+            None => format!("did not finish within {:?} and was stopped", limit()),
         }
     );
     // Numbers the test printed (benchmarks, timings) are worth seeing.
