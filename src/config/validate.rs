@@ -408,6 +408,7 @@ fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
         ),
         Err(e) => err("signaling.host", format!("{:?} is not a URL: {e}", s.host)),
     }
+    signaling_tls::check(c, err);
     if !s.socket_path.starts_with('/') {
         err(
             "signaling.socket_path",
@@ -530,5 +531,6 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
     }
 }
 
+mod signaling_tls;
 #[cfg(test)]
 mod tests;
