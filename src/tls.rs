@@ -126,9 +126,15 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn refused(section: &str, key: &str, e: rustls::Error) -> TlsError {
+    let detail = match e {
+        rustls::Error::InconsistentKeys(_) => {
+            format!("the key does not belong to the certificate in {section}.client_cert_file")
+        }
+        e => e.to_string(),
+    };
     TlsError::Refused {
         key: format!("{section}.{key}"),
-        detail: e.to_string(),
+        detail,
     }
 }
 

@@ -126,6 +126,45 @@ async fn a_server_requiring_client_certificates_admits_the_agent_that_has_one() 
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// A client key that cannot be used stops the start with the key's name and path; its
+/// content (a secret) appears nowhere.
+#[tokio::test]
+async fn an_unusable_client_key_is_named_but_never_quoted() {
+    let d = dir("sig-tls-badkey");
+    let pki = Pki::make(&d, "good");
+    let other = Pki::make(&d, "other");
+    let garbage = d.join("garbage.key");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n",
+    )
+    .unwrap();
+    let secret_of_other = std::fs::read_to_string(&other.client_key_file).unwrap();
+    for key in [&garbage, &other.client_key_file] {
+        let tls = format!(
+            "{}\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            ca_line(&pki),
+            pki.client_cert_file.display(),
+            key.display()
+        );
+        let toml = tls_toml("https://127.0.0.1:9/app", &tls);
+        let cfg = roomagent::config::parse(&toml, roomagent::config::Purpose::Agent).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let Err(e) = roomagent::daemon::start(cfg, stop).await else {
+            panic!("started with {}", key.display());
+        };
+        let e = format!("{e:#}");
+        assert!(e.contains("signaling.client_key_file"), "{e}");
+        if key == &other.client_key_file {
+            assert!(e.contains("does not belong to the certificate"), "{e}");
+        }
+        assert!(!e.contains("TOPSECRET"), "{e}");
+        let body: String = secret_of_other.lines().nth(1).unwrap().into();
+        assert!(!e.contains(&body), "{e}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 /// The system trust store counts: a CA the system trusts (here through `SSL_CERT_FILE`,
 /// which the store honours like OpenSSL does) needs no `ca_file`.
 #[tokio::test]
