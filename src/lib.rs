@@ -32,4 +32,5 @@ pub mod mqtt;
 pub mod room_server;
 pub mod signaling;
 pub mod systemd;
+pub mod tls;
 pub mod wait;

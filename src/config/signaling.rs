@@ -22,6 +22,12 @@ pub struct SignalingConfig {
     pub host: String,
     /// Control socket path under `host` (WebSocket, `?SID=` appended).
     pub socket_path: String,
+    /// For an `https` host: a CA certificate (PEM) trusted besides the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// For an `https` host: client certificate (PEM) for servers that require one.
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM); a secret.
+    pub client_key_file: Option<PathBuf>,
     /// `deviceType` announced at registration: `tv` for a room appliance.
     pub device_type: DeviceType,
     /// TURN relay `host:port` (the seed's `relayServer`).
@@ -54,6 +60,9 @@ impl Default for SignalingConfig {
             rtm: RtmConfig::default(),
             host: "http://127.0.0.1:8080/app".into(),
             socket_path: "/socket".into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             device_type: DeviceType::Tv,
             relay_server: None,
             relay_username: None,

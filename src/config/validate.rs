@@ -421,6 +421,7 @@ fn check_rtcpeer(c: &Config, err: &mut impl FnMut(&str, String)) {
             format!("{:?} is not a URL: {e}", shown(&s.host)),
         ),
     }
+    signaling_tls::check(c, err);
     if !s.socket_path.starts_with('/') {
         err(
             "signaling.socket_path",
@@ -547,6 +548,7 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
 }
 
 mod ranges;
+mod signaling_tls;
 
 #[cfg(test)]
 mod range_tests;

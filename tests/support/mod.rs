@@ -9,6 +9,7 @@ pub mod mqtt;
 pub mod netns;
 pub mod rtm_gate;
 pub mod service;
+pub mod tls;
 pub mod turn;
 pub mod world;
 

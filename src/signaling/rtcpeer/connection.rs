@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Options;
@@ -58,20 +58,33 @@ fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE))
 }
 
-/// Logs in, opens the control socket and registers.
-pub(super) async fn connect(
-    opts: &Options,
-    http: &reqwest::Client,
-) -> Result<(Ws, login::Session), ConnectError> {
-    let session = login::login(http, &opts.host, &opts.credentials).await?;
+/// A socket error in words; a TLS problem says what to check.
+fn socket_error(e: tokio_tungstenite::tungstenite::Error) -> ConnectError {
+    ConnectError::Socket(crate::tls::explain(&e, "signaling").unwrap_or_else(|| e.to_string()))
+}
+
+/// Logs in, opens the control socket and registers. Login and socket share the TLS settings.
+pub(super) async fn connect(opts: &Options) -> Result<(Ws, login::Session), ConnectError> {
+    let http = login::http_client(opts.request_timeout, opts.tls.as_ref())
+        .map_err(|e| ConnectError::Socket(format!("cannot set up HTTP: {e}")))?;
+    let session = login::login(&http, &opts.host, &opts.credentials).await?;
     let url = opts.socket_url(session.sid.expose());
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(|t| Connector::Rustls(t.config().clone()));
     let (mut ws, _) = timeout(
         opts.request_timeout,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_limits()), false),
+        tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            Some(ws_limits()),
+            false,
+            tls,
+        ),
     )
     .await
     .map_err(|_| ConnectError::Timeout("the WebSocket handshake"))?
-    .map_err(|e| ConnectError::Socket(e.to_string()))?;
+    .map_err(socket_error)?;
     let route = Route::Call(CallMethod::DoRegister);
     let register = wire::frame(
         route.module(),
@@ -85,7 +98,7 @@ pub(super) async fn connect(
     );
     ws.send(Message::text(register))
         .await
-        .map_err(|e| ConnectError::Socket(e.to_string()))?;
+        .map_err(socket_error)?;
     let deadline = Instant::now() + opts.request_timeout;
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next())
@@ -94,7 +107,7 @@ pub(super) async fn connect(
         let text = match msg {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(ConnectError::Socket(e.to_string())),
+            Some(Err(e)) => return Err(socket_error(e)),
             None => return Err(ConnectError::Socket("closed during registration".into())),
         };
         let Ok(env) = Envelope::parse(&text) else {

@@ -126,10 +126,12 @@ fn endpoint(host: &Url, name: &str) -> Url {
 }
 
 fn unreachable(url: &Url, e: reqwest::Error) -> LoginError {
-    // reqwest errors print the URL, which for getSign carries the secret: strip it.
+    // reqwest errors print the URL, which for getSign carries the secret: strip it. Its
+    // sources do not; a TLS problem among them is said in words with what to check.
+    let detail = crate::tls::explain(&e, "signaling");
     LoginError::Unreachable {
         url: url.to_string(),
-        detail: e.without_url().to_string(),
+        detail: detail.unwrap_or_else(|| e.without_url().to_string()),
     }
 }
 
@@ -143,16 +145,23 @@ fn docking_reason(code: i64) -> &'static str {
     }
 }
 
-/// A client for the login endpoints.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// A client for the login endpoints; with `tls`, for an `https` host, it trusts what `tls`
+/// trusts and presents its client certificate.
+pub fn http_client(
+    timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         // Logins are rare; a pooled connection to a server that restarted only costs a
         // failed attempt (and a longer backoff).
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap_or_default()
+        .pool_max_idle_per_host(0);
+    match tls {
+        Some(tls) => builder.use_preconfigured_tls(rustls::ClientConfig::clone(tls.config())),
+        None => builder,
+    }
+    .build()
 }
 
 async fn post_account(

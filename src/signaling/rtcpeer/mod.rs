@@ -16,6 +16,7 @@
 mod connection;
 pub mod login;
 pub mod session;
+mod tls;
 pub mod translate;
 pub mod wire;
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub name: String,
     /// Login.
     pub credentials: Credentials,
+    /// TLS for an `https` host (login requests and the `wss` control socket alike).
+    pub tls: Option<crate::tls::ClientTls>,
     /// WebSocket ping interval.
     pub keepalive: Duration,
     /// Reply deadline for requests (and login/connect).
@@ -66,6 +69,9 @@ pub enum OptionsError {
     /// A required login value is missing.
     #[error("signaling.login.{0} is missing")]
     Missing(&'static str),
+    /// A certificate file of an `https` host cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A secret file could not be read.
     #[error("cannot read {key} from {path}: {source}")]
     SecretFile {
@@ -109,8 +115,10 @@ impl Options {
                 user_name: l.user_name.clone(),
             },
         };
+        let tls = tls::client_tls(s, &host)?;
         Ok(Options {
             host,
+            tls,
             socket_path: s.socket_path.clone(),
             device_type: s.device_type.as_str().to_string(),
             name: c.device.display_name().to_string(),
@@ -136,6 +144,9 @@ impl Options {
 
 /// Starts the adapter. Spawn the link's task; it ends when `shutdown` is cancelled.
 pub fn start(opts: Options, shutdown: CancellationToken) -> Link {
+    if let Some(warning) = tls::plain_http_warning(&opts.host) {
+        warn!("{warning}");
+    }
     let (ends, outbox, events) = super::channels();
     Link::new(outbox, events, run(opts, ends, shutdown))
 }
@@ -145,12 +156,11 @@ async fn run(opts: Options, ends: Ends, shutdown: CancellationToken) {
         outgoing: mut cmds,
         events,
     } = ends;
-    let http = login::http_client(opts.request_timeout);
     let mut reconnect = Reconnect::new(opts.reconnect_min, opts.reconnect_max);
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = connection::connect(&opts, &http) => r,
+            r = connection::connect(&opts) => r,
         };
         let reason = match attempt {
             Ok((ws, session)) => {
@@ -222,6 +232,7 @@ mod tests {
                 name: "a".into(),
                 password: Secret::new("b"),
             },
+            tls: None,
             keepalive: Duration::from_secs(20),
             request_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(500),
