@@ -8,6 +8,8 @@
 //! [`serve`] is what `roomagent run` calls:
 //! * `READY=1` once the agent is registered with the signaling server, or after
 //!   `[service] ready_timeout_s` with a `STATUS=` saying why it is not (it keeps retrying);
+//!   at once, with `STATUS=not configured: edit <file>`, when the file names no signaling
+//!   server yet (a fresh install; the reload that completes the file starts a fresh agent);
 //! * `STATUS=` whenever what a person would want to know changes ("registered as …",
 //!   "in call with …");
 //! * `WATCHDOG=1` at half of `WatchdogSec`, and only after the core loop answered a ping, so a
