@@ -14,23 +14,59 @@ fail() {
 }
 show() { systemctl show roomagent -p "$1" --value; }
 
-# Started, and READY after registering with the (embedded development) signaling server.
+# Started from the shipped configuration: up and READY, saying it is not configured, and
+# listening on nothing.
 [ "$(show ActiveState)/$(show SubState)" = active/running ] \
     || fail "roomagent is $(show ActiveState)/$(show SubState) ($(show Result))"
 status=$(show StatusText)
-case "$status" in
-    "registered as "*) echo "status: $status" ;;
-    *) fail "status is '$status', want 'registered as …'" ;;
-esac
+[ "$status" = "not configured: edit /etc/roomagent/config.toml" ] \
+    || fail "status is '$status', want 'not configured: edit /etc/roomagent/config.toml'"
+echo "status: $status"
+pid=$(show MainPID)
+sockets=$(ss -ltnupH | grep "pid=$pid," || true)
+[ -z "$sockets" ] || fail "the unconfigured service listens: $sockets"
+echo "listens on nothing (ss -ltnup)"
 
 # The hardening is in force on the running process.
-pid=$(show MainPID)
 [ "$(stat -c %U /proc/"$pid")" = roomagent ] || fail "runs as $(stat -c %U /proc/"$pid"), not roomagent"
 grep -q '^NoNewPrivs:[[:space:]]*1' /proc/"$pid"/status || fail "NoNewPrivs is off"
 grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/"$pid"/status || fail "the capability bounding set is not empty"
 grep -q '^Seccomp:[[:space:]]*2' /proc/"$pid"/status || fail "no seccomp filter"
 groups=$(id -nG roomagent)
 echo "runs as roomagent ($groups), NoNewPrivs, no capabilities, seccomp filter"
+
+# Configure it the way an administrator would: a (development) room server on loopback,
+# started here with a password made here; the installed file edited to name it; a reload.
+password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' '[room_server]' 'listen = "127.0.0.1:8089"' '[[room_server.accounts]]' \
+    'id = 1001' 'name = "room-101"' "password = \"$password\"" >/root/dev-room.toml
+chmod 600 /root/dev-room.toml
+systemd-run --quiet --unit=dev-room-server /usr/bin/roomagent room-server --config /root/dev-room.toml \
+    || fail "cannot start the development room server"
+for _ in $(seq 50); do
+    ss -ltnH 'sport = :8089' | grep -q . && break
+    sleep 0.2
+done
+ss -ltnH 'sport = :8089' | grep -q . || fail "the development room server does not listen on 127.0.0.1:8089"
+sed -i \
+    -e 's|^# id = "room-101"$|id = "room-101"|' \
+    -e 's|^# host = "https://meet.example.com/app"$|host = "http://127.0.0.1:8089/app"|' \
+    -e "s|^# name = \"room-101\"\$|name = \"room-101\"\\npassword = \"$password\"|" \
+    /etc/roomagent/config.toml
+if roomagent check-config /etc/roomagent/config.toml | grep -q "not configured"; then
+    fail "the edited configuration is still not configured"
+fi
+systemctl reload roomagent || fail "systemctl reload failed"
+for _ in $(seq 100); do
+    case "$(show StatusText)" in "registered as "*) break ;; esac
+    sleep 0.2
+done
+status=$(show StatusText)
+case "$status" in
+    "registered as "*) echo "after the edit and a reload: $status" ;;
+    *) fail "after configuring and reloading, the status is '$status', want 'registered as …'" ;;
+esac
+[ "$(show MainPID)" = "$pid" ] && [ "$(show NRestarts)" = 0 ] || fail "configuring restarted the service"
 
 # The watchdog: past WatchdogSec the service is still the same process, not restarted.
 wd=$(show WatchdogUSec)
@@ -63,5 +99,6 @@ took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$(show Result)" = success ] && [ "$(show ExecMainStatus)" = 0 ] \
     || fail "stop: result $(show Result), exit status $(show ExecMainStatus)"
 echo "MEASURE systemctl stop took ${took_ms} ms (exit status 0)"
+systemctl stop dev-room-server
 echo "boot check: OK"
 systemctl poweroff

@@ -26,8 +26,19 @@ installed() {
     # The configuration: readable by the service, not by everyone.
     [ "$(stat -c '%U:%G %a' /etc/roomagent/config.toml)" = "root:roomagent 640" ] \
         || fail "/etc/roomagent/config.toml is $(stat -c '%U:%G %a' /etc/roomagent/config.toml), want root:roomagent 640"
-    setpriv --reuid=roomagent --regid=roomagent --init-groups roomagent check-config /etc/roomagent/config.toml \
+    checked=$(setpriv --reuid=roomagent --regid=roomagent --init-groups roomagent check-config /etc/roomagent/config.toml) \
         || fail "the roomagent user cannot read or validate /etc/roomagent/config.toml"
+
+    # The shipped configuration is the safe one: valid but not configured (no signaling
+    # server), no development room server, no password or secret in it; the example that
+    # runs the development room server is documentation only.
+    echo "$checked" | grep -q "not configured" || fail "the installed configuration is not the unconfigured one: $checked"
+    if grep -Eq '^[[:space:]]*(password|secret|token|relay_password|turn_password)[[:space:]]*=' /etc/roomagent/config.toml; then
+        fail "the installed configuration holds a password or secret"
+    fi
+    sed -n '/^\[room_server\]/,/^\[/p' /etc/roomagent/config.toml | grep -qx 'enabled = false' \
+        || fail "the installed configuration does not turn the development room server off"
+    [ -f /usr/share/doc/roomagent/config.example.toml ] || fail "no config.example.toml under /usr/share/doc/roomagent"
     if setpriv --reuid=nobody --regid=nogroup --clear-groups cat /etc/roomagent/config.toml >/dev/null 2>&1; then
         fail "other users can read /etc/roomagent/config.toml"
     fi
@@ -42,7 +53,7 @@ installed() {
     roomagent devices | grep -q "^Chosen profile: test" \
         || { roomagent devices; fail "no media profile fits with the package's dependencies"; }
 
-    echo "install check: installed OK (user and groups, config mode, unit enabled and verified, a media profile fits)"
+    echo "install check: installed OK (user and groups, config mode, safe unconfigured config, unit enabled and verified, a media profile fits)"
 }
 
 purge() {

@@ -89,8 +89,10 @@ check_deb() {
   [ -n "$unit" ] || fail "$deb: no roomagent.service under /usr/lib/systemd/system or /lib/systemd/system"
   cmp -s "$unit" systemd/roomagent.service || fail "$deb: the packaged unit differs from systemd/roomagent.service"
   [ -x "$dir/root/usr/bin/roomagent" ] || fail "$deb: no executable /usr/bin/roomagent"
-  cmp -s "$dir/root/etc/roomagent/config.toml" config.example.toml \
-    || fail "$deb: /etc/roomagent/config.toml is not config.example.toml"
+  cmp -s "$dir/root/etc/roomagent/config.toml" packaging/config.production.toml \
+    || fail "$deb: /etc/roomagent/config.toml is not packaging/config.production.toml"
+  cmp -s "$dir/root/usr/share/doc/roomagent/config.example.toml" config.example.toml \
+    || fail "$deb: /usr/share/doc/roomagent/config.example.toml is not config.example.toml"
   [ "$(stat -c %a "$dir/root/etc/roomagent/config.toml")" = 640 ] \
     || fail "$deb: /etc/roomagent/config.toml is not mode 640"
   [ -f "$dir/root/usr/lib/udev/rules.d/60-roomagent-gpio.rules" ] || fail "$deb: no GPIO udev rule"
@@ -166,7 +168,7 @@ $SUDO rm -rf "$ROOTFS"
 trap '$SUDO rm -rf "$ROOTFS"' EXIT
 start=$(date +%s)
 # shellcheck disable=SC2016 # $1 is the hook's argument, expanded by mmdebstrap's shell
-$SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus \
+$SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus,iproute2 \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook='mkdir -p "$1'"$IN_ROOT"'"' \
   --customize-hook="copy-in $DEB $ROOT/packaging/install-check.sh $ROOT/packaging/boot-check.sh $IN_ROOT" \
@@ -175,8 +177,9 @@ $SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus \
   bookworm "$ROOTFS" "${sources[@]}"
 echo "MEASURE installed in a fresh Debian 12 root in $(( $(date +%s) - start )) s"
 
-# Boot it: systemd starts roomagent (the package enabled it), then the check unit, which
-# powers the container off when done.
+# Boot it: systemd starts roomagent (the package enabled it) from the shipped, not yet
+# configured file, then the check unit, which powers the container off when done. The check
+# starts a development room server on loopback itself (iproute2 gives it `ss`).
 printf '%s\n' \
   '[Unit]' 'Description=Checks the running roomagent service' 'After=roomagent.service' '' \
   '[Service]' 'Type=oneshot' "ExecStart=/bin/sh $IN_ROOT/boot-check.sh" '' \

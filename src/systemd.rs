@@ -8,6 +8,8 @@
 //! [`serve`] is what `roomagent run` calls:
 //! * `READY=1` once the agent is registered with the signaling server, or after
 //!   `[service] ready_timeout_s` with a `STATUS=` saying why it is not (it keeps retrying);
+//!   at once, with `STATUS=not configured: edit <file>`, when the file names no signaling
+//!   server yet (a fresh install; the reload that completes the file starts a fresh agent);
 //! * `STATUS=` whenever what a person would want to know changes ("registered as …",
 //!   "in call with …");
 //! * `WATCHDOG=1` at half of `WatchdogSec`, and only after the core loop answered a ping, so a
@@ -203,7 +205,8 @@ pub fn reload_status(result: &Result<ReloadReport, String>) -> String {
 }
 
 /// Sends through an optional notifier, logging (once per kind of message) what fails.
-struct Notify(Option<Notifier>);
+#[derive(Clone)]
+struct Notify(Option<std::sync::Arc<Notifier>>);
 
 impl Notify {
     fn send(&self, message: &str) {
@@ -215,15 +218,36 @@ impl Notify {
     }
 }
 
+/// The signals a service stops and reloads on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// How one agent ended.
+enum Ended {
+    /// Stop the service with this result.
+    Stop(anyhow::Result<()>),
+    /// A not-configured agent's file was completed: run a fresh agent from it.
+    Restart(Box<Config>),
+}
+
 /// Runs the agent as a service until SIGTERM or SIGINT: readiness, status, watchdog, reload on
 /// SIGHUP, and a stop within [`STOP_BUDGET`].
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-
+///
+/// An agent started from a file that names no signaling server (a fresh install) is ready at
+/// once with the status "not configured: edit <file>". When a reload finds the file completed,
+/// that agent is stopped and a fresh one started from the new file in the same process (the
+/// PID systemd watches stays), which then registers like after a start.
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals {
+        term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+    };
     let notify = Notify(match Notifier::from_env() {
-        Ok(n) => n,
+        Ok(n) => n.map(std::sync::Arc::new),
         Err(e) => {
             warn!(error = %e, "NOTIFY_SOCKET is unusable; not reporting to the service manager");
             None
@@ -233,15 +257,39 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         notify.send(&format!("STATUS=not started: {e}"));
         anyhow::bail!(e);
     }
+    let mut restarted = false;
+    loop {
+        match serve_agent(config, &mut signals, notify.clone(), restarted).await {
+            Ended::Stop(result) => return result,
+            Ended::Restart(new) => {
+                config = *new;
+                restarted = true;
+            }
+        }
+    }
+}
+
+/// Runs one agent until it is stopped or replaced; `restarted`: it replaces a
+/// not-configured one during a reload (which its READY=1 ends).
+async fn serve_agent(
+    config: Config,
+    signals: &mut Signals,
+    notify: Notify,
+    restarted: bool,
+) -> Ended {
     let watchdog = watchdog_interval();
     let ready_timeout = config.service.ready_timeout();
+    let not_configured = config
+        .not_configured
+        .then(|| crate::config::not_configured_status(config.source.as_deref()));
+    let source = config.source.clone();
 
     let token = CancellationToken::new();
     let (started, fut) = match daemon::start(config, token.clone()).await {
         Ok(started) => started,
         Err(e) => {
             notify.send(&format!("STATUS=failed to start: {e:#}").replace('\n', " "));
-            return Err(e);
+            return Ended::Stop(Err(e));
         }
     };
     if let Some(rs) = &started.room_server {
@@ -255,7 +303,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         last_status: String::new(),
         ready_timeout,
         watchdog,
+        not_configured,
+        source,
     };
+    if let Some(line) = service.not_configured.clone() {
+        service.ready = true;
+        service.status("READY=1\n", line);
+    } else if restarted {
+        service.ready = true;
+        service.status(
+            "READY=1\n",
+            "configuration complete: starting signaling".into(),
+        );
+    }
     let mut state = service.handle.state();
     let ready_at = tokio::time::sleep(ready_timeout);
     tokio::pin!(ready_at);
@@ -268,11 +328,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // The first state may already be the registered one.
     state.mark_changed();
 
+    let mut replacement = None;
     loop {
         tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = int.recv() => { info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => service.reload().await,
+            _ = signals.term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = signals.int.recv() => { info!("SIGINT: stopping"); break; }
+            _ = signals.hup.recv() => if let Some(new) = service.reload().await {
+                replacement = Some(new);
+                break;
+            },
             changed = state.changed() => {
                 if changed.is_err() {
                     break;
@@ -290,15 +354,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     Err(e) => format!("{e:#}"),
                 };
                 service.notify.send(&format!("STATUS=stopped: {why}").replace('\n', " "));
-                return Err(anyhow::anyhow!("{why}"));
+                return Ended::Stop(Err(anyhow::anyhow!("{why}")));
             }
         }
     }
     let notify = service.notify;
-
-    notify.send("STOPPING=1\nSTATUS=stopping: leaving the call and going offline");
+    if replacement.is_none() {
+        notify.send("STOPPING=1\nSTATUS=stopping: leaving the call and going offline");
+    }
     token.cancel();
-    match tokio::time::timeout(STOP_BUDGET, &mut agent).await {
+    let stopped = match tokio::time::timeout(STOP_BUDGET, &mut agent).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(anyhow::anyhow!("the agent task panicked: {e}")),
         Err(_) => {
@@ -309,6 +374,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             agent.abort();
             Ok(())
         }
+    };
+    match (replacement, stopped) {
+        (Some(new), Ok(())) => Ended::Restart(new),
+        (_, stopped) => Ended::Stop(stopped),
     }
 }
 
@@ -320,6 +389,10 @@ struct Service {
     last_status: String,
     ready_timeout: Duration,
     watchdog: Option<Duration>,
+    /// The status of an agent whose file names no signaling server yet.
+    not_configured: Option<String>,
+    /// The file the agent runs from.
+    source: Option<std::path::PathBuf>,
 }
 
 impl Service {
@@ -328,10 +401,21 @@ impl Service {
         self.last_status = line;
     }
 
-    /// SIGHUP: reload, say what changed.
-    async fn reload(&mut self) {
+    /// SIGHUP: reload, say what changed. Returns the completed file of a not-configured
+    /// agent, which a fresh agent then runs.
+    async fn reload(&mut self) -> Option<Box<Config>> {
         self.notify
             .send("RELOADING=1\nSTATUS=reloading the configuration");
+        if self.not_configured.is_some()
+            && let Some(path) = &self.source
+            && let Ok(new) = crate::config::load(path)
+            && !new.not_configured
+        {
+            info!(
+                "the configuration names a signaling server now: starting the agent afresh with it"
+            );
+            return Some(Box::new(new));
+        }
         let result = self.handle.reload().await;
         match &result {
             Ok(r) if !r.needs_restart.is_empty() => warn!(
@@ -341,12 +425,20 @@ impl Service {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "configuration reload refused"),
         }
-        self.status("READY=1\n", reload_status(&result));
+        let line = match &self.not_configured {
+            Some(nc) => format!("{nc} ({})", reload_status(&result)),
+            None => reload_status(&result),
+        };
+        self.status("READY=1\n", line);
+        None
     }
 
     /// READY once registered; STATUS whenever the line a person reads changes.
     fn state_changed(&mut self, s: &AgentState) {
-        let line = status_line(s);
+        let line = match &self.not_configured {
+            Some(line) if !s.busy() => line.clone(),
+            _ => status_line(s),
+        };
         if !self.ready && s.registered {
             self.ready = true;
             self.status("READY=1\n", line);

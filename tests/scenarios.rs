@@ -338,3 +338,42 @@ fn offered(w: &World, i: usize) -> bool {
         )
     })
 }
+
+/// Any logged-in user can enter a room by its id. Bob enters the call between the two rooms
+/// uninvited and offers media to both: neither answers, neither offers to him, and the call
+/// between the two goes on with its media.
+#[test]
+fn someone_entering_the_call_uninvited_gets_no_camera_or_microphone() {
+    let (mut w, a, b) = call();
+    let room = rooms(&w, a).expect("in a room");
+    let bob = w.raw("bob");
+    let r = w.request(
+        bob,
+        "meeting",
+        "enter",
+        json!({"userId": 2002, "roomId": room, "roomType": 2}),
+    );
+    assert_eq!(r["result"], 0, "the server lets him in: {r}");
+    for (i, me) in [(a, ROOM), (b, ROOM2)] {
+        let r = w.request(
+            bob,
+            "media",
+            "offer",
+            json!({"roomId": room, "fromClientId": 2002, "toClientId": me.0, "sdp": "v=0 from bob"}),
+        );
+        assert_eq!(r["result"], 0, "{r}");
+        let started_with_bob = w.devices[i].media.commands.iter().any(|c| {
+            matches!(c, roomagent::core::MediaCommand::StartSession { peer, .. } if peer.0 == 2002)
+        });
+        assert!(!started_with_bob, "device {i} started a session with bob");
+        assert_eq!(
+            members(&w, i).get(&2002),
+            Some(&(MediaState::None, false)),
+            "device {i} lists bob without media"
+        );
+    }
+    assert!(w.pushes(bob, "media", "answer").is_empty());
+    assert!(w.pushes(bob, "media", "offer").is_empty());
+    connected_with(&w, a, ROOM2);
+    connected_with(&w, b, ROOM);
+}

@@ -125,16 +125,18 @@ pub fn parse_bytes(bytes: &[u8], purpose: validate::Purpose) -> Result<Config, V
 /// ```
 pub fn parse(text: &str, purpose: validate::Purpose) -> Result<Config, Vec<ConfigError>> {
     let (doc, work) = syntax(text)?;
+    let not_configured = !super::setup::names_a_server(&work);
     let at = |segs: &[Seg]| {
         span_of(doc.as_table(), segs)
             .map(|s| line_col(text, s.start))
             .map_or((None, None), |(l, c)| (Some(l), Some(c)))
     };
     let (config, mut errors) = deserialize(work, &at);
-    let Some(config) = config else {
+    let Some(mut config) = config else {
         errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column));
         return Err(errors);
     };
+    config.not_configured = not_configured;
     // Validate what did deserialize too (broken keys replaced by defaults), skipping keys
     // already reported so a removed key does not show up again as "missing".
     for (path, message) in validate::check(&config, purpose) {
@@ -512,6 +514,8 @@ password = "pw"
 id = "bad id!"
 [answer]
 mode = "allow_list"
+[signaling]
+host = "http://127.0.0.1:8080/app"
 "#;
         let errs = parse(text, Purpose::Agent).unwrap_err();
         let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();

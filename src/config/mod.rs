@@ -7,6 +7,7 @@
 pub mod led;
 mod load;
 mod secret;
+mod setup;
 mod signaling;
 mod validate;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, load, load_for, parse, parse_bytes};
 pub use secret::{Secret, SecretBytes, SecretSource};
+pub use setup::{NOT_CONFIGURED, not_configured_status};
 pub use signaling::{
     Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
     RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport,
@@ -51,6 +53,10 @@ pub struct Config {
     /// The file this configuration came from (for reloads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The file names no signaling server yet (a fresh install): the agent runs without
+    /// signaling and says so. Set by [`parse`]; see `setup.rs` for the rule.
+    #[serde(skip)]
+    pub not_configured: bool,
 }
 
 /// `[device]`

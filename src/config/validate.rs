@@ -38,16 +38,18 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         return p;
     }
 
-    for section in [
-        ranges::check,
-        check_device,
-        check_signaling,
-        check_media,
-        check_ice,
-        check_mqtt,
-        check_gpio,
-        check_answer,
-    ] {
+    ranges::check(c, &mut err);
+    if c.not_configured {
+        // A fresh install: no server to log in to yet, so nothing of signaling (nor a device
+        // id, unless MQTT needs one for its topics) to check.
+        if c.mqtt.enabled {
+            check_device(c, &mut err);
+        }
+    } else {
+        check_device(c, &mut err);
+        check_signaling(c, &mut err);
+    }
+    for section in [check_media, check_ice, check_mqtt, check_gpio, check_answer] {
         section(c, &mut err);
     }
     p

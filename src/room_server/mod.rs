@@ -15,6 +15,7 @@
 //! The message handling itself is in [`hub`], free of any transport.
 
 mod accounts;
+mod exposure;
 pub mod hub;
 
 use std::collections::HashMap;
@@ -146,6 +147,7 @@ pub fn serve(
     listener: TcpListener,
 ) -> std::io::Result<(RoomServerHandle, impl Future<Output = ()> + Send + 'static)> {
     let addr = listener.local_addr()?;
+    exposure::warn_if_exposed(cfg, addr);
     let base = if cfg.base_path == "/" {
         String::new()
     } else {

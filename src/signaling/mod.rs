@@ -26,6 +26,7 @@
 
 pub mod rtcpeer;
 pub mod rtm;
+mod unconfigured;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -114,8 +115,13 @@ pub enum StartError {
     Rtm(#[from] rtm::OptionsError),
 }
 
-/// Starts the backend `[signaling] backend` names. Spawn the link's task.
+/// Starts the backend `[signaling] backend` names (or, for a file that names no server yet,
+/// a stand-in that only says so). Spawn the link's task.
 pub fn start(config: &Config, shutdown: CancellationToken) -> Result<Link, StartError> {
+    if config.not_configured {
+        let reason = crate::config::not_configured_status(config.source.as_deref());
+        return Ok(unconfigured::start(reason, shutdown));
+    }
     Ok(match config.signaling.backend {
         Backend::RtcPeer => rtcpeer::start(rtcpeer::Options::from_config(config)?, shutdown),
         Backend::Rtm => rtm::start(rtm::Options::from_config(config)?, shutdown),

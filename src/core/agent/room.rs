@@ -144,7 +144,11 @@ impl Agent {
             }
             m.recovering.remove(&member.client_id);
             m.had_peers = true;
-            m.members.insert(member.client_id, member);
+            let id = member.client_id;
+            m.members.insert(id, member);
+            if !m.admitted(id, &m.members) {
+                info!(peer = %id, room = %room_id, "entered our call uninvited: no media session with them");
+            }
         }
         if self
             .meeting_mut(room_id)
@@ -193,7 +197,8 @@ impl Agent {
             m.video_in.remove(&client_id);
             m.recovering.remove(&client_id);
             let had_session = m.sessions.remove(&client_id).is_some();
-            (had_session, known && m.members.is_empty() && m.had_peers)
+            let nobody_admitted = !m.members.keys().any(|c| m.admitted(*c, &m.members));
+            (had_session, known && nobody_admitted && m.had_peers)
         };
         if had_session {
             self.media(MediaCommand::StopSession { peer: client_id });
@@ -248,6 +253,9 @@ impl Agent {
             }
             let call_type = m.room_type;
             match signal {
+                MediaSignal::Offer { .. } if !m.admitted(from, &m.members) => {
+                    debug!(%from, "offer from a participant we were not called by or with; refused");
+                }
                 MediaSignal::Offer { .. } => {
                     // An offer always starts a fresh session: the peer (re)started its side.
                     if m.sessions.contains_key(&from) {
@@ -287,6 +295,25 @@ impl Agent {
 }
 
 impl Meeting {
+    /// Whether `client` may have a media session with us (see the README, "Who gets the
+    /// room's camera and microphone"). In a call — we answered someone's invitation or
+    /// dialed someone — only that person and whoever holds the room's authority (its host
+    /// or its owner, as the server reports them) do: any other logged-in user who enters the
+    /// call's room by its id is listed but gets neither our offer nor an answer to theirs.
+    /// In a room we were told to join (a command, a pull from the back end) everyone there
+    /// does. A participant's id is its user id in both dialects.
+    fn admitted(&self, client: ClientId, members: &BTreeMap<ClientId, Member>) -> bool {
+        let Some(peer) = self.peer() else {
+            return true;
+        };
+        let room = self.room.as_ref();
+        client.0 == peer.0
+            || room.is_some_and(|r| {
+                r.host_id == Some(client) || r.owner_id.is_some_and(|o| o.0 == client.0)
+            })
+            || members.get(&client).is_some_and(|m| m.host)
+    }
+
     /// Matches our sessions to the members present: everyone present we have no session with
     /// gets an offer (when media runs per participant), because we are the one entering
     /// later; sessions with participants who are not there are kept, as `returning`, until
@@ -304,6 +331,10 @@ impl Meeting {
             .collect();
         let mut starts = Vec::new();
         for peer in present.keys().filter(|_| per_participant_media) {
+            if !self.admitted(*peer, present) {
+                info!(%peer, "in the room uninvited: no media session with them");
+                continue;
+            }
             if !self.sessions.contains_key(peer) {
                 self.sessions.insert(*peer, MediaState::Connecting);
                 self.offered.insert(*peer, 0);

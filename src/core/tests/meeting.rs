@@ -52,7 +52,7 @@ fn local_media_signals_are_sent_to_that_peer() {
 
 #[test]
 fn last_peer_leaving_ends_the_call() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::MemberLeft {
         room_id: ROOM,
         client_id: ClientId(8),
@@ -87,7 +87,7 @@ fn kick_naming_us_ends_the_call() {
 
 #[test]
 fn kick_naming_someone_else_keeps_us_in() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::Kicked {
         room_id: ROOM,
         client_id: ClientId(8),
@@ -210,7 +210,7 @@ fn camera_off_is_announced_with_update_video() {
 
 #[test]
 fn reconnect_re_enters_the_room_and_keeps_live_sessions() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     h.media(MediaEvent::SessionConnected { peer: CALLER_C });
     h.take();
     h.signal(SignalingEvent::Disconnected {
@@ -287,7 +287,7 @@ fn member_media(h: &Harness, peer: ClientId) -> MediaState {
 
 #[test]
 fn a_failed_session_we_offered_is_offered_again() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     let actions = fail(&mut h, ClientId(8));
     assert_eq!(
         media(&actions),
@@ -314,7 +314,7 @@ fn a_failed_session_we_offered_is_offered_again() {
 
 #[test]
 fn a_session_that_keeps_failing_is_reported_failed_and_the_call_goes_on() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     for n in 1..=MEDIA_RETRIES {
         assert_eq!(media(&fail(&mut h, ClientId(8))).len(), 1, "stopped");
         h.advance(crate::core::agent::reoffer_backoff(n));
@@ -405,7 +405,7 @@ fn media_from_a_client_not_in_the_room_is_dropped() {
 
 #[test]
 fn bye_closes_only_that_session() {
-    let mut h = Harness::in_call_with(&[CALLER_C, ClientId(8)]);
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
     h.signal(SignalingEvent::Media {
         room_id: ROOM,
         from: ClientId(8),

@@ -5,6 +5,7 @@ mod incoming;
 mod meeting;
 mod outgoing;
 mod remote;
+mod uninvited;
 
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,23 @@ impl Harness {
             room_id: Some(ROOM),
             room_type: Some(CallType::Video),
         });
+        h.signal(SignalingEvent::Entered {
+            room: room_info(),
+            me: member(ME_C),
+            members: members.iter().map(|&c| member(c)).collect(),
+        });
+        assert_eq!(h.phase(), CallPhase::InCall);
+        h.take();
+        h
+    }
+}
+
+impl Harness {
+    /// In a room we were told to join (where everyone present gets media) with `members`:
+    /// for what holds in any room of several participants.
+    pub fn in_room_with(members: &[ClientId]) -> Harness {
+        let mut h = Harness::default_policy();
+        h.command(Command::Join { room: ROOM }).unwrap();
         h.signal(SignalingEvent::Entered {
             room: room_info(),
             me: member(ME_C),
