@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::FutureExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -66,9 +67,48 @@ struct Part {
 #[derive(Default)]
 struct Shutdown {
     parts: Vec<Part>,
+    /// Where supervised parts report that they ended without being asked to.
+    died: Option<mpsc::UnboundedSender<&'static str>>,
 }
 
 impl Shutdown {
+    /// A part list whose supervised parts report on the returned receiver.
+    fn supervised() -> (Shutdown, mpsc::UnboundedReceiver<&'static str>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let parts = Shutdown {
+            parts: Vec::new(),
+            died: Some(tx),
+        };
+        (parts, rx)
+    }
+
+    /// Runs `fut` as a part stopped by `token`; if it ends (or panics) before the token is
+    /// cancelled, its name is reported so the core loop can stop the agent with an error and
+    /// systemd restart it.
+    fn supervise(
+        &mut self,
+        name: &'static str,
+        budget: Duration,
+        token: CancellationToken,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let died = self.died.clone();
+        let stopped = token.clone();
+        let task = tokio::spawn(async move {
+            let panicked = std::panic::AssertUnwindSafe(fut)
+                .catch_unwind()
+                .await
+                .is_err();
+            if !stopped.is_cancelled() {
+                tracing::error!(part = name, panicked, "stopped unexpectedly");
+                if let Some(died) = died {
+                    let _ = died.send(name);
+                }
+            }
+        });
+        self.with_token(name, budget, token, task);
+    }
+
     fn add(
         &mut self,
         name: &'static str,
@@ -121,7 +161,7 @@ pub async fn start(
         None => (None, None),
     };
 
-    let mut parts = Shutdown::default();
+    let (mut parts, died) = Shutdown::supervised();
     let signaling_stop = CancellationToken::new();
     let link = crate::signaling::start(&config, signaling_stop.clone())
         .context("signaling configuration")?;
@@ -162,9 +202,12 @@ pub async fn start(
         agent,
         config,
         outputs,
-        sig_events,
-        media_events,
-        cmd_rx,
+        Inputs {
+            sig_events,
+            media_events,
+            commands: cmd_rx,
+            died,
+        },
         shutdown,
         parts,
     );
@@ -224,7 +267,7 @@ fn start_mqtt(
     info!(broker = %format!("{}:{}", opts.host, opts.port), "MQTT management on");
     let stop = CancellationToken::new();
     let (status, fut) = crate::mqtt::start(opts, handle.clone(), stop.clone());
-    parts.with_token("mqtt", MQTT_BUDGET, stop, tokio::spawn(fut));
+    parts.supervise("mqtt", MQTT_BUDGET, stop, fut);
     Ok(Some(status))
 }
 
@@ -240,7 +283,7 @@ fn start_gpio(
     let opts = crate::gpio::Options::from_config(config);
     match crate::gpio::start(opts, handle.clone(), stop.clone()) {
         Ok((board, fut)) => {
-            parts.with_token("gpio", GPIO_BUDGET, stop, tokio::spawn(fut));
+            parts.supervise("gpio", GPIO_BUDGET, stop, fut);
             (board, None)
         }
         Err(e) => {
@@ -255,17 +298,10 @@ async fn run_until_shutdown(
     mut agent: Agent,
     mut config: Config,
     outputs: Outputs,
-    sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
-    media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
-    commands: mpsc::Receiver<Request>,
+    inputs: Inputs,
     shutdown: CancellationToken,
     parts: Shutdown,
 ) -> anyhow::Result<()> {
-    let inputs = Inputs {
-        sig_events,
-        media_events,
-        commands,
-    };
     let ended = run_loop(&mut agent, &mut config, &outputs, inputs, &shutdown).await;
     // Leave the room (or decline a ringing call) before the signaling link goes away.
     if agent.state().busy() {
@@ -298,6 +334,8 @@ struct Inputs {
     sig_events: mpsc::Receiver<crate::core::SignalingEvent>,
     media_events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
     commands: mpsc::Receiver<Request>,
+    /// Supervised parts that ended without being asked to.
+    died: mpsc::UnboundedReceiver<&'static str>,
 }
 
 /// Where actions go.
@@ -376,6 +414,7 @@ async fn run_loop(
         mut sig_events,
         mut media_events,
         mut commands,
+        mut died,
     } = inputs;
     let mut commands_open = true;
     loop {
@@ -385,9 +424,14 @@ async fn run_loop(
             ev = sig_events.recv() => match ev {
                 Some(ev) => agent.handle_signaling(Instant::now().into_std(), ev),
                 None => {
-                    warn!("signaling adapter stopped");
-                    return Ok(());
+                    tracing::error!("the signaling link stopped unexpectedly; the agent restarts");
+                    return Err(anyhow::anyhow!("the signaling link stopped unexpectedly"));
                 }
+            },
+            Some(name) = died.recv() => {
+                let message = format!("the {name} part stopped unexpectedly; the agent restarts");
+                let _ = out.events.send(CallEvent::Error { message });
+                return Err(anyhow::anyhow!("the {name} part stopped unexpectedly"));
             },
             ev = crate::wait::recv_or_pending(&mut media_events) => match ev {
                 Some(ev) => agent.handle_media(Instant::now().into_std(), ev),
@@ -440,6 +484,36 @@ mod tests {
             .and_then(|v| v.trim().parse().ok())
             .expect("the unit sets TimeoutStopSec");
         assert!(SHUTDOWN_BUDGET + Duration::from_millis(500) < Duration::from_secs(stop));
+    }
+
+    #[tokio::test]
+    async fn a_part_that_dies_is_reported_and_one_that_was_stopped_is_not() {
+        let (mut parts, mut died) = Shutdown::supervised();
+        parts.supervise(
+            "boom",
+            Duration::from_secs(1),
+            CancellationToken::new(),
+            async { panic!("injected") },
+        );
+        parts.supervise(
+            "quits",
+            Duration::from_secs(1),
+            CancellationToken::new(),
+            async {},
+        );
+        let mut names = vec![died.recv().await.unwrap(), died.recv().await.unwrap()];
+        names.sort();
+        assert_eq!(names, vec!["boom", "quits"]);
+        let token = CancellationToken::new();
+        let stopped = token.clone();
+        parts.supervise("polite", Duration::from_secs(1), token, async move {
+            stopped.cancelled().await
+        });
+        parts.run().await;
+        assert!(
+            died.try_recv().is_err(),
+            "a part stopped on purpose is not reported"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -124,6 +124,7 @@ impl Agent {
     }
 
     pub(super) fn on_member_entered(&mut self, room_id: RoomId, member: Member) {
+        let gatekeeping = self.cfg.per_participant_media;
         let mut stop = None;
         {
             let Some(m) = self.meeting_mut(room_id) else {
@@ -146,7 +147,7 @@ impl Agent {
             m.had_peers = true;
             let id = member.client_id;
             m.members.insert(id, member);
-            if !m.admitted(id, &m.members) {
+            if !m.admitted(id, &m.members, gatekeeping) {
                 info!(peer = %id, room = %room_id, "entered our call uninvited: no media session with them");
             }
         }
@@ -186,6 +187,7 @@ impl Agent {
     }
 
     pub(super) fn on_member_left(&mut self, room_id: RoomId, client_id: ClientId) {
+        let gatekeeping = self.cfg.per_participant_media;
         let (had_session, now_alone) = {
             let Some(m) = self.meeting_mut(room_id) else {
                 return;
@@ -197,7 +199,10 @@ impl Agent {
             m.video_in.remove(&client_id);
             m.recovering.remove(&client_id);
             let had_session = m.sessions.remove(&client_id).is_some();
-            let nobody_admitted = !m.members.keys().any(|c| m.admitted(*c, &m.members));
+            let nobody_admitted = !m
+                .members
+                .keys()
+                .any(|c| m.admitted(*c, &m.members, gatekeeping));
             (had_session, known && nobody_admitted && m.had_peers)
         };
         if had_session {
@@ -241,6 +246,7 @@ impl Agent {
     }
 
     pub(super) fn on_remote_media(&mut self, room_id: RoomId, from: ClientId, signal: MediaSignal) {
+        let gatekeeping = self.cfg.per_participant_media;
         let mut cmds = Vec::new();
         {
             let Some(m) = self.meeting_mut(room_id) else {
@@ -253,7 +259,7 @@ impl Agent {
             }
             let call_type = m.room_type;
             match signal {
-                MediaSignal::Offer { .. } if !m.admitted(from, &m.members) => {
+                MediaSignal::Offer { .. } if !m.admitted(from, &m.members, gatekeeping) => {
                     debug!(%from, "offer from a participant we were not called by or with; refused");
                 }
                 MediaSignal::Offer { .. } => {
@@ -302,7 +308,18 @@ impl Meeting {
     /// call's room by its id is listed but gets neither our offer nor an answer to theirs.
     /// In a room we were told to join (a command, a pull from the back end) everyone there
     /// does. A participant's id is its user id in both dialects.
-    fn admitted(&self, client: ClientId, members: &BTreeMap<ClientId, Member>) -> bool {
+    ///
+    /// `gatekeeping` is off for backends whose rooms admit only whom their server gave a token
+    /// (RTM): there everyone present was let in by the server, and media goes through it.
+    fn admitted(
+        &self,
+        client: ClientId,
+        members: &BTreeMap<ClientId, Member>,
+        gatekeeping: bool,
+    ) -> bool {
+        if !gatekeeping {
+            return true;
+        }
         let Some(peer) = self.peer() else {
             return true;
         };
@@ -331,7 +348,7 @@ impl Meeting {
             .collect();
         let mut starts = Vec::new();
         for peer in present.keys().filter(|_| per_participant_media) {
-            if !self.admitted(*peer, present) {
+            if !self.admitted(*peer, present, per_participant_media) {
                 info!(%peer, "in the room uninvited: no media session with them");
                 continue;
             }

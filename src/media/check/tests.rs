@@ -176,3 +176,52 @@ fn candidates_are_read_with_the_ice_grammar() {
             .contains("mid")
     );
 }
+
+mod properties {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]=[ -~]{0,80}",
+            "a=[a-z-]{1,12}:[ -~]{0,60}",
+            "m=(audio|video|application|text) [0-9]{1,6} [A-Z/]{3,20}( [0-9]{1,4}){0,5}",
+            "a=rtpmap:[0-9]{1,4} [A-Za-z0-9]{1,8}/[0-9]{0,8}(/[0-9]{1,3})?",
+            "a=candidate:[ -~]{0,120}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any text at all: a verdict, never a panic; what passes obeys the limits.
+        #[test]
+        fn any_description_gets_a_verdict(lines in proptest::collection::vec(line(), 0..40)) {
+            let sdp = format!("v=0\r\n{}\r\n", lines.join("\r\n"));
+            for kind in [Kind::Offer, Kind::Answer] {
+                if let Ok(c) = description(&sdp, kind) {
+                    prop_assert!(c.mids.len() <= MAX_SECTIONS);
+                    prop_assert!(!sdp.contains('\0'));
+                } else if let Err(Refusal(why)) = description(&sdp, kind) {
+                    prop_assert!(!why.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn any_candidate_gets_a_verdict(c in "[ -~]{0,200}", raw in any::<String>(), mline in any::<u32>()) {
+            for text in [format!("candidate:{c}"), raw.clone()] {
+                match candidate(&text, mline, None, None) {
+                    Ok(Some(used)) => {
+                        prop_assert!(used.len() <= MAX_CANDIDATE);
+                        prop_assert!(!used.chars().any(char::is_control));
+                        prop_assert!((mline as usize) < MAX_SECTIONS);
+                    }
+                    Ok(None) => {}
+                    Err(Refusal(why)) => prop_assert!(!why.is_empty()),
+                }
+            }
+        }
+    }
+}
