@@ -17,6 +17,7 @@
 mod accounts;
 mod exposure;
 pub mod hub;
+pub mod limits;
 
 use std::collections::HashMap;
 use std::future::Future;
