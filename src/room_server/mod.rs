@@ -12,42 +12,54 @@
 //! | `GET  <base>/socket?SID=` | the WebSocket control socket |
 //! | `GET  <base>/online?SID=` | who is registered (development extension for the page) |
 //!
-//! The message handling itself is in [`hub`], free of any transport.
+//! The message handling itself is in [`hub`], free of any transport. Every limit on what
+//! remote input can grow (sessions, rooms, sockets, bodies, frames) is in [`limits`].
 
 mod accounts;
 mod exposure;
 pub mod hub;
+pub mod limits;
+mod socket;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Form, Query, State};
+use axum::extract::{DefaultBodyLimit, Form, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::RoomServerConfig;
 use hub::{ConnId, Delivery, Hub, Online};
+use limits::{MAX_HTTP_BODY, SocketLimits};
 
-/// Outgoing frames a connection may have queued before it counts as stuck and is closed.
-const CONN_QUEUE: usize = 1024;
+/// Where frames for one connection go, and how to close it.
+struct Outgoing {
+    tx: mpsc::Sender<String>,
+    /// Cancelled to close the connection (it stopped reading).
+    close: CancellationToken,
+}
 
 struct Shared {
     hub: Mutex<Hub>,
-    senders: Mutex<HashMap<ConnId, mpsc::Sender<String>>>,
+    senders: Mutex<HashMap<ConnId, Outgoing>>,
     next_conn: AtomicU64,
     shutdown: CancellationToken,
     base: String,
+    limits: SocketLimits,
+    /// One permit per open WebSocket, [`SocketLimits::max_connections`] in all.
+    sockets: Arc<Semaphore>,
+    /// Open (or upgrading) WebSockets per user.
+    per_user: Mutex<HashMap<i64, usize>>,
 }
 
 impl Shared {
@@ -55,7 +67,7 @@ impl Shared {
         self.hub.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn senders(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, mpsc::Sender<String>>> {
+    fn senders(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Outgoing>> {
         self.senders.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -68,14 +80,15 @@ impl Shared {
     fn deliver(&self, out: Vec<Delivery>) {
         let mut senders = self.senders();
         for d in out {
-            let Some(tx) = senders.get(&d.to) else {
+            let Some(o) = senders.get(&d.to) else {
                 continue;
             };
-            if tx.try_send(d.text).is_err() {
+            if o.tx.try_send(d.text).is_err() {
                 warn!(
                     conn = d.to,
                     "room server: client is not reading; closing its connection"
                 );
+                o.close.cancel();
                 senders.remove(&d.to);
             }
         }
@@ -146,6 +159,15 @@ pub fn serve(
     cfg: &RoomServerConfig,
     listener: TcpListener,
 ) -> std::io::Result<(RoomServerHandle, impl Future<Output = ()> + Send + 'static)> {
+    serve_with(cfg, listener, SocketLimits::default())
+}
+
+/// [`serve`] with other socket limits (tests shrink them).
+pub fn serve_with(
+    cfg: &RoomServerConfig,
+    listener: TcpListener,
+    limits: SocketLimits,
+) -> std::io::Result<(RoomServerHandle, impl Future<Output = ()> + Send + 'static)> {
     let addr = listener.local_addr()?;
     exposure::warn_if_exposed(cfg, addr);
     let base = if cfg.base_path == "/" {
@@ -159,6 +181,9 @@ pub fn serve(
         next_conn: AtomicU64::new(1),
         shutdown: CancellationToken::new(),
         base: base.clone(),
+        sockets: Arc::new(Semaphore::new(limits.max_connections)),
+        per_user: Mutex::new(HashMap::new()),
+        limits,
     });
     let app = Router::new()
         .route("/", get(page))
@@ -166,7 +191,8 @@ pub fn serve(
         .route(&format!("{base}/getSign"), get(get_sign))
         .route(&format!("{base}/account"), post(account))
         .route(&format!("{base}/online"), get(online))
-        .route(&format!("{base}/socket"), get(socket))
+        .route(&format!("{base}/socket"), get(socket::socket))
+        .layer(DefaultBodyLimit::max(MAX_HTTP_BODY))
         .with_state(shared.clone());
     let token = shared.shutdown.clone();
     let fut = async move {
@@ -216,6 +242,15 @@ async fn account(
     State(s): State<Arc<Shared>>,
     form: Result<Form<AccountForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if let Err(e) = &form
+        && e.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than 64 KiB",
+        )
+            .into_response();
+    }
     let Ok(Form(AccountForm {
         params: Some(params),
     })) = form
@@ -230,9 +265,9 @@ async fn account(
 }
 
 #[derive(Deserialize)]
-struct SidQuery {
+pub(crate) struct SidQuery {
     #[serde(rename = "SID")]
-    sid: Option<String>,
+    pub(crate) sid: Option<String>,
 }
 
 async fn online(State(s): State<Arc<Shared>>, Query(q): Query<SidQuery>) -> Response {
@@ -249,57 +284,4 @@ async fn online(State(s): State<Arc<Shared>>, Query(q): Query<SidQuery>) -> Resp
             .into_response();
     }
     Json(serde_json::json!({"result": 0, "users": hub.online()})).into_response()
-}
-
-async fn socket(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<SidQuery>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let Some(sid) = q.sid.filter(|sid| s.hub().session_user(sid).is_some()) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "unknown or missing SID: log in first",
-        )
-            .into_response();
-    };
-    // Frames above 64 KiB get a 400 reply rather than a dropped connection, so accept more.
-    ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| connection(s, sid, socket))
-}
-
-async fn connection(s: Arc<Shared>, sid: String, mut socket: WebSocket) {
-    let conn = s.next_conn.fetch_add(1, Ordering::Relaxed);
-    if !s.hub().connect(conn, &sid) {
-        return;
-    }
-    let (tx, mut rx) = mpsc::channel::<String>(CONN_QUEUE);
-    s.senders().insert(conn, tx);
-    debug!(conn, "room server: socket connected");
-    loop {
-        tokio::select! {
-            _ = s.shutdown.cancelled() => break,
-            out = rx.recv() => match out {
-                Some(text) => {
-                    if socket.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
-                }
-                None => break,
-            },
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(text))) => s.handle(conn, text.as_str()),
-                // Not JSON, so the hub answers it with a 400 like any malformed frame.
-                Some(Ok(Message::Binary(_))) => {
-                    s.handle(conn, "binary frames are not part of the dialect")
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    s.senders().remove(&conn);
-    let out = s.hub().disconnect(conn);
-    s.deliver(out);
-    debug!(conn, "room server: socket closed");
 }

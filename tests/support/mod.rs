@@ -386,9 +386,11 @@ impl Peer {
         .await
     }
 
+    /// The next text frame within `limit`; pings and other control frames do not extend it.
     async fn recv(&mut self, limit: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            match tokio::time::timeout(limit, self.ws.next()).await {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => {
                     return Some(serde_json::from_str(&t).expect("server frames are JSON"));
                 }

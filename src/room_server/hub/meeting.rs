@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::rooms::client_push;
+use super::rooms::{client_push, short_text};
 use super::{Handled, Hub, Me, Out, deliver, ok};
 use crate::signaling::rtcpeer::wire::{
     self, Chat, ClientPush, FROM_SUPER, MuteAll, MuteMsg, PrivateChat, RoomRef, ShareScreen,
@@ -71,6 +71,7 @@ impl Hub {
         u: UpdateMeetingName,
     ) -> Handled {
         self.host_only(u.room_id, me.id, "rename the meeting")?;
+        short_text("appointmentName", &u.appointment_name)?;
         if let Some(room) = self.rooms.get_mut(&u.room_id) {
             room.room.appointment_name = Some(u.appointment_name.clone());
             room.room.appointment_id = u.appointment_id.or(room.room.appointment_id);
@@ -90,6 +91,7 @@ impl Hub {
         if u.user_id != me.id {
             self.host_only(u.room_id, me.id, "rename other participants")?;
         }
+        short_text("name", &u.name)?;
         let seat = self.seat_mut(u.room_id, u.user_id)?;
         seat.client.name = Some(u.name);
         let client = seat.client.clone();
@@ -140,6 +142,7 @@ impl Hub {
 
     /// `meeting/chat`: `onChat` with the sender's real id and participant.
     pub(super) fn chat(&self, out: &mut Out, me: &Me, m: Chat) -> Handled {
+        short_text("content", &m.content)?;
         let client = self.own_seat(m.room_id, me.id)?.client.clone();
         let push = Chat {
             user_id: me.id,
@@ -152,6 +155,7 @@ impl Hub {
 
     /// `meeting/privateChat`: `onPrivateChat` to one participant only.
     pub(super) fn private_chat(&self, out: &mut Out, me: &Me, m: PrivateChat) -> Handled {
+        short_text("content", &m.content)?;
         let client = self.own_seat(m.room_id, me.id)?.client.clone();
         let to = self.seat_conn(m.room_id, m.other_user_id)?;
         let push = PrivateChat {

@@ -16,6 +16,7 @@ mod route;
 mod session;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -50,12 +51,27 @@ struct Seat {
 }
 
 /// A room and who sits in it. Rooms live only in memory: created by `room/newAppRoom` or
-/// by entering an unknown id, removed when the last participant leaves.
+/// by entering an unknown id, removed when the last participant leaves (or, never entered,
+/// after [`UNENTERED_ROOM_TTL`](crate::room_server::limits::UNENTERED_ROOM_TTL)).
 #[derive(Debug)]
 struct RoomState {
     room: Room,
     seats: BTreeMap<i64, Seat>,
+    /// When it was created.
+    created: Instant,
+    /// Whether anyone ever sat in it.
+    entered: bool,
 }
+
+/// A login session: whose, and since when.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    user: i64,
+    opened: Instant,
+}
+
+/// Where the hub reads the time; tests replace it to move time on.
+pub type Clock = Box<dyn Fn() -> Instant + Send>;
 
 /// Someone online, for the browser page's device list: one entry per registered device
 /// type of a user (two sockets registered as the same type count once).
@@ -86,17 +102,21 @@ impl std::fmt::Debug for Conn {
 /// All server state. `Debug` shows the users of the open sessions, not their ids.
 pub struct Hub {
     accounts: Accounts,
-    sessions: HashMap<String, i64>,
+    sessions: HashMap<String, Session>,
     conns: HashMap<ConnId, Conn>,
     rooms: BTreeMap<i64, RoomState>,
     next_room: i64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
             .field("accounts", &self.accounts)
-            .field("sessions_of", &self.sessions.values().collect::<Vec<_>>())
+            .field(
+                "sessions_of",
+                &self.sessions.values().map(|s| s.user).collect::<Vec<_>>(),
+            )
             .field("conns", &self.conns)
             .field("rooms", &self.rooms)
             .field("next_room", &self.next_room)
@@ -163,7 +183,17 @@ impl Hub {
             conns: HashMap::new(),
             rooms: BTreeMap::new(),
             next_room: 1000,
+            clock: Box::new(Instant::now),
         }
+    }
+
+    /// Replaces the clock (tests move time on with it).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    fn now(&self) -> Instant {
+        (self.clock)()
     }
 
     /// Handles one text frame from `conn`. The reply to the sender always comes first, so it
@@ -271,3 +301,6 @@ mod transcript;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limit_tests;

@@ -2,11 +2,15 @@
 //! the lookups every in-room handler starts with (seats, the host check, room pushes).
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::{ConnId, Handled, Hub, Me, Out, Refusal, RoomState, Seat, deliver, ok};
+use crate::room_server::limits::{
+    MAX_EMPTY_ROOMS_PER_OWNER, MAX_ROOMS_PER_USER, MAX_TEXT, UNENTERED_ROOM_TTL,
+};
 use crate::signaling::rtcpeer::wire::{
     self, ClientPush, Enter, FinishPush, NewAppRoom, Room, RoomRef, User, UserRoom, code,
 };
@@ -68,6 +72,18 @@ fn must_be_me(me: &Me, user_id: i64) -> Result<(), Refusal> {
     }
 }
 
+/// Refusal when a text field is longer than [`MAX_TEXT`].
+pub(super) fn short_text(field: &str, text: &str) -> Result<(), Refusal> {
+    if text.len() <= MAX_TEXT {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            code::BAD_REQUEST,
+            format!("field `{field}`: longer than {MAX_TEXT} bytes"),
+        ))
+    }
+}
+
 /// Refusal when the sender is not in the room it names.
 fn not_entered(room_id: i64) -> Refusal {
     Refusal::new(
@@ -85,11 +101,13 @@ pub(super) fn not_in_room(user: i64, room_id: i64) -> Refusal {
 }
 
 impl RoomState {
-    /// An empty room.
-    fn new(room: Room) -> RoomState {
+    /// An empty room, created `now`.
+    fn new(room: Room, now: Instant) -> RoomState {
         RoomState {
             room,
             seats: BTreeMap::new(),
+            created: now,
+            entered: false,
         }
     }
 
@@ -113,6 +131,19 @@ impl Hub {
                 "field `numberLimit`: must be between 1 and 200",
             ));
         }
+        short_text("name", &r.name)?;
+        self.drop_unentered_rooms();
+        let empty = self
+            .rooms
+            .values()
+            .filter(|r| r.room.owner_id == Some(me.id) && r.seats.is_empty())
+            .count();
+        if empty >= MAX_EMPTY_ROOMS_PER_OWNER {
+            return Err(Refusal::new(
+                code::FAILED,
+                format!("you have {empty} rooms nobody entered yet: enter or finish one first"),
+            ));
+        }
         let id = self.new_room_id();
         let room = Room {
             name: Some(r.name),
@@ -120,8 +151,33 @@ impl Hub {
             is_public: Some(false),
             ..new_room(id, me.id, r.roomtype)
         };
-        self.rooms.insert(id, RoomState::new(room));
+        let now = self.now();
+        self.rooms.insert(id, RoomState::new(room, now));
         Ok(json!({ "roomId": id }))
+    }
+
+    /// Removes rooms nobody entered within [`UNENTERED_ROOM_TTL`].
+    fn drop_unentered_rooms(&mut self) {
+        let now = self.now();
+        self.rooms.retain(|_, r| {
+            r.entered || now.saturating_duration_since(r.created) < UNENTERED_ROOM_TTL
+        });
+    }
+
+    /// Refused when `me` already sits in [`MAX_ROOMS_PER_USER`] rooms other than `room_id`.
+    fn may_enter_another(&self, me: i64, room_id: i64) -> Result<(), Refusal> {
+        let sitting = self
+            .rooms
+            .iter()
+            .filter(|(id, r)| **id != room_id && r.seats.contains_key(&me))
+            .count();
+        if sitting >= MAX_ROOMS_PER_USER {
+            return Err(Refusal::new(
+                code::FAILED,
+                format!("you are in {sitting} rooms already: exit one first"),
+            ));
+        }
+        Ok(())
     }
 
     fn new_room_id(&mut self) -> i64 {
@@ -144,6 +200,10 @@ impl Hub {
                 "field `roomType`: must be 1, 2 or 3",
             ));
         }
+        if let Some(name) = &e.username {
+            short_text("username", name)?;
+        }
+        self.may_enter_another(me.id, e.room_id)?;
         let user = self.accounts.user(me.id).cloned().unwrap_or_default();
         let room = self.room_to_enter(me, &e);
         let limit = room.room.number_limit.unwrap_or(MAX_PARTICIPANTS) as usize;
@@ -173,6 +233,7 @@ impl Hub {
             conn: me.conn,
         };
         room.seats.insert(me.id, seat);
+        room.entered = true;
         let snapshot = room.room.clone();
         let push = ClientPush {
             result: Some(code::OK),
@@ -184,13 +245,15 @@ impl Hub {
 
     /// The room `e` names, created (public, hosted by the sender) when unknown.
     fn room_to_enter(&mut self, me: &Me, e: &Enter) -> &mut RoomState {
+        let now = self.now();
         self.rooms.entry(e.room_id).or_insert_with(|| {
-            RoomState::new(Room {
+            let room = Room {
                 name: Some(format!("room {}", e.room_id)),
                 number_limit: Some(MAX_PARTICIPANTS),
                 is_public: Some(true),
                 ..new_room(e.room_id, me.id, e.room_type)
-            })
+            };
+            RoomState::new(room, now)
         })
     }
 

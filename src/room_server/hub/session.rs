@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
-use super::{Conn, ConnId, Handled, Hub, Me, Online, Out, Refusal, ok};
+use super::{Conn, ConnId, Handled, Hub, Me, Online, Out, Refusal, Session, ok};
 use crate::room_server::accounts::new_token;
+use crate::room_server::limits::{MAX_SESSIONS_PER_USER, SESSION_TTL};
 use crate::signaling::rtcpeer::wire::{AccountParams, LoginReply, Register, SignReply, code};
 
 /// The `deviceType`s `call/doRegister` accepts.
@@ -36,7 +37,7 @@ impl Hub {
     /// `GET getSign?appId&secret`.
     pub fn get_sign(&mut self, app_id: Option<&str>, secret: Option<&str>) -> SignReply {
         let (code, data, message) = match (app_id, secret) {
-            (Some(app), Some(secret)) => match self.accounts.sign(app, secret) {
+            (Some(app), Some(secret)) => match self.accounts.sign(app, secret, self.now()) {
                 Some(sign) => (200, Some(sign), "ok"),
                 None => (401, None, "appId or secret is wrong"),
             },
@@ -84,7 +85,8 @@ impl Hub {
         appkey: Option<&str>,
         sign: &str,
     ) -> LoginReply {
-        match self.accounts.docking(account, user_name, appkey, sign) {
+        let now = self.now();
+        match self.accounts.docking(account, user_name, appkey, sign, now) {
             Ok((user, org)) => LoginReply {
                 sid: Some(self.open_session(user.id)),
                 user: Some(user),
@@ -97,22 +99,40 @@ impl Hub {
 
     /// HTTP `logout`: ends one session, if it is `user_id`'s.
     fn logout(&mut self, sid: &str, user_id: i64) -> LoginReply {
-        if self.sessions.get(sid) != Some(&user_id) {
+        if self.session_user(sid) != Some(user_id) {
             return account_refused(code::FAILED, Some("logout"), "no such session");
         }
         self.sessions.remove(sid);
         account_reply(code::OK, Some("logout"))
     }
 
+    /// A new session for `user`: expired sessions go first, then the user's oldest while it
+    /// has [`MAX_SESSIONS_PER_USER`].
     fn open_session(&mut self, user: i64) -> String {
+        let now = self.now();
+        self.sessions
+            .retain(|_, s| now.saturating_duration_since(s.opened) < SESSION_TTL);
+        let mut mine: Vec<(String, Session)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(k, s)| (k.clone(), *s))
+            .collect();
+        mine.sort_by_key(|(_, s)| s.opened);
+        let excess = (mine.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
+        for (sid, _) in mine.into_iter().take(excess) {
+            self.sessions.remove(&sid);
+        }
         let sid = new_token();
-        self.sessions.insert(sid.clone(), user);
+        self.sessions
+            .insert(sid.clone(), Session { user, opened: now });
         sid
     }
 
-    /// The user a session id belongs to.
+    /// The user a live (not expired) session id belongs to.
     pub fn session_user(&self, sid: &str) -> Option<i64> {
-        self.sessions.get(sid).copied()
+        let s = self.sessions.get(sid)?;
+        (self.now().saturating_duration_since(s.opened) < SESSION_TTL).then_some(s.user)
     }
 
     /// Everyone registered, by user id.
@@ -165,7 +185,7 @@ impl Hub {
 
     /// A WebSocket connected with `sid`. `false`: unknown session.
     pub fn connect(&mut self, conn: ConnId, sid: &str) -> bool {
-        let Some(&user_id) = self.sessions.get(sid) else {
+        let Some(user_id) = self.session_user(sid) else {
             return false;
         };
         self.conns.insert(
@@ -223,7 +243,7 @@ impl Hub {
     /// `account/logout` over the socket: ends every session of the user. The socket itself
     /// stays connected.
     pub(super) fn logout_everywhere(&mut self, me: &Me) -> Handled {
-        self.sessions.retain(|_, u| *u != me.id);
+        self.sessions.retain(|_, s| s.user != me.id);
         ok()
     }
 }

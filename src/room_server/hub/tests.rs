@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::{AccountConfig, Secret};
 
-fn hub() -> Hub {
+pub(super) fn hub() -> Hub {
     let acc = |id, name: &str| AccountConfig {
         id,
         name: name.into(),
@@ -17,7 +17,7 @@ fn hub() -> Hub {
 }
 
 /// Logs `name` in, connects `conn` and registers it with `device`.
-fn online(h: &mut Hub, conn: ConnId, name: &str, device: &str) -> i64 {
+pub(super) fn online(h: &mut Hub, conn: ConnId, name: &str, device: &str) -> i64 {
     let r = h.account(&json!({"method": "login", "name": name, "password": name}).to_string());
     let sid = r.sid.unwrap();
     let user = r.user.unwrap().id;
@@ -34,7 +34,7 @@ fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-fn send(h: &mut Hub, conn: ConnId, v: Value) -> Vec<(ConnId, Value)> {
+pub(super) fn send(h: &mut Hub, conn: ConnId, v: Value) -> Vec<(ConnId, Value)> {
     h.frame(conn, &v.to_string())
         .into_iter()
         .map(|d| (d.to, parse(&d.text)))

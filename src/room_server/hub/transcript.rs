@@ -136,8 +136,7 @@ fn http(s: &mut Script) {
         let text = serde_json::to_string(&r).unwrap();
         s.note(&format!("getSign {app:?} {secret:?} = {text}"));
     }
-    let sign = s.hub.get_sign(Some("app1"), Some("s3")).data.unwrap();
-    s.secrets.push((sign.clone(), "<sign>".into()));
+    let sign = fresh_sign(s);
     s.note(&format!("getSign app1 s3 = {sign}"));
     s.note("POST account {not json");
     let text = serde_json::to_string(&s.hub.account("{not json")).unwrap();
@@ -146,10 +145,14 @@ fn http(s: &mut Script) {
     s.account(json!({"method": "login", "name": "nobody", "password": "nobody"}));
     s.account(json!({"method": "dockingLogin", "account": "d", "sign": "forged"}));
     s.account(json!({"method": "dockingLogin", "account": "d", "appkey": "app2", "sign": sign}));
+    // Signatures are single-use: each attempt below asks getSign again.
+    let sign = fresh_sign(s);
     s.account(json!({"method": "dockingLogin", "account": "", "sign": sign}));
+    let sign = fresh_sign(s);
     let docked = s.account(
         json!({"method": "dockingLogin", "account": "d", "userName": "Dee", "sign": sign}),
     );
+    s.account(json!({"method": "dockingLogin", "account": "d", "sign": sign}));
     s.account(json!({"method": "logout", "SID": "nope", "userId": 100000}));
     let docked = docked.unwrap();
     s.account(json!({"method": "logout", "SID": docked, "userId": 2}));
@@ -159,6 +162,13 @@ fn http(s: &mut Script) {
         "session_user(nope) = {:?}",
         s.hub.session_user("nope")
     ));
+}
+
+/// A `getSign` signature for app1, hidden as `<sign>` in the transcript.
+fn fresh_sign(s: &mut Script) -> String {
+    let sign = s.hub.get_sign(Some("app1"), Some("s3")).data.unwrap();
+    s.secrets.push((sign.clone(), "<sign>".into()));
+    sign
 }
 
 #[rustfmt::skip]
