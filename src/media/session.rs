@@ -548,6 +548,28 @@ impl Session {
     }
 }
 
+/// Adds `element` to the running pipeline, starts it and links `pad` to its sink.
+fn start_and_link(
+    pipeline: &gst::Pipeline,
+    element: &gst::Element,
+    pad: &gst::Pad,
+) -> Result<(), MediaError> {
+    let factory = element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_default();
+    add(pipeline, element)?;
+    element
+        .sync_state_with_parent()
+        .map_err(|_| MediaError::Invalid(format!("cannot start {factory}")))?;
+    let sink = element.static_pad("sink").expect("a sink element");
+    pad.link(&sink).map_err(|_| MediaError::Link {
+        from: pad.name().to_string(),
+        to: factory,
+    })?;
+    Ok(())
+}
+
 /// A remote RTP stream appeared: decode it into the compositor or mixer. Runs on GStreamer's
 /// thread and links before returning.
 #[allow(clippy::too_many_arguments)]
@@ -576,14 +598,7 @@ fn on_remote_stream(
         let drop = make("fakesink")?;
         drop.set_property("sync", false);
         drop.set_property("async", false);
-        add(pipeline, &drop)?;
-        drop.sync_state_with_parent()
-            .map_err(|_| MediaError::Invalid("cannot start fakesink".into()))?;
-        pad.link(&drop.static_pad("sink").expect("fakesink sink"))
-            .map_err(|_| MediaError::Link {
-                from: pad.name().to_string(),
-                to: "fakesink".into(),
-            })?;
+        start_and_link(pipeline, &drop, pad)?;
         received
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -609,15 +624,7 @@ fn on_remote_stream(
             }
         });
     }
-    add(pipeline, &decode)?;
-    decode
-        .sync_state_with_parent()
-        .map_err(|_| MediaError::Invalid("cannot start decodebin".into()))?;
-    pad.link(&decode.static_pad("sink").expect("decodebin sink"))
-        .map_err(|_| MediaError::Link {
-            from: pad.name().to_string(),
-            to: "decodebin".into(),
-        })?;
+    start_and_link(pipeline, &decode, pad)?;
     let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = codec.filter(|c| c != "OPUS") {
         r.video_codec = Some(c);
