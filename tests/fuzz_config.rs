@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use roomagent::config::{Config, ConfigError, Purpose, parse_bytes};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 const CASES: u64 = 10_000;
 
 const EXAMPLE: &str = include_str!("../config.example.toml");
@@ -145,26 +149,6 @@ const VALUES: &[&str] = &[
     "\"stun://u:p@h:1\"",
 ];
 
-/// xorshift64*: small, seeded, enough for choosing mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// The value part of a `key = value` line, replaced.
 fn set_value(line: &[u8], value: &str) -> Vec<u8> {
     match line.iter().position(|&b| b == b'=') {
@@ -188,8 +172,8 @@ fn mutate(rng: &mut Rng, lines: &mut Vec<Vec<u8>>) {
             let j = rng.below(lines.len());
             lines.swap(i, j);
         }
-        3 | 4 if !lines.is_empty() => lines[i] = set_value(&lines[i], rng.pick(NUMBERS)),
-        5 if !lines.is_empty() => lines[i] = set_value(&lines[i], rng.pick(VALUES)),
+        3 | 4 if !lines.is_empty() => lines[i] = set_value(&lines[i], rng.pick::<&str>(NUMBERS)),
+        5 if !lines.is_empty() => lines[i] = set_value(&lines[i], rng.pick::<&str>(VALUES)),
         6 if !lines.is_empty() => {
             let l = &mut lines[i];
             let cut = rng.below(l.len() + 1);
@@ -221,7 +205,7 @@ fn mutate(rng: &mut Rng, lines: &mut Vec<Vec<u8>>) {
                 "[x]",
                 "[",
             ];
-            lines.insert(rng.below(lines.len() + 1), rng.pick(&header).into());
+            lines.insert(rng.below(lines.len() + 1), (*rng.pick(&header)).into());
         }
         _ => {
             let key = [
@@ -240,7 +224,7 @@ fn mutate(rng: &mut Rng, lines: &mut Vec<Vec<u8>>) {
 
 fn generate(seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let base = rng.pick(SEEDS);
+    let base = *rng.pick(SEEDS);
     let mut lines: Vec<Vec<u8>> = base.lines().map(|l| l.as_bytes().to_vec()).collect();
     for _ in 0..1 + rng.below(4) {
         mutate(&mut rng, &mut lines);

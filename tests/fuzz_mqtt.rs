@@ -10,26 +10,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::mqtt::{Broker, Dashboard};
+use support::rng::Rng;
 use support::*;
 
 const ID: &str = "room";
 const REPLY: &str = "roomagent/room/reply";
 const COMMANDS: usize = 10_000;
 const BATCH: usize = 50;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const KEYS: &[&str] = &[
     "id", "ts", "level", "user", "room", "room_id", "target", "mute", "on", "type", "ids", "group",

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod ha;
 pub mod mqtt;
 pub mod netns;
+pub mod rng;
 pub mod rtm_gate;
 pub mod service;
 pub mod tls;
