@@ -11,6 +11,7 @@
 pub mod cert;
 pub mod check;
 pub mod devices;
+mod inbound;
 pub mod pipeline;
 pub mod profile;
 pub mod props;
@@ -37,6 +38,12 @@ use crate::core::{CallType, ClientId, MediaCommand, MediaEvent, MediaSignal, Ses
 use pipeline::CallPipeline;
 use session::{PayloadTypes, Session, Spec};
 pub use stats::{MediaStats, SessionStats};
+
+/// How often connected sessions are checked for a lost path ([`inbound`]).
+const STALL_CHECK: Duration = Duration::from_millis(500);
+
+/// Commands the engine's queue holds (see [`MediaHandle::send`]).
+pub const COMMAND_QUEUE: usize = 1024;
 
 /// A device setting: find one, use none, or use this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,7 +348,7 @@ fn choose_working(
 /// Sends commands to the engine. Cheap to clone.
 #[derive(Clone)]
 pub struct MediaHandle {
-    tx: mpsc::UnboundedSender<MediaCommand>,
+    tx: mpsc::Sender<MediaCommand>,
     probes: mpsc::UnboundedSender<Probe>,
     stats: watch::Receiver<MediaStats>,
     info: EngineInfo,
@@ -376,10 +383,20 @@ impl MediaHandle {
         let _ = self.probes.send(Probe::Fault(fault));
     }
 
-    /// Queues a command.
+    /// Queues a command. The queue holds [`COMMAND_QUEUE`] commands: an engine that far behind
+    /// is stuck (the supervisor's ping notices it), and what does not fit is dropped with an
+    /// error rather than held without bound.
     pub fn send(&self, cmd: MediaCommand) {
-        if self.tx.send(cmd).is_err() {
-            warn!("media engine is not running");
+        match self.tx.try_send(cmd) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                tracing::error!(
+                    ?cmd,
+                    queued = COMMAND_QUEUE,
+                    "media engine is behind; command dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => warn!("media engine is not running"),
         }
     }
 
@@ -453,7 +470,7 @@ pub fn start(
         passed_over,
     };
     info!(profile = %info.profile, encoder = %info.encoder, cameras = ?info.cameras, "media engine ready");
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (probes, probe_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (int_tx, int_rx) = mpsc::unbounded_channel();
@@ -508,13 +525,15 @@ struct Engine {
 impl Engine {
     async fn run(
         mut self,
-        mut cmds: mpsc::UnboundedReceiver<MediaCommand>,
+        mut cmds: mpsc::Receiver<MediaCommand>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
         mut probes: mpsc::UnboundedReceiver<Probe>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.opts.stats_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stalls = tokio::time::interval(STALL_CHECK);
+        stalls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut bus: Option<gst::bus::BusStream> = None;
         loop {
             tokio::select! {
@@ -542,6 +561,7 @@ impl Engine {
                 },
                 Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
+                _ = stalls.tick() => self.check_stalls(),
             }
         }
         self.stop_all().await;
@@ -578,6 +598,9 @@ impl Engine {
                 call_type,
             } => match role {
                 SessionRole::Offerer => {
+                    // A session still there (the core restarts one) goes first.
+                    self.close_session(peer).await;
+                    self.awaiting_offer.remove(&peer);
                     if let Err(e) = self.start_session(peer, call_type, PayloadTypes::OFFER) {
                         self.fail(peer, e.to_string());
                         return;
@@ -955,6 +978,8 @@ impl Engine {
                 match state {
                     gst_webrtc::WebRTCPeerConnectionState::Connected if !s.connected => {
                         s.connected = true;
+                        let sources = s.inbound.watch(&s.webrtc);
+                        debug!(%peer, sources, "watching the session's inbound packets");
                         s.open();
                         s.request_key_frame();
                         self.emit(MediaEvent::SessionConnected { peer });
@@ -1019,6 +1044,28 @@ impl Engine {
                     self.emit(MediaEvent::EngineError { message: text });
                 }
             }
+        }
+    }
+
+    /// Fails connected sessions that have heard nothing from their participant for longer
+    /// than [`inbound::Inbound::allowance`]: the path to them is lost (a link went down, an
+    /// address changed), and the core starts a fresh session, which is this engine's ICE
+    /// restart.
+    fn check_stalls(&mut self) {
+        let stalled: Vec<(ClientId, Duration)> = self
+            .sessions
+            .values()
+            .filter(|s| s.connected && !s.failed && s.inbound.stalled())
+            .map(|s| (s.peer, s.inbound.silent_for()))
+            .collect();
+        for (peer, silent) in stalled {
+            self.fail(
+                peer,
+                format!(
+                    "nothing received for {:.1} s: the network path to the participant is lost",
+                    silent.as_secs_f32()
+                ),
+            );
         }
     }
 

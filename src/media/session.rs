@@ -87,6 +87,8 @@ pub struct Session {
     pub pts: PayloadTypes,
     /// The remote description, as checked (candidates are checked against it).
     pub remote: Option<super::check::Checked>,
+    /// Inbound packet times, for the stall watchdog (watched once connected).
+    pub inbound: Arc<super::inbound::Inbound>,
 }
 
 /// Candidates kept while the remote description is not yet set.
@@ -251,6 +253,7 @@ impl Session {
             failed: false,
             pts: spec.pts,
             remote: None,
+            inbound: Arc::default(),
         };
 
         if let Some(pt) = spec.pts.opus {

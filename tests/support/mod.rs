@@ -277,7 +277,17 @@ impl Agent {
 
     /// Waits (up to 10 s) for a state matching `pred`; panics with the last state otherwise.
     pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&AgentState) -> bool) -> AgentState {
-        let r = tokio::time::timeout(Duration::from_secs(10), self.state.wait_for(|s| pred(s)))
+        self.wait_within(what, Duration::from_secs(10), pred).await
+    }
+
+    /// Waits up to `limit` for a state matching `pred`; panics with the last state otherwise.
+    pub async fn wait_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&AgentState) -> bool,
+    ) -> AgentState {
+        let r = tokio::time::timeout(limit, self.state.wait_for(|s| pred(s)))
             .await
             .map(|r| r.map(|s| s.clone()));
         match r {

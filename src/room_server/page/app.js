@@ -331,7 +331,7 @@ async function sendPreferredCodec(pc) {
 function newPeer(clientId) {
   closePeer(clientId);
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
-  const entry = { pc, pending: [], remote: new MediaStream(), remoteCandidates: [] };
+  const entry = { pc, pending: [], remote: new MediaStream(), remoteCandidates: [], created: Date.now() };
   peers.set(clientId, entry);
   pc.onicecandidate = (e) => {
     if (!room) return;
@@ -452,7 +452,7 @@ window.roomagent = {
   stats: async () => {
     const out = {};
     for (const [id, entry] of peers) {
-      const s = { connection: entry.pc.connectionState, video: null, audio: null, remoteCandidates: entry.remoteCandidates.slice() };
+      const s = { connection: entry.pc.connectionState, created: entry.created, video: null, audio: null, remoteCandidates: entry.remoteCandidates.slice() };
       const report = await entry.pc.getStats();
       const codecs = {};
       report.forEach((r) => { if (r.type === 'codec') codecs[r.id] = r.mimeType; });
