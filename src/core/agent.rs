@@ -1,6 +1,7 @@
 //! The call/room state machine.
 
 mod commands;
+mod limits;
 mod media;
 mod remote;
 mod room;
@@ -22,8 +23,19 @@ use super::types::{CallType, ClientId, Member, Peer, RoomId, RoomInfo, UserId};
 /// How often a failed media session we offered is offered again before it is reported failed.
 pub const MEDIA_RETRIES: u32 = 3;
 
-/// How long the answering side of a failed session waits for the offerer's new offer.
-pub const REOFFER_WAIT: Duration = Duration::from_secs(10);
+/// The answering side of a failed session waits for the offerer's new offer before it offers
+/// a fresh session itself (an offer always starts a fresh session in the dialect, and not
+/// every offerer notices a lost path: a browser waits for its consent checks, ~30 s). It waits
+/// the offerer's back-off for that attempt ([`reoffer_backoff`], counting the answered
+/// sessions that failed since one connected) plus this much, so a roomagent offerer is not
+/// raced.
+pub const REOFFER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the answering side waits after the `n`th failure in a row of a session it
+/// answered (see [`REOFFER_WAIT`]).
+pub fn answerer_wait(n: u32) -> Duration {
+    reoffer_backoff(n) + REOFFER_WAIT
+}
 
 /// A media session that has not connected this long after it started is treated as failed
 /// (and so offered again, or waited for, like any failed session).
@@ -192,17 +204,22 @@ struct Meeting {
     room: Option<RoomInfo>,
     members: BTreeMap<ClientId, Member>,
     sessions: BTreeMap<ClientId, MediaState>,
-    /// Sessions we offered, with how often each was offered again after failing. Only the
-    /// offerer restarts a failed session (two restarting offerers would both turn answerer
-    /// on each other's offer); the answerer waits for the new offer.
+    /// Sessions we offered, with how often each was offered again after failing. The offerer
+    /// restarts a failed session; the answerer waits [`REOFFER_WAIT`] for the new offer and
+    /// then offers itself (two offerers at once would both turn answerer on each other's
+    /// offer).
     offered: BTreeMap<ClientId, u32>,
     /// Participants whose video has been decoded.
     video_in: std::collections::BTreeSet<ClientId>,
     /// Whether anyone else was ever in the room with us: the last one leaving ends the call.
     had_peers: bool,
     /// Sessions we answered that failed, with the instant by which the offerer's new offer
-    /// must arrive before the failure is reported.
+    /// must arrive before we offer one ourselves.
     recovering: BTreeMap<ClientId, Instant>,
+    /// Sessions we answered that failed in a row (since one connected), by participant.
+    answer_failures: BTreeMap<ClientId, u32>,
+    /// Each member's allowance of media messages.
+    budgets: BTreeMap<ClientId, limits::Budget>,
     /// Sessions not yet connected, with the instant by which they must be.
     setup_by: BTreeMap<ClientId, Instant>,
     /// Failed sessions we offered, with the instant of the next offer.
@@ -228,6 +245,8 @@ impl Meeting {
             video_in: Default::default(),
             had_peers: false,
             recovering: BTreeMap::new(),
+            answer_failures: BTreeMap::new(),
+            budgets: BTreeMap::new(),
             setup_by: BTreeMap::new(),
             reoffer_at: BTreeMap::new(),
             returning: Default::default(),

@@ -16,7 +16,7 @@ mod types;
 mod tests;
 
 pub use action::{Action, CallEvent, EndReason, MediaCommand, Outgoing, RejectReason, SessionRole};
-pub use agent::{Agent, CommandError, CoreConfig, MEDIA_RETRIES, REOFFER_WAIT};
+pub use agent::{Agent, CommandError, CoreConfig, MEDIA_RETRIES, REOFFER_WAIT, answerer_wait};
 pub use input::{Command, MediaEvent, MediaSignal, RequestKind, SignalingEvent};
 pub use policy::{AnswerMode, AnswerPolicy};
 pub use state::{AgentState, CallPhase, MediaState, MemberState};

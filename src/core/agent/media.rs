@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 
 use super::{Agent, Phase};
 use crate::core::action::{CallEvent, MediaCommand, Outgoing, SessionRole};
-use crate::core::agent::{MEDIA_RETRIES, MEDIA_SETUP, REOFFER_WAIT, reoffer_backoff};
+use crate::core::agent::{MEDIA_RETRIES, MEDIA_SETUP, answerer_wait, reoffer_backoff};
 use crate::core::input::MediaEvent;
 use crate::core::state::MediaState;
 use crate::core::timers::Timer;
@@ -36,6 +36,7 @@ impl Agent {
                 {
                     *s = MediaState::Connected;
                     m.setup_by.remove(&peer);
+                    m.answer_failures.remove(&peer);
                     // A session that connected starts its retries afresh if it fails later.
                     if let Some(retries) = m.offered.get_mut(&peer) {
                         *retries = 0;
@@ -76,7 +77,9 @@ impl Agent {
                     // We answered: the offerer offers again; wait for it before reporting.
                     *state = MediaState::Connecting;
                     m.video_in.remove(&peer);
-                    m.recovering.insert(peer, now + REOFFER_WAIT);
+                    let n = m.answer_failures.entry(peer).or_insert(0);
+                    *n += 1;
+                    m.recovering.insert(peer, now + answerer_wait(*n));
                     m.setup_by.remove(&peer);
                     info!(%peer, %reason, "media session we answered failed; waiting for a new offer");
                     self.arm_media_recovery();
@@ -119,7 +122,9 @@ impl Agent {
         }
     }
 
-    /// Sessions whose offerer did not offer again in time are failed for good.
+    /// Sessions whose offerer did not offer again in time are offered by us instead, with the
+    /// retries of a session we offered (this one counting as the first); a participant who
+    /// left meanwhile is not.
     pub(super) fn on_media_recovery(&mut self, now: Instant) {
         let Phase::Meeting(m) = &mut self.phase else {
             return;
@@ -130,13 +135,26 @@ impl Agent {
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| *p)
             .collect();
+        let mut offers = Vec::new();
         for peer in &due {
             m.recovering.remove(peer);
+            if m.members.contains_key(peer) && m.sessions.contains_key(peer) {
+                m.offered.insert(*peer, 1);
+                offers.push(*peer);
+            }
         }
-        for peer in due {
-            self.media_failed(peer, "no new offer after the session failed");
+        let call_type = m.room_type;
+        for peer in offers {
+            info!(%peer, "no new offer came for the failed session; offering one");
+            self.media(MediaCommand::StopSession { peer });
+            self.media(MediaCommand::StartSession {
+                peer,
+                role: SessionRole::Offerer,
+                call_type,
+            });
         }
         self.arm_media_recovery();
+        self.arm_media_schedule();
     }
 
     /// Arms [`Timer::MediaSchedule`] for the earliest new offer or setup deadline.

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::limits::{Budget, MAX_MEMBERS, MAX_SESSIONS};
 use super::{Agent, Meeting, Origin, Phase};
 use crate::core::action::{CallEvent, EndReason, MediaCommand, Outgoing, SessionRole};
 use crate::core::input::MediaSignal;
@@ -42,11 +43,28 @@ impl Agent {
             m.entered_once = true;
             m.me = Some(me.client_id);
             m.room = Some(room);
-            let fresh: BTreeMap<ClientId, Member> = members
+            let mut fresh: BTreeMap<ClientId, Member> = members
                 .into_iter()
                 .filter(|member| member.client_id != me.client_id)
                 .map(|member| (member.client_id, member))
                 .collect();
+            if fresh.len() > MAX_MEMBERS {
+                warn!(
+                    reported = fresh.len(),
+                    max = MAX_MEMBERS,
+                    "the room reports more members than tracked; the rest are ignored"
+                );
+                // Keep those we have sessions with, then the lowest ids.
+                let keep: Vec<ClientId> = fresh
+                    .keys()
+                    .filter(|c| m.sessions.contains_key(c))
+                    .chain(fresh.keys().filter(|c| !m.sessions.contains_key(c)))
+                    .take(MAX_MEMBERS)
+                    .copied()
+                    .collect();
+                fresh.retain(|c, _| keep.contains(c));
+            }
+            m.budgets.retain(|c, _| fresh.contains_key(c));
             starts = m.reconcile_sessions(&fresh, self.cfg.per_participant_media);
             // Back in a room with someone missing: they may be re-entering too (a restarted
             // server lost the room), or they left while we could not hear it.
@@ -133,6 +151,10 @@ impl Agent {
             if Some(member.client_id) == m.me {
                 return;
             }
+            if !m.members.contains_key(&member.client_id) && m.members.len() >= MAX_MEMBERS {
+                warn!(peer = %member.client_id, max = MAX_MEMBERS, "a member beyond the tracked number entered; ignored");
+                return;
+            }
             if m.returning.remove(&member.client_id) {
                 // Back after a server restart, like us: the media between us never stopped.
             } else {
@@ -196,6 +218,8 @@ impl Agent {
                 return;
             }
             let known = m.members.remove(&client_id).is_some();
+            m.budgets.remove(&client_id);
+            m.answer_failures.remove(&client_id);
             m.video_in.remove(&client_id);
             m.recovering.remove(&client_id);
             let had_session = m.sessions.remove(&client_id).is_some();
@@ -245,7 +269,13 @@ impl Agent {
         }
     }
 
-    pub(super) fn on_remote_media(&mut self, room_id: RoomId, from: ClientId, signal: MediaSignal) {
+    pub(super) fn on_remote_media(
+        &mut self,
+        now: Instant,
+        room_id: RoomId,
+        from: ClientId,
+        signal: MediaSignal,
+    ) {
         let gatekeeping = self.cfg.per_participant_media;
         let mut cmds = Vec::new();
         {
@@ -257,10 +287,28 @@ impl Agent {
                 debug!(%from, "media message from a client not in the room");
                 return;
             }
+            let offer = matches!(signal, MediaSignal::Offer { .. });
+            let budget = m.budgets.entry(from).or_insert_with(|| Budget::new(now));
+            if !budget.take(now, offer) {
+                if budget.dropped == 0 {
+                    warn!(%from, offer, "participant sends media messages faster than allowed; dropping them");
+                }
+                budget.dropped += 1;
+                return;
+            }
+            if budget.dropped > 0 {
+                info!(%from, dropped = budget.dropped, "participant's media messages taken again");
+                budget.dropped = 0;
+            }
             let call_type = m.room_type;
             match signal {
                 MediaSignal::Offer { .. } if !m.admitted(from, &m.members, gatekeeping) => {
                     debug!(%from, "offer from a participant we were not called by or with; refused");
+                }
+                MediaSignal::Offer { .. }
+                    if !m.sessions.contains_key(&from) && m.sessions.len() >= MAX_SESSIONS =>
+                {
+                    warn!(%from, max = MAX_SESSIONS, "offer refused: the call has as many media sessions as it may");
                 }
                 MediaSignal::Offer { .. } => {
                     // An offer always starts a fresh session: the peer (re)started its side.
@@ -331,9 +379,9 @@ impl Meeting {
             || members.get(&client).is_some_and(|m| m.host)
     }
 
-    /// Matches our sessions to the members present: everyone present we have no session with
-    /// gets an offer (when media runs per participant), because we are the one entering
-    /// later; sessions with participants who are not there are kept, as `returning`, until
+    /// Matches our sessions to the members present: everyone present we have no session with,
+    /// or only a failed one, gets an offer (when media runs per participant), because we are
+    /// the one entering later; sessions with participants who are not there are kept, as `returning`, until
     /// they come back or [`Timer::ReturnTimeout`]. Returns the sessions to start.
     fn reconcile_sessions(
         &mut self,
@@ -352,11 +400,24 @@ impl Meeting {
                 info!(%peer, "in the room uninvited: no media session with them");
                 continue;
             }
-            if !self.sessions.contains_key(peer) {
-                self.sessions.insert(*peer, MediaState::Connecting);
-                self.offered.insert(*peer, 0);
-                starts.push(*peer);
+            match self.sessions.get(peer) {
+                // A session that failed for good (its retries ran out, say while the network
+                // was down) gets a fresh start now that we are back in the room.
+                Some(MediaState::Failed) => {
+                    info!(%peer, "back in the room: offering the failed media session again");
+                    self.recovering.remove(peer);
+                    self.reoffer_at.remove(peer);
+                }
+                Some(_) => continue,
+                None if self.sessions.len() >= MAX_SESSIONS => {
+                    warn!(%peer, max = MAX_SESSIONS, "no media session: the call has as many as it may");
+                    continue;
+                }
+                None => {}
             }
+            self.sessions.insert(*peer, MediaState::Connecting);
+            self.offered.insert(*peer, 0);
+            starts.push(*peer);
         }
         starts
     }

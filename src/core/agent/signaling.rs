@@ -159,7 +159,7 @@ impl Agent {
                 room_id,
                 from,
                 signal,
-            } => self.on_remote_media(room_id, from, signal),
+            } => self.on_remote_media(now, room_id, from, signal),
             other => debug!(?other, "not a room event"),
         }
     }

@@ -503,7 +503,7 @@ fn entering_an_empty_room_the_first_time_waits_for_others() {
 }
 
 #[test]
-fn a_failed_session_we_answered_is_reported_when_no_new_offer_comes() {
+fn a_failed_session_we_answered_is_offered_by_us_when_no_new_offer_comes() {
     let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::Media {
         room_id: ROOM,
@@ -512,13 +512,158 @@ fn a_failed_session_we_answered_is_reported_when_no_new_offer_comes() {
     });
     h.take();
     fail(&mut h, CALLER_C);
-    h.advance(REOFFER_WAIT - Duration::from_millis(1));
+    h.advance(answerer_wait(1) - Duration::from_millis(1));
     assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
+    assert!(media(&h.take()).is_empty(), "waits for the offerer first");
     h.advance(Duration::from_millis(2));
-    assert_eq!(member_media(&h, CALLER_C), MediaState::Failed);
+    let cmds = media(&h.take());
     assert!(
-        events(&h.take())
-            .iter()
-            .any(|e| matches!(e, CallEvent::Error { .. }))
+        cmds.contains(&MediaCommand::StartSession {
+            peer: CALLER_C,
+            role: SessionRole::Offerer,
+            call_type: CallType::Video,
+        }),
+        "{cmds:?}"
     );
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
+    // Our offers fail too: after the retries the session is reported failed, once.
+    for _ in 1..MEDIA_RETRIES {
+        fail(&mut h, CALLER_C);
+        h.advance(Duration::from_secs(5));
+    }
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
+    let last = fail(&mut h, CALLER_C);
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Failed);
+    let errors = events(&last)
+        .iter()
+        .filter(|e| matches!(e, CallEvent::Error { .. }))
+        .count();
+    assert_eq!(errors, 1);
+}
+
+#[test]
+fn a_new_offer_in_time_is_answered_and_we_do_not_offer() {
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    let offer = || SignalingEvent::Media {
+        room_id: ROOM,
+        from: CALLER_C,
+        signal: MediaSignal::Offer { sdp: "v=0".into() },
+    };
+    h.signal(offer());
+    fail(&mut h, CALLER_C);
+    h.take();
+    h.advance(answerer_wait(1) / 2);
+    h.signal(offer());
+    h.advance(Duration::from_secs(10));
+    let cmds = media(&h.take());
+    assert!(
+        !cmds.iter().any(|c| matches!(
+            c,
+            MediaCommand::StartSession {
+                role: SessionRole::Offerer,
+                ..
+            }
+        )),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn a_joined_room_gives_media_to_at_most_sixteen_participants() {
+    let mut h = Harness::default_policy();
+    h.command(Command::Join { room: ROOM }).unwrap();
+    let present: Vec<Member> = (0..20).map(|i| member(ClientId(500 + i))).collect();
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME_C),
+        members: present,
+    });
+    let starts = media(&h.take())
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::StartSession { .. }))
+        .count();
+    assert_eq!(starts, 16);
+    assert_eq!(h.agent.state().members.len(), 20, "all are listed");
+    // One more offering is not answered either.
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: ClientId(519),
+        signal: MediaSignal::Offer { sdp: "v=0".into() },
+    });
+    assert!(media(&h.take()).is_empty());
+}
+
+#[test]
+fn a_participant_flooding_media_messages_is_cut_to_its_budget() {
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    h.take();
+    for i in 0..1000 {
+        h.signal(SignalingEvent::Media {
+            room_id: ROOM,
+            from: CALLER_C,
+            signal: MediaSignal::Candidate {
+                candidate: format!("candidate:{i} 1 udp 1 10.0.0.1 9 typ host"),
+                sdp_mline_index: 0,
+                sdp_mid: None,
+            },
+        });
+    }
+    let forwarded = media(&h.take()).len();
+    assert_eq!(
+        forwarded, 200,
+        "the burst, then nothing in the same instant"
+    );
+    for _ in 0..20 {
+        h.signal(SignalingEvent::Media {
+            room_id: ROOM,
+            from: CALLER_C,
+            signal: MediaSignal::Offer { sdp: "v=0".into() },
+        });
+    }
+    let offers = media(&h.take())
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::RemoteSignal { .. }))
+        .count();
+    assert_eq!(offers, 4);
+    // A second later the candidates flow again, at their rate.
+    h.advance(Duration::from_secs(1));
+    h.take();
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: CALLER_C,
+        signal: MediaSignal::Candidate {
+            candidate: "candidate:x 1 udp 1 10.0.0.1 9 typ host".into(),
+            sdp_mline_index: 0,
+            sdp_mid: None,
+        },
+    });
+    assert_eq!(media(&h.take()).len(), 1);
+}
+
+#[test]
+fn a_session_failed_for_good_is_offered_again_when_we_re_enter_the_room() {
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    for _ in 0..=MEDIA_RETRIES {
+        fail(&mut h, CALLER_C);
+        h.advance(Duration::from_secs(5));
+    }
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Failed);
+    h.take();
+    // The signaling link came back: we re-enter and find them there.
+    h.signal(SignalingEvent::Registered { user_id: ME });
+    h.signal(SignalingEvent::Entered {
+        room: room_info(),
+        me: member(ME_C),
+        members: vec![member(CALLER_C)],
+    });
+    let cmds = media(&h.take());
+    assert!(
+        cmds.contains(&MediaCommand::StartSession {
+            peer: CALLER_C,
+            role: SessionRole::Offerer,
+            call_type: CallType::Video,
+        }),
+        "{cmds:?}"
+    );
+    assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
 }
