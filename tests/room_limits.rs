@@ -185,3 +185,34 @@ async fn a_2_mib_frame_closes_that_socket_and_the_server_stays_up() {
     let mut bob = Peer::connect(&server.api_url(), "bob", "bob").await;
     assert_eq!(bob.enter(3).await["result"], 0);
 }
+
+#[tokio::test]
+async fn a_socket_whose_login_session_ended_is_closed() {
+    let limits = SocketLimits {
+        ping_every: Duration::from_millis(100),
+        ..SocketLimits::default()
+    };
+    let server = start(limits).await;
+    let api = server.api_url();
+    let mut alice = Peer::connect(&api, "alice", "alice").await;
+    let mut bob = Peer::connect(&api, "bob", "bob").await;
+    // Alice logs in again elsewhere as often as one user may hold sessions: the socket's
+    // session is the oldest and is pushed out.
+    for _ in 0..roomagent::room_server::limits::MAX_SESSIONS_PER_USER {
+        http_login(&api, "alice", "alice").await;
+    }
+    // Both keep reading (so answer pings): only the ended session's socket goes.
+    let (a, b) = tokio::join!(
+        alice.no_push_within("meeting", "none", Duration::from_secs(1)),
+        bob.no_push_within("meeting", "none", Duration::from_secs(1)),
+    );
+    let _ = (a, b);
+    assert!(
+        gone(&server, ALICE).await,
+        "the socket of alice's ended session is still registered"
+    );
+    assert!(
+        server.online().iter().any(|o| o.id == BOB),
+        "bob's socket must stay"
+    );
+}

@@ -91,7 +91,7 @@ async fn connection(s: Arc<Shared>, sid: String, mut socket: WebSocket, _places:
     };
     s.senders().insert(conn, outgoing);
     debug!(conn, "room server: socket connected");
-    pump(&s, conn, &mut socket, &mut rx, &close).await;
+    pump(&s, conn, &sid, &mut socket, &mut rx, &close).await;
     s.senders().remove(&conn);
     let out = s.hub().disconnect(conn);
     s.deliver(out);
@@ -99,10 +99,12 @@ async fn connection(s: Arc<Shared>, sid: String, mut socket: WebSocket, _places:
 }
 
 /// Moves frames until the socket closes, errs, stops reading (queue full or a send slower
-/// than `send_timeout`), stays silent for `idle_timeout`, or the server shuts down.
+/// than `send_timeout`), stays silent for `idle_timeout`, its login session ends (expired, or
+/// pushed out by the user's newer ones; checked at each ping), or the server shuts down.
 async fn pump(
     s: &Shared,
     conn: ConnId,
+    sid: &str,
     socket: &mut WebSocket,
     rx: &mut mpsc::Receiver<String>,
     close: &CancellationToken,
@@ -124,7 +126,14 @@ async fn pump(
                 Some(text) => Message::text(text),
                 None => return,
             },
-            _ = ping.tick() => Message::Ping(Default::default()),
+            _ = ping.tick() => {
+                if s.hub().session_user(sid).is_none() {
+                    debug!(conn, "room server: the socket's login session ended; closing");
+                    let _ = timeout(limits.send_timeout, socket.send(Message::Close(None))).await;
+                    return;
+                }
+                Message::Ping(Default::default())
+            }
             msg = socket.recv() => {
                 heard = Instant::now();
                 match msg {

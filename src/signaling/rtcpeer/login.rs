@@ -135,6 +135,36 @@ fn unreachable(url: &Url, e: reqwest::Error) -> LoginError {
     }
 }
 
+/// The largest login or signature reply read: a real one is a few hundred bytes, and a server
+/// that sends more (broken, or hostile) must not make the agent buffer it.
+pub const MAX_REPLY: usize = 64 * 1024;
+
+/// Reads a reply body of at most [`MAX_REPLY`] bytes.
+async fn body(
+    url: &Url,
+    mut resp: reqwest::Response,
+    what: &'static str,
+) -> Result<String, LoginError> {
+    let too_big = || LoginError::BadReply {
+        what,
+        detail: format!("the reply is longer than {} KiB", MAX_REPLY / 1024),
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_REPLY as u64) {
+        return Err(too_big());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(url, e))? {
+        if buf.len() + chunk.len() > MAX_REPLY {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| LoginError::BadReply {
+        what,
+        detail: "the reply is not UTF-8".into(),
+    })
+}
+
 fn docking_reason(code: i64) -> &'static str {
     match code {
         1 => "company name is not correct",
@@ -182,7 +212,7 @@ async fn post_account(
         .await
         .map_err(|e| unreachable(&url, e))?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| unreachable(&url, e))?;
+    let text = body(&url, resp, what).await?;
     serde_json::from_str(&text).map_err(|e| LoginError::BadReply {
         what,
         detail: format!("HTTP {status}: {e}"),
@@ -261,7 +291,7 @@ async fn get_sign(
         .send()
         .await
         .map_err(|e| unreachable(&url, e))?;
-    let text = resp.text().await.map_err(|e| unreachable(&url, e))?;
+    let text = body(&url, resp, "getSign").await?;
     let sign: SignReply = serde_json::from_str(&text).map_err(|e| LoginError::BadReply {
         what: "getSign",
         detail: e.to_string(),
@@ -291,6 +321,62 @@ mod tests {
             endpoint(&host, "getSign").as_str(),
             "http://127.0.0.1:8080/app/getSign"
         );
+    }
+
+    /// A server on loopback that answers every request with `head` and then `body_len` bytes
+    /// of JSON-ish filler (as fast as the client reads).
+    async fn flooding_server(head: String, body_len: usize) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4096];
+                    let _ = sock.read(&mut req).await;
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let chunk = vec![b' '; 16 * 1024];
+                    let mut sent = 0;
+                    while sent < body_len {
+                        if sock.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}/app")).unwrap()
+    }
+
+    async fn try_login(host: &Url) -> LoginError {
+        let http = http_client(Duration::from_secs(10), None).unwrap();
+        let creds = Credentials::Password {
+            name: "room".into(),
+            password: Secret::new("pw"),
+        };
+        login(&http, host, &creds).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_reply_longer_than_the_limit_is_refused_without_reading_it() {
+        // Announced as 1 GiB: refused from the header.
+        let host = flooding_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n".into(),
+            1 << 30,
+        )
+        .await;
+        let e = try_login(&host).await.to_string();
+        assert!(e.contains("longer than 64 KiB"), "{e}");
+        // Unannounced (read until the connection closes): cut at the limit.
+        let host = flooding_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n".into(),
+            1 << 30,
+        )
+        .await;
+        let e = try_login(&host).await.to_string();
+        assert!(e.contains("longer than 64 KiB"), "{e}");
     }
 
     #[test]
