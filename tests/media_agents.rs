@@ -1,5 +1,6 @@
-//! Two agents call each other with real GStreamer media; frames are verified at both ends.
-//! Runs in its own network namespace.
+//! Two agents call each other with real GStreamer media; frames are verified at both ends,
+//! also while the room server is away mid-call and after it came back. Runs in its own network
+//! namespace.
 
 mod support;
 
@@ -52,6 +53,59 @@ fn agent_to_agent_call_decodes_video_at_both_ends() {
             let st = stats.borrow().clone();
             println!("MEASURE {who}: {:?}", st.sessions);
         }
+
+        // The room server goes away mid-call: the media between the agents does not need it.
+        let decoded = |agent: &Agent| {
+            agent
+                .handle
+                .media_stats()
+                .unwrap()
+                .borrow()
+                .sessions
+                .iter()
+                .map(|s| s.frames_decoded)
+                .sum::<u64>()
+        };
+        let addr = server.stop().await;
+        a.wait_for("a notices the server is gone", |s| !s.registered)
+            .await;
+        b.wait_for("b notices the server is gone", |s| !s.registered)
+            .await;
+        let (fa, fb) = (decoded(&a), decoded(&b));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (ga, gb) = (decoded(&a) - fa, decoded(&b) - fb);
+        assert!(
+            ga >= 15 && gb >= 15,
+            "frames decoded during the outage: a {ga}, b {gb}"
+        );
+        assert_eq!(a.now().call, CallPhase::InCall);
+        assert_eq!(b.now().call, CallPhase::InCall);
+        let back = std::time::Instant::now();
+        let _server = Server::start_on(addr).await;
+        a.wait_within(
+            "a re-registered and back in the room",
+            Duration::from_secs(30),
+            |s| s.registered && s.call == CallPhase::InCall && s.members.len() == 1,
+        )
+        .await;
+        b.wait_within(
+            "b re-registered and back in the room",
+            Duration::from_secs(30),
+            |s| s.registered && s.call == CallPhase::InCall && s.members.len() == 1,
+        )
+        .await;
+        let reentered = back.elapsed();
+        let (fa, fb) = (decoded(&a), decoded(&b));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            decoded(&a) > fa + 10 && decoded(&b) > fb + 10,
+            "media after the server came back"
+        );
+        println!(
+            "MEASURE room server down 3 s mid-call: frames decoded meanwhile a {ga}, b {gb}; both back in the room {:.1} s after it returned",
+            reentered.as_secs_f32()
+        );
+
         a.handle.command(Command::Hangup).await.unwrap();
         a.phase(CallPhase::Idle).await;
         b.phase(CallPhase::Idle).await;
