@@ -92,6 +92,34 @@ fi
 cat /root/config.toml.good >/etc/roomagent/config.toml
 echo "reload of a broken configuration refused; still running"
 
+# Faults: a crash (SIGSEGV) and a hang (SIGSTOP: nothing answers, so the watchdog is not fed)
+# both end in a restart by systemd and the device registered again.
+registered_again() { # $1: the pid that must be gone, $2: seconds to wait
+    for _ in $(seq $(( $2 * 5 ))); do
+        p=$(show MainPID)
+        if [ "$p" != "$1" ] && [ "$p" != 0 ]; then
+            case "$(show StatusText)" in "registered as "*) return 0 ;; esac
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+restarts=$(show NRestarts)
+start=$(date +%s%N)
+kill -SEGV "$pid"
+registered_again "$pid" 30 || fail "after a crash: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$(show NRestarts)" = $((restarts + 1)) ] || fail "NRestarts $(show NRestarts) after one crash"
+echo "MEASURE crash (SIGSEGV) -> restarted and registered again in ${took_ms} ms"
+pid=$(show MainPID)
+start=$(date +%s%N)
+kill -STOP "$pid"
+registered_again "$pid" 60 || fail "after a hang: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$(show NRestarts)" = $((restarts + 2)) ] || fail "NRestarts $(show NRestarts) after the hang"
+echo "MEASURE hang (SIGSTOP) -> watchdog ($wd) -> restarted and registered again in ${took_ms} ms"
+pid=$(show MainPID)
+
 # Stop: SIGTERM, a clean exit with status 0.
 start=$(date +%s%N)
 systemctl stop roomagent
