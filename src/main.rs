@@ -57,6 +57,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    roomagent::memory::limit_arenas();
     let cli = Cli::parse();
     match cli.command {
         Cmd::CheckConfig { file } => match config::load(&file) {

@@ -42,6 +42,9 @@ pub use stats::{MediaStats, SessionStats};
 /// How often connected sessions are checked for a lost path ([`inbound`]).
 const STALL_CHECK: Duration = Duration::from_millis(500);
 
+/// How long ending a call's media may take before the engine counts as stuck.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
+
 /// Commands the engine's queue holds (see [`MediaHandle::send`]).
 pub const COMMAND_QUEUE: usize = 1024;
 
@@ -492,6 +495,7 @@ pub fn start(
         volume: 80,
         stats: stats::Collector::default(),
         stats_tx,
+        stuck: false,
     };
     let handle = MediaHandle {
         tx,
@@ -520,6 +524,8 @@ struct Engine {
     volume: u8,
     stats: stats::Collector,
     stats_tx: watch::Sender<MediaStats>,
+    /// A call's teardown hung: the engine ends (see [`Engine::stop_all`]).
+    stuck: bool,
 }
 
 impl Engine {
@@ -542,6 +548,9 @@ impl Engine {
                     Some(cmd) => {
                         let had_call = self.call.is_some();
                         self.command(cmd).await;
+                        if self.stuck {
+                            return;
+                        }
                         if self.call.is_some() != had_call {
                             bus = self.call.as_ref().and_then(|c| c.pipeline.bus()).map(|b| b.stream());
                         }
@@ -1098,16 +1107,48 @@ impl Engine {
     }
 
     async fn stop_all(&mut self) {
-        // The whole pipeline stops as one (sinks first, as GStreamer orders it); sessions
-        // need no piecemeal removal.
-        for (peer, s) in std::mem::take(&mut self.sessions) {
-            self.stats.forget(peer);
-            s.abandon();
+        // Each session is taken out the careful way first (detached from the encoders, its
+        // queues drained, its ICE sources stopped), then the rest of the pipeline stops as one:
+        // stopping every session's queues mid-push at once can leave a GStreamer 1.22 queue
+        // thread spinning, and the pipeline's NULL transition waiting for it for ever (seen
+        // once in ~15 calls in a release-build soak).
+        let sessions = std::mem::take(&mut self.sessions);
+        for peer in sessions.keys() {
+            self.stats.forget(*peer);
         }
         self.awaiting_offer.clear();
-        if let Some(call) = self.call.take() {
-            let _ = tokio::task::spawn_blocking(move || drop(call)).await;
-            info!("call media stopped");
+        let Some(call) = self.call.take() else {
+            for s in sessions.into_values() {
+                s.abandon();
+            }
+            return;
+        };
+        let teardown = tokio::task::spawn_blocking(move || {
+            let pipeline = call.pipeline.clone();
+            let remote = call.remote.clone();
+            for s in sessions.into_values() {
+                s.close(&pipeline, &remote);
+            }
+            drop(call);
+            crate::memory::trim();
+        });
+        match tokio::time::timeout(TEARDOWN_LIMIT, teardown).await {
+            Ok(_) => info!("call media stopped"),
+            Err(_) => {
+                // A GStreamer thread is stuck; this process cannot get it back. Ending the
+                // engine ends the agent with an error, and systemd starts a fresh one.
+                tracing::error!(
+                    limit_s = TEARDOWN_LIMIT.as_secs(),
+                    "the call's media did not stop in time (a GStreamer thread is stuck)"
+                );
+                self.emit(MediaEvent::EngineError {
+                    message: format!(
+                        "the call's media did not stop within {} s; the media engine stops",
+                        TEARDOWN_LIMIT.as_secs()
+                    ),
+                });
+                self.stuck = true;
+            }
         }
         self.stats_tx.send_replace(MediaStats::default());
     }
