@@ -1,9 +1,16 @@
 //! Media benchmark (prints numbers; asserts nothing). Run with `scripts/bench.sh`.
 //!
-//! * invite → first frame decoded in Chromium, over 10 browser calls (p50, p90);
-//! * agent CPU over a 30 s 720p30 call, next to the same encode pipeline run bare with
-//!   `gst-launch-1.0`;
-//! * agent RSS idle and in a call;
+//! The agent runs as its own process (`roomagent run`, the room server in this one) and is
+//! measured from `/proc/<pid>`; Chromium over WebDriver is the far end. In one run, side by
+//! side:
+//! * idle CPU and RSS (registered, no call);
+//! * invite → first frame decoded in Chromium, over 20 calls (p50, p90);
+//! * a 720p30 call with Chromium receiving only, against `gst-launch-1.0` encoding the same
+//!   video and audio bare (videotestsrc 1280×720@30 → x264enc as the test profile → rtph264pay,
+//!   audiotestsrc → opusenc 32 kb/s → rtpopuspay), measured right after it: the ratio;
+//! * the same with Chromium sending 640×360 video and audio, against the bare encode plus a
+//!   bare decode of a 640×360@30 stream of the codec Chromium sent: the ratio;
+//! * RSS in each call;
 //! * time from the room server's return to the agent's re-registration, default backoff.
 //!
 //! Everything runs inside a network namespace of its own (the binary re-executes itself
@@ -13,18 +20,17 @@
 #[allow(unused_imports)]
 mod support;
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use roomagent::core::CallPhase;
 use serde_json::Value;
 use support::browser::Browser;
 use support::*;
 
-const CALLS: usize = 10;
-const CPU_WINDOW: Duration = Duration::from_secs(30);
+const CALLS: usize = 20;
+const CPU_WINDOW: Duration = Duration::from_secs(20);
 
-fn ticks(pid: &str) -> u64 {
+fn ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces): utime is field 14, stime 15.
     let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
@@ -33,8 +39,8 @@ fn ticks(pid: &str) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -48,8 +54,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn hz() -> f64 {
-    100.0 // USER_HZ on Linux
+/// USER_HZ on Linux.
+const HZ: f64 = 100.0;
+
+/// Percent of one core `pid` used over `window`.
+async fn cpu(pid: u32, window: Duration) -> f64 {
+    let start = ticks(pid);
+    let t = Instant::now();
+    tokio::time::sleep(window).await;
+    (ticks(pid) - start) as f64 / HZ / t.elapsed().as_secs_f64() * 100.0
 }
 
 fn agent_config(api: &str, extra_signaling: &str) -> String {
@@ -84,107 +97,235 @@ level = "warn"
     )
 }
 
-async fn browser_calls() {
-    let server = Server::start().await;
-    let mut agent = Agent::start_toml(&agent_config(&server.api(), "")).await;
-    agent.registered().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = rss_mib();
+/// `roomagent run` as a process of its own.
+struct AgentProcess {
+    child: Child,
+}
 
-    let browser = Browser::start().await;
-    browser.goto(&server.handle.page_url()).await;
-    browser
-        .eval("window.roomagent.login('alice', 'alice')")
-        .await;
-    let expr = format!("window.roomagent.stats().then(s => s['{ROOM}'] || null)");
-    let mut first_frame = Vec::new();
-    for i in 0..CALLS {
-        let t0 = Instant::now();
-        browser
-            .eval(&format!("window.roomagent.dial({ROOM})"))
+/// A scratch directory of this run.
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("roomagent-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl AgentProcess {
+    async fn start(server: &Server) -> AgentProcess {
+        let path = scratch().join("config.toml");
+        std::fs::write(&path, agent_config(&server.api(), "")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_roomagent"))
+            .arg("run")
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start roomagent");
+        let agent = AgentProcess { child };
+        agent
+            .wait_room(server, "registration", |o| o.is_some())
             .await;
+        agent
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the agent's entry in the server's online list satisfies `pred`.
+    async fn wait_room(
+        &self,
+        server: &Server,
+        what: &str,
+        pred: impl Fn(Option<&roomagent::room_server::hub::Online>) -> bool,
+    ) {
+        let t = Instant::now();
         loop {
-            let v: Value = browser.eval(&expr).await;
-            if v["video"]["framesDecoded"].as_u64().unwrap_or(0) > 0 {
-                break;
+            let online = server.handle.online();
+            if pred(online.iter().find(|o| o.id == ROOM)) {
+                return;
             }
             assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "call {i}: no frame in 30 s"
+                t.elapsed() < Duration::from_secs(30),
+                "agent: no {what} in 30 s"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        first_frame.push(t0.elapsed().as_secs_f64() * 1000.0);
-        browser.eval("window.roomagent.hangup()").await;
-        agent.phase(CallPhase::Idle).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        // Our own child, by its pid: SIGTERM, as systemd stops it.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium_stats() -> String {
+    format!("window.roomagent.stats().then(s => s['{ROOM}'] || null)")
+}
+
+async fn page(server: &Server, query: &str) -> Browser {
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("{}{query}", server.handle.page_url()))
+        .await;
+    browser
+        .eval("window.roomagent.login('alice', 'alice')")
+        .await;
+    browser
+}
+
+/// Dials the agent from the page and waits until Chromium decoded `frames` of its video;
+/// returns the time from the dial.
+async fn call(browser: &Browser, frames: u64) -> Duration {
+    let t0 = Instant::now();
+    browser
+        .eval(&format!("window.roomagent.dial({ROOM})"))
+        .await;
+    loop {
+        let v: Value = browser.eval(&chromium_stats()).await;
+        if v["video"]["framesDecoded"].as_u64().unwrap_or(0) >= frames {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no frame in 30 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn hang_up(browser: &Browser, agent: &AgentProcess, server: &Server) {
+    browser.eval("window.roomagent.hangup()").await;
+    agent
+        .wait_room(server, "hang-up", |o| {
+            o.is_some_and(|o| o.room_id.is_none())
+        })
+        .await;
+}
+
+/// Runs `gst-launch-1.0 args` for `window` after a 2 s warm-up; returns its CPU and RSS.
+async fn bare(args: &str) -> (f64, f64) {
+    let mut child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(args.split_whitespace())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id();
+    let c = cpu(pid, CPU_WINDOW).await;
+    let rss = rss_mib(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    (c, rss)
+}
+
+/// The test profile's encode of 720p30 video and 32 kb/s Opus, to RTP, bare.
+const BARE_ENCODE: &str = "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=1280,height=720,framerate=30/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=1500 \
+    ! video/x-h264,profile=constrained-baseline ! rtph264pay ! fakesink \
+    audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 \
+    ! rtpopuspay ! fakesink";
+
+/// A bare decode of a 640×360@30 stream of `codec` (as Chromium sends it), made beforehand.
+fn bare_decode(codec: &str, dir: &std::path::Path) -> String {
+    let (enc, dec) = match codec {
+        "vp8" => ("vp8enc deadline=1 target-bitrate=800000", "vp8dec"),
+        _ => (
+            "x264enc tune=zerolatency speed-preset=ultrafast bitrate=800",
+            "avdec_h264",
+        ),
+    };
+    let file = dir.join(format!("peer.{codec}.mkv"));
+    let made = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(
+            format!(
+                "videotestsrc num-buffers=900 pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! {enc} ! matroskamux ! filesink location={}",
+                file.display()
+            )
+            .split_whitespace(),
+        )
+        .status()
+        .expect("gst-launch-1.0");
+    assert!(made.success(), "cannot make the peer's stream");
+    let parse = if codec == "vp8" { "" } else { "h264parse !" };
+    format!(
+        "filesrc location={} ! matroskademux ! {parse} {dec} ! videoconvert ! fakesink sync=true",
+        file.display()
+    )
+}
+
+async fn browser_calls() {
+    let server = Server::start().await;
+    let agent = AgentProcess::start(&server).await;
+    let pid = agent.pid();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu = cpu(pid, Duration::from_secs(10)).await;
+    let rss_idle = rss_mib(pid);
+    println!(
+        "BENCH agent idle (registered, no call): CPU {idle_cpu:.2}% of one core, RSS {rss_idle:.0} MiB"
+    );
+
+    // First frame, Chromium receiving only.
+    let browser = page(&server, "?send=none").await;
+    let mut first_frame = Vec::new();
+    for _ in 0..CALLS {
+        first_frame.push(call(&browser, 1).await.as_secs_f64() * 1000.0);
+        hang_up(&browser, &agent, &server).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     first_frame.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "BENCH invite -> first frame decoded in Chromium over {CALLS} calls: p50 {:.0} ms, p90 {:.0} ms (min {:.0}, max {:.0})",
+        "BENCH invite -> first frame decoded in Chromium over {CALLS} calls (answer delay 0): p50 {:.0} ms, p90 {:.0} ms (min {:.0}, max {:.0})",
         percentile(&first_frame, 0.5),
         percentile(&first_frame, 0.9),
         first_frame[0],
         first_frame[first_frame.len() - 1]
     );
 
-    // One long 720p30 call: the agent's CPU (encode, decode of Chromium's video, composition,
-    // audio, WebRTC) over 30 s.
-    browser
-        .eval(&format!("window.roomagent.dial({ROOM})"))
-        .await;
-    agent
-        .wait_for("the long call", |s| s.members.iter().any(|m| m.video_in))
-        .await;
+    // A 720p30 call, Chromium receiving only; then the bare encode.
+    call(&browser, 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let start = ticks("self");
-    let t = Instant::now();
-    tokio::time::sleep(CPU_WINDOW).await;
-    let agent_cpu = (ticks("self") - start) as f64 / hz() / t.elapsed().as_secs_f64() * 100.0;
-    let rss_call = rss_mib();
-    let st = agent.handle.media_stats().unwrap().borrow().clone();
-    browser.eval("window.roomagent.hangup()").await;
-    agent.phase(CallPhase::Idle).await;
+    let recv_cpu = cpu(pid, CPU_WINDOW).await;
+    let rss_recv = rss_mib(pid);
+    hang_up(&browser, &agent, &server).await;
     drop(browser);
-
-    // The same 720p30 encode, bare.
-    let mut bare = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "is-live=true",
-            "pattern=smpte",
-            "!",
-            "video/x-raw,width=1280,height=720,framerate=30/1",
-            "!",
-            "x264enc",
-            "tune=zerolatency",
-            "speed-preset=ultrafast",
-            "key-int-max=60",
-            "bitrate=1500",
-            "!",
-            "video/x-h264,profile=constrained-baseline",
-            "!",
-            "fakesink",
-        ])
-        .spawn()
-        .expect("gst-launch-1.0");
-    let pid = bare.id().to_string();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let start = ticks(&pid);
-    let t = Instant::now();
-    tokio::time::sleep(CPU_WINDOW).await;
-    let bare_cpu = (ticks(&pid) - start) as f64 / hz() / t.elapsed().as_secs_f64() * 100.0;
-    let _ = bare.kill();
-    let _ = bare.wait();
-
+    let (bare_cpu, bare_rss) = bare(BARE_ENCODE).await;
     println!(
-        "BENCH CPU over {}s of a 720p30 call: agent {agent_cpu:.0}% of one core (send 720p30 H.264 + receive/decode/compose Chromium's video + Opus both ways); bare gst-launch x264 720p30 encode {bare_cpu:.0}%",
-        CPU_WINDOW.as_secs()
+        "BENCH 720p30 call, Chromium receiving only: agent {recv_cpu:.1}% of one core, RSS {rss_recv:.0} MiB; bare encode {bare_cpu:.1}%, RSS {bare_rss:.0} MiB; ratio {:.2}x (goal <= 1.15x)",
+        recv_cpu / bare_cpu
     );
-    println!("BENCH call stats: {:?}", st.sessions);
-    println!("BENCH RSS: idle {rss_idle:.0} MiB, in a 720p30 call {rss_call:.0} MiB");
-    agent.stop().await;
+
+    // The same with Chromium sending 640x360 video and audio; then encode + decode bare.
+    let browser = page(&server, "").await;
+    call(&browser, 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let two_cpu = cpu(pid, CPU_WINDOW).await;
+    let rss_two = rss_mib(pid);
+    let v: Value = browser.eval(&chromium_stats()).await;
+    let codec = v["sentVideoCodec"]
+        .as_str()
+        .unwrap_or("video/vp8")
+        .trim_start_matches("video/")
+        .to_lowercase();
+    hang_up(&browser, &agent, &server).await;
+    drop(browser);
+    let decode = bare_decode(&codec, &scratch());
+    let (bare2_cpu, bare2_rss) = bare(&format!("{BARE_ENCODE} {decode}")).await;
+    println!(
+        "BENCH 720p30 call, Chromium also sending 640x360 {codec} + Opus: agent {two_cpu:.1}% of one core, RSS {rss_two:.0} MiB; bare encode + decode {bare2_cpu:.1}%, RSS {bare2_rss:.0} MiB; ratio {:.2}x (goal <= 1.30x)",
+        two_cpu / bare2_cpu
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "BENCH agent RSS: idle {rss_idle:.0} MiB (goal <= 30), receive-only call {rss_recv:.0} MiB, two-way call {rss_two:.0} MiB (goal <= 80), idle again after {} calls {:.0} MiB",
+        CALLS + 2,
+        rss_mib(pid)
+    );
+    drop(agent);
+    let _ = std::fs::remove_dir_all(scratch());
 }
 
 async fn reconnect() {

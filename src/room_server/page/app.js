@@ -6,6 +6,8 @@
 const BASE = document.querySelector('meta[name=roomagent-base]').content;
 const PARAMS = new URLSearchParams(location.search);
 const CODEC = (PARAMS.get('codec') || '').toLowerCase();
+// `?send=none`: join calls receiving only (no camera or microphone asked for).
+const SEND = PARAMS.get('send') !== 'none';
 
 const $ = (id) => document.getElementById(id);
 const logBox = $('log');
@@ -173,6 +175,10 @@ function declineIncoming() {
 
 async function ensureLocal() {
   if (local) return local;
+  if (!SEND) {
+    local = new MediaStream();
+    return local;
+  }
   try {
     local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
   } catch (e) {
