@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc;
@@ -163,6 +164,7 @@ impl Session {
         if spec.ice.relay_only {
             webrtc.set_property_from_str("ice-transport-policy", "relay");
         }
+        no_upnp(&webrtc);
 
         // Our ECDSA certificate goes into each DTLS transport as webrtcbin creates it, before
         // its elements start (they pick the certificate up when they leave NULL).
@@ -551,6 +553,22 @@ impl Session {
     }
 }
 
+/// Turns libnice's UPnP off for the session's ICE agent. Left on (libnice's default), every
+/// session searches the room's network for an Internet gateway and asks it to forward a port
+/// to the device: multicast traffic and router changes nobody asked a meeting-room box to
+/// make, threads and sockets per call, and (seen in a 1,000-call soak) a GLib abort when a
+/// session closes while that search is still setting up.
+fn no_upnp(webrtc: &gst::Element) {
+    let ice = webrtc.property::<glib::Object>("ice-agent");
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    let agent = ice.property::<glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
+    }
+}
+
 /// Adds `element` to the running pipeline, starts it and links `pad` to its sink.
 fn start_and_link(
     pipeline: &gst::Pipeline,
@@ -729,4 +747,21 @@ fn on_decoded(
         })?;
     r.elements.extend(chain);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_do_not_use_upnp() {
+        gst::init().unwrap();
+        let webrtc = make("webrtcbin").unwrap();
+        let agent = webrtc
+            .property::<glib::Object>("ice-agent")
+            .property::<glib::Object>("agent");
+        assert!(agent.property::<bool>("upnp"), "libnice's default is on");
+        no_upnp(&webrtc);
+        assert!(!agent.property::<bool>("upnp"));
+    }
 }
