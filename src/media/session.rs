@@ -501,14 +501,17 @@ impl Session {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+        // Each element is locked in its state before it stops, so no state change of the
+        // running pipeline can start it again before it is removed (an element disposed while
+        // PLAYING leaves its thread running on freed memory).
         for e in &self.send {
-            let _ = e.set_state(gst::State::Null);
+            stop(e);
         }
         self.stop_ice();
-        let _ = self.webrtc.set_state(gst::State::Null);
+        stop(&self.webrtc);
         let r = std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
         for e in &r.elements {
-            let _ = e.set_state(gst::State::Null);
+            stop(e);
         }
         {
             let mut layout = remote.layout.lock().unwrap_or_else(|p| p.into_inner());
@@ -550,6 +553,14 @@ impl Session {
                 let _ = e.set_state(gst::State::Null);
             }
         }
+    }
+}
+
+/// Stops an element of a running pipeline for good (see [`Session::close`]).
+fn stop(e: &gst::Element) {
+    e.set_locked_state(true);
+    if let Err(err) = e.set_state(gst::State::Null) {
+        warn!(element = %e.name(), error = %err, "an element of a closing session did not stop");
     }
 }
 
