@@ -1,10 +1,10 @@
 //! glibc's allocator, told to give memory back.
 //!
 //! A call's pipeline allocates and frees tens of megabytes from GStreamer's streaming threads.
-//! glibc gives each thread that contends an arena of its own (up to eight per core) and keeps
-//! freed memory in them, so without help the agent's RSS after a call stays near its peak and
-//! creeps up over many calls. Two arenas are plenty for this workload, and after a call ends
-//! the free memory is handed back to the system.
+//! glibc gives threads that contend arenas of their own (up to eight per core) and keeps freed
+//! memory in them. The agent caps the arenas at two and hands free memory back to the system
+//! after a call ends. (Their effect on RSS has not been measured on its own yet: see the media
+//! benchmark.)
 #![allow(unsafe_code)]
 
 /// Caps glibc's malloc arenas (call once, early in `main`, before threads start).

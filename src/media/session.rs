@@ -567,8 +567,7 @@ fn stop(e: &gst::Element) {
 /// Turns libnice's UPnP off for the session's ICE agent. Left on (libnice's default), every
 /// session searches the room's network for an Internet gateway and asks it to forward a port
 /// to the device: multicast traffic and router changes nobody asked a meeting-room box to
-/// make, threads and sockets per call, and (seen in a 1,000-call soak) a GLib abort when a
-/// session closes while that search is still setting up.
+/// make, and threads, sockets and an HTTP server per call.
 fn no_upnp(webrtc: &gst::Element) {
     let ice = webrtc.property::<glib::Object>("ice-agent");
     if ice.find_property("agent").is_none() {
