@@ -10,7 +10,8 @@
 //!   audiotestsrc → opusenc 32 kb/s → rtpopuspay), measured right after it: the ratio;
 //! * the same with Chromium sending 640×360 video and audio, against the bare encode plus a
 //!   bare decode of a 640×360@30 stream of the codec Chromium sent: the ratio;
-//! * RSS in each call;
+//! * RSS in each call, and each call's CPU by thread name (GStreamer names its streaming
+//!   threads after their element: where the cost beside the encoder is);
 //! * time from the room server's return to the agent's re-registration, default backoff.
 //!
 //! Everything runs inside a network namespace of its own (the binary re-executes itself
@@ -59,10 +60,64 @@ const HZ: f64 = 100.0;
 
 /// Percent of one core `pid` used over `window`.
 async fn cpu(pid: u32, window: Duration) -> f64 {
+    cpu_by_thread(pid, window).await.0
+}
+
+/// Each thread's name (digits dropped, so `compositor448:src` counts as `compositor:src`) and
+/// CPU ticks so far.
+fn thread_ticks(pid: u32) -> Vec<(u64, String, u64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|t| {
+            let tid: u64 = t.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (head, after) = stat.rsplit_once(')')?;
+            let name: String = head
+                .split_once('(')?
+                .1
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect();
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some((tid, name, ticks))
+        })
+        .collect()
+}
+
+/// Percent of one core `pid` used over `window`, and the same by thread name, largest first.
+async fn cpu_by_thread(pid: u32, window: Duration) -> (f64, Vec<(String, f64)>) {
     let start = ticks(pid);
+    let before = thread_ticks(pid);
     let t = Instant::now();
     tokio::time::sleep(window).await;
-    (ticks(pid) - start) as f64 / HZ / t.elapsed().as_secs_f64() * 100.0
+    let secs = t.elapsed().as_secs_f64();
+    let total = (ticks(pid) - start) as f64 / HZ / secs * 100.0;
+    let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
+    for (tid, name, now) in thread_ticks(pid) {
+        let was = before
+            .iter()
+            .find(|(t, _, _)| *t == tid)
+            .map_or(0, |(_, _, v)| *v);
+        *by_name.entry(name).or_default() += now.saturating_sub(was);
+    }
+    let mut threads: Vec<(String, f64)> = by_name
+        .into_iter()
+        .map(|(n, v)| (n, v as f64 / HZ / secs * 100.0))
+        .filter(|(_, p)| *p >= 0.5)
+        .collect();
+    threads.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    (total, threads)
+}
+
+fn show(threads: &[(String, f64)]) -> String {
+    threads
+        .iter()
+        .map(|(n, p)| format!("{n} {p:.1}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn agent_config(api: &str, extra_signaling: &str) -> String {
@@ -288,7 +343,7 @@ async fn browser_calls() {
     // A 720p30 call, Chromium receiving only; then the bare encode.
     call(&browser, 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let recv_cpu = cpu(pid, CPU_WINDOW).await;
+    let (recv_cpu, recv_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
     let rss_recv = rss_mib(pid);
     hang_up(&browser, &agent, &server).await;
     drop(browser);
@@ -297,12 +352,13 @@ async fn browser_calls() {
         "BENCH 720p30 call, Chromium receiving only: agent {recv_cpu:.1}% of one core, RSS {rss_recv:.0} MiB; bare encode {bare_cpu:.1}%, RSS {bare_rss:.0} MiB; ratio {:.2}x (goal <= 1.15x)",
         recv_cpu / bare_cpu
     );
+    println!("BENCH   by thread (receive only): {}", show(&recv_threads));
 
     // The same with Chromium sending 640x360 video and audio; then encode + decode bare.
     let browser = page(&server, "").await;
     call(&browser, 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let two_cpu = cpu(pid, CPU_WINDOW).await;
+    let (two_cpu, two_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
     let rss_two = rss_mib(pid);
     let v: Value = browser.eval(&chromium_stats()).await;
     let codec = v["sentVideoCodec"]
@@ -318,6 +374,7 @@ async fn browser_calls() {
         "BENCH 720p30 call, Chromium also sending 640x360 {codec} + Opus: agent {two_cpu:.1}% of one core, RSS {rss_two:.0} MiB; bare encode + decode {bare2_cpu:.1}%, RSS {bare2_rss:.0} MiB; ratio {:.2}x (goal <= 1.30x)",
         two_cpu / bare2_cpu
     );
+    println!("BENCH   by thread (two-way): {}", show(&two_threads));
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "BENCH agent RSS: idle {rss_idle:.0} MiB (goal <= 30), receive-only call {rss_recv:.0} MiB, two-way call {rss_two:.0} MiB (goal <= 80), idle again after {} calls {:.0} MiB",
