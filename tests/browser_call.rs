@@ -23,16 +23,8 @@ async fn browser_calls_the_room(codec: &str) {
     .await;
     agent.registered().await;
 
-    let browser = Browser::start().await;
-    browser
-        .goto(&format!("{}?codec={codec}", server.handle.page_url()))
-        .await;
-    browser
-        .eval("window.roomagent.login('alice', 'alice')")
-        .await;
-    browser
-        .eval(&format!("window.roomagent.dial({ROOM})"))
-        .await;
+    let browser =
+        Browser::calling_the_room(&format!("{}?codec={codec}", server.handle.page_url())).await;
 
     // Chromium decodes the agent's video and receives its audio.
     let expr = format!("window.roomagent.stats().then(s => s['{ROOM}'] || null)");

@@ -97,14 +97,7 @@ async fn the_call_survives(change: Change) {
     ))
     .await;
     agent.registered().await;
-    let browser = Browser::start().await;
-    browser.goto(&server.handle.page_url()).await;
-    browser
-        .eval("window.roomagent.login('alice', 'alice')")
-        .await;
-    browser
-        .eval(&format!("window.roomagent.dial({ROOM})"))
-        .await;
+    let browser = Browser::calling_the_room(&server.handle.page_url()).await;
     let before = browser
         .wait_for(
             "video from the agent decoded in Chromium",

@@ -29,14 +29,7 @@ async fn relayed_call(transport: &str) {
     .await;
     agent.registered().await;
 
-    let browser = Browser::start().await;
-    browser.goto(&server.handle.page_url()).await;
-    browser
-        .eval("window.roomagent.login('alice', 'alice')")
-        .await;
-    browser
-        .eval(&format!("window.roomagent.dial({ROOM})"))
-        .await;
+    let browser = Browser::calling_the_room(&server.handle.page_url()).await;
     let expr = format!("window.roomagent.stats().then(s => s['{ROOM}'] || null)");
     let stats = browser
         .wait_for(

@@ -113,6 +113,19 @@ impl Browser {
         r["value"].clone()
     }
 
+    /// Starts Chromium on the room page at `url`, logs in as alice and dials the room device.
+    pub async fn calling_the_room(url: &str) -> Browser {
+        let browser = Browser::start().await;
+        browser.goto(url).await;
+        browser
+            .eval("window.roomagent.login('alice', 'alice')")
+            .await;
+        browser
+            .eval(&format!("window.roomagent.dial({})", super::ROOM))
+            .await;
+        browser
+    }
+
     /// Opens a page.
     pub async fn goto(&self, url: &str) {
         self.call("url", json!({ "url": url })).await;
