@@ -94,33 +94,28 @@ echo "reload of a broken configuration refused; still running"
 
 # Faults: a crash (SIGABRT, as a failed assertion in a C library ends a process; a SIGSEGV sent by
 # kill is caught and ignored by Rust's stack-overflow handler) and a hang (SIGSTOP: nothing
-# answers, so the watchdog is not fed)
-# both end in a restart by systemd and the device registered again.
-registered_again() { # $1: the pid that must be gone, $2: seconds to wait
+# answers, so the watchdog is not fed) both end in a restart by systemd and the device
+# registered again.
+survives() { # $1: signal, $2: seconds to wait, $3: what it stands for
+    before=$(show NRestarts)
+    start=$(date +%s%N)
+    kill -"$1" "$pid"
+    back=no
     for _ in $(seq $(( $2 * 5 ))); do
         p=$(show MainPID)
-        if [ "$p" != "$1" ] && [ "$p" != 0 ]; then
-            case "$(show StatusText)" in "registered as "*) return 0 ;; esac
+        if [ "$p" != "$pid" ] && [ "$p" != 0 ]; then
+            case "$(show StatusText)" in "registered as "*) back=yes; break ;; esac
         fi
         sleep 0.2
     done
-    return 1
+    [ "$back" = yes ] || fail "after a $3: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
+    took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    [ "$(show NRestarts)" = $((before + 1)) ] || fail "NRestarts $(show NRestarts) after one $3"
+    echo "MEASURE $3 (SIG$1) -> restarted and registered again in ${took_ms} ms"
+    pid=$(show MainPID)
 }
-restarts=$(show NRestarts)
-start=$(date +%s%N)
-kill -ABRT "$pid"
-registered_again "$pid" 30 || fail "after a crash: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
-took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[ "$(show NRestarts)" = $((restarts + 1)) ] || fail "NRestarts $(show NRestarts) after one crash"
-echo "MEASURE crash (SIGABRT) -> restarted and registered again in ${took_ms} ms"
-pid=$(show MainPID)
-start=$(date +%s%N)
-kill -STOP "$pid"
-registered_again "$pid" 60 || fail "after a hang: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
-took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[ "$(show NRestarts)" = $((restarts + 2)) ] || fail "NRestarts $(show NRestarts) after the hang"
-echo "MEASURE hang (SIGSTOP) -> watchdog ($wd) -> restarted and registered again in ${took_ms} ms"
-pid=$(show MainPID)
+survives ABRT 30 crash
+survives STOP 60 "hang (watchdog $wd)"
 
 # Stop: SIGTERM, a clean exit with status 0.
 start=$(date +%s%N)
