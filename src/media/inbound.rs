@@ -55,7 +55,11 @@ impl Inbound {
 
     /// Notes a packet.
     pub fn note(&self) {
-        let now = self.now_ms();
+        self.note_at(self.now_ms());
+    }
+
+    /// Notes a packet that arrived `now` milliseconds after the origin.
+    fn note_at(&self, now: u64) {
         let before = self.last_ms.swap(now, Ordering::Relaxed);
         if self.packets.fetch_add(1, Ordering::Relaxed) > 0 {
             self.max_gap_ms
@@ -121,12 +125,7 @@ mod tests {
     fn at(ms: &[u64]) -> Inbound {
         let i = Inbound::default();
         for &t in ms {
-            // Replays packet times without sleeping.
-            let before = i.last_ms.swap(t, Ordering::Relaxed);
-            if i.packets.fetch_add(1, Ordering::Relaxed) > 0 {
-                i.max_gap_ms
-                    .fetch_max(t.saturating_sub(before), Ordering::Relaxed);
-            }
+            i.note_at(t);
         }
         i
     }
