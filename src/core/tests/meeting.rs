@@ -276,6 +276,19 @@ fn fail(h: &mut Harness, peer: ClientId) -> Vec<Action> {
     h.take()
 }
 
+/// Asserts that the agent's next actions offer `peer` a video session.
+fn assert_offers(h: &mut Harness, peer: ClientId) {
+    let cmds = media(&h.take());
+    assert!(
+        cmds.contains(&MediaCommand::StartSession {
+            peer,
+            role: SessionRole::Offerer,
+            call_type: CallType::Video,
+        }),
+        "{cmds:?}"
+    );
+}
+
 fn member_media(h: &Harness, peer: ClientId) -> MediaState {
     let s = h.agent.state();
     s.members
@@ -516,15 +529,7 @@ fn a_failed_session_we_answered_is_offered_by_us_when_no_new_offer_comes() {
     assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
     assert!(media(&h.take()).is_empty(), "waits for the offerer first");
     h.advance(Duration::from_millis(2));
-    let cmds = media(&h.take());
-    assert!(
-        cmds.contains(&MediaCommand::StartSession {
-            peer: CALLER_C,
-            role: SessionRole::Offerer,
-            call_type: CallType::Video,
-        }),
-        "{cmds:?}"
-    );
+    assert_offers(&mut h, CALLER_C);
     assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
     // Our offers fail too: after the retries the session is reported failed, once.
     for _ in 1..MEDIA_RETRIES {
@@ -656,14 +661,6 @@ fn a_session_failed_for_good_is_offered_again_when_we_re_enter_the_room() {
         me: member(ME_C),
         members: vec![member(CALLER_C)],
     });
-    let cmds = media(&h.take());
-    assert!(
-        cmds.contains(&MediaCommand::StartSession {
-            peer: CALLER_C,
-            role: SessionRole::Offerer,
-            call_type: CallType::Video,
-        }),
-        "{cmds:?}"
-    );
+    assert_offers(&mut h, CALLER_C);
     assert_eq!(member_media(&h, CALLER_C), MediaState::Connecting);
 }
