@@ -14,14 +14,7 @@ use support::*;
 
 async fn browser_calls_the_room(codec: &str) {
     let server = Server::start().await;
-    let mut agent = Agent::start_toml(&media_toml(
-        &server.api(),
-        "room",
-        "mode = \"always\"\ndelay_ms = 300",
-        "",
-    ))
-    .await;
-    agent.registered().await;
+    let mut agent = Agent::answering_room(&server.api()).await;
 
     let browser =
         Browser::calling_the_room(&format!("{}?codec={codec}", server.handle.page_url())).await;

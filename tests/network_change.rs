@@ -89,14 +89,7 @@ async fn the_call_survives(change: Change) {
     ip("-6 addr flush dev v0");
     ip("-6 addr flush dev v1");
     let server = Server::start().await;
-    let mut agent = Agent::start_toml(&media_toml(
-        &server.api(),
-        "room",
-        "mode = \"always\"\ndelay_ms = 300",
-        "",
-    ))
-    .await;
-    agent.registered().await;
+    let mut agent = Agent::answering_room(&server.api()).await;
     let browser = Browser::calling_the_room(&server.handle.page_url()).await;
     let before = browser
         .wait_for(

@@ -202,11 +202,10 @@ async fn a_socket_whose_login_session_ended_is_closed() {
         http_login(&api, "alice", "alice").await;
     }
     // Both keep reading (so answer pings): only the ended session's socket goes.
-    let (a, b) = tokio::join!(
+    tokio::join!(
         alice.no_push_within("meeting", "none", Duration::from_secs(1)),
         bob.no_push_within("meeting", "none", Duration::from_secs(1)),
     );
-    let _ = (a, b);
     assert!(
         gone(&server, ALICE).await,
         "the socket of alice's ended session is still registered"

@@ -258,6 +258,14 @@ impl Agent {
         Self::start(cfg).await
     }
 
+    /// The room device with media on, answering every call after 300 ms, registered.
+    pub async fn answering_room(api: &str) -> Agent {
+        let toml = media_toml(api, "room", "mode = \"always\"\ndelay_ms = 300", "");
+        let mut agent = Self::start_toml(&toml).await;
+        agent.registered().await;
+        agent
+    }
+
     pub async fn start(cfg: Config) -> Agent {
         init_logs();
         let stop = CancellationToken::new();
