@@ -112,6 +112,51 @@ async fn cpu_by_thread(pid: u32, window: Duration) -> (f64, Vec<(String, f64)>) 
     (total, threads)
 }
 
+/// `BENCH_QUICK=1`: 3 first-frame calls instead of 20, no reconnect measurement (for
+/// profiling rounds; the numbers quoted in notes come from full runs).
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some()
+}
+
+/// `BENCH_PERF=<dir>`: records `perf` samples of the agent during a call's CPU window into
+/// `<dir>/<name>.data` (read with `perf report -i … --sort comm,dso,sym`). Stopped on drop.
+struct Perf(Option<Child>);
+
+fn perf(pid: u32, name: &str) -> Perf {
+    let Some(dir) = std::env::var_os("BENCH_PERF") else {
+        return Perf(None);
+    };
+    let out = std::path::Path::new(&dir).join(format!("{name}.data"));
+    let child = Command::new("perf")
+        .args([
+            "record",
+            "-q",
+            "-F",
+            "499",
+            "-g",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .spawn()
+        .ok();
+    Perf(child)
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Our own child: SIGINT makes perf write its file and end.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn show(threads: &[(String, f64)]) -> String {
     threads
         .iter()
@@ -326,14 +371,15 @@ async fn browser_calls() {
     // First frame, Chromium receiving only.
     let browser = page(&server, "?send=none").await;
     let mut first_frame = Vec::new();
-    for _ in 0..CALLS {
+    let calls = if quick() { 3 } else { CALLS };
+    for _ in 0..calls {
         first_frame.push(call(&browser, 1).await.as_secs_f64() * 1000.0);
         hang_up(&browser, &agent, &server).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     first_frame.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "BENCH invite -> first frame decoded in Chromium over {CALLS} calls (answer delay 0): p50 {:.0} ms, p90 {:.0} ms (min {:.0}, max {:.0})",
+        "BENCH invite -> first frame decoded in Chromium over {calls} calls (answer delay 0): p50 {:.0} ms, p90 {:.0} ms (min {:.0}, max {:.0})",
         percentile(&first_frame, 0.5),
         percentile(&first_frame, 0.9),
         first_frame[0],
@@ -343,7 +389,9 @@ async fn browser_calls() {
     // A 720p30 call, Chromium receiving only; then the bare encode.
     call(&browser, 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let profile = perf(pid, "receive-only");
     let (recv_cpu, recv_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
+    drop(profile);
     let rss_recv = rss_mib(pid);
     hang_up(&browser, &agent, &server).await;
     drop(browser);
@@ -358,7 +406,9 @@ async fn browser_calls() {
     let browser = page(&server, "").await;
     call(&browser, 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let profile = perf(pid, "two-way");
     let (two_cpu, two_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
+    drop(profile);
     let rss_two = rss_mib(pid);
     let v: Value = browser.eval(&chromium_stats()).await;
     let codec = v["sentVideoCodec"]
@@ -378,7 +428,7 @@ async fn browser_calls() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "BENCH agent RSS: idle {rss_idle:.0} MiB (goal <= 30), receive-only call {rss_recv:.0} MiB, two-way call {rss_two:.0} MiB (goal <= 80), idle again after {} calls {:.0} MiB",
-        CALLS + 2,
+        calls + 2,
         rss_mib(pid)
     );
     drop(agent);
@@ -435,6 +485,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(reconnect());
+    if !quick() {
+        rt.block_on(reconnect());
+    }
     rt.block_on(browser_calls());
 }

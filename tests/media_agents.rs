@@ -113,3 +113,69 @@ fn agent_to_agent_call_decodes_video_at_both_ends() {
         b.stop().await;
     });
 }
+
+/// A room device without display and speaker (a camera-only box): it receives the far end's
+/// video and counts its frames, decodes nothing, and the far end still gets its picture.
+#[test]
+fn headless_agent_counts_remote_frames_without_decoding_them() {
+    netns::run_isolated(
+        "headless_agent_counts_remote_frames_without_decoding_them",
+        async {
+            let server = Server::start().await;
+            let mut a =
+                Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
+            let headless = media_toml(
+                &server.api(),
+                "room2",
+                "mode = \"always\"\ndelay_ms = 0",
+                "",
+            )
+            .replace(
+                "display = \"fakesink\"\nspeaker = \"fakesink\"",
+                "display = \"none\"\nspeaker = \"none\"",
+            );
+            assert!(headless.contains("display = \"none\""));
+            let mut b = Agent::start_toml(&headless).await;
+            a.registered().await;
+            b.registered().await;
+            a.handle
+                .command(Command::Dial {
+                    user: roomagent::core::UserId(ROOM2),
+                })
+                .await
+                .unwrap();
+            a.wait_for("a sees b's video", |s| s.members.iter().any(|m| m.video_in))
+                .await;
+            b.wait_for("b notes a's video", |s| {
+                s.members.iter().any(|m| m.video_in)
+            })
+            .await;
+            let mut stats = b.handle.media_stats().unwrap();
+            let got = tokio::time::timeout(
+                Duration::from_secs(15),
+                stats.wait_for(|st| st.sessions.iter().any(|s| s.frames_received >= 15)),
+            )
+            .await
+            .is_ok();
+            let st = stats.borrow().clone();
+            assert!(got, "b: no frames counted; stats {st:?}");
+            assert!(
+                st.sessions.iter().all(|s| s.frames_decoded == 0),
+                "b decoded video without a display: {st:?}"
+            );
+            let mut stats = a.handle.media_stats().unwrap();
+            let got = tokio::time::timeout(
+                Duration::from_secs(15),
+                stats.wait_for(|st| st.sessions.iter().any(|s| s.frames_decoded >= 15)),
+            )
+            .await
+            .is_ok();
+            assert!(got, "a: b's video not decoded; stats {:?}", *stats.borrow());
+            a.handle.command(Command::Hangup).await.unwrap();
+            a.phase(CallPhase::Idle).await;
+            b.phase(CallPhase::Idle).await;
+            a.stop().await;
+            b.stop().await;
+        },
+    );
+}

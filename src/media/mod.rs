@@ -73,17 +73,20 @@ impl DeviceChoice {
 /// A sink setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkChoice {
-    /// Pick by environment: a display server, a DRM device, or nothing (`fakesink`).
+    /// Pick by environment: a display server, a DRM device, or none.
     Auto,
+    /// No display (speaker): remote video (audio) is not decoded.
+    None,
     /// This element factory (`kmssink`, `autovideosink`, `fakesink`, `alsasink`, …).
     Element(String),
 }
 
 impl SinkChoice {
-    /// Reads `auto` or an element name.
+    /// Reads `auto`, `none` or an element name.
     pub fn parse(s: &str) -> SinkChoice {
         match s {
             "auto" | "" => SinkChoice::Auto,
+            "none" => SinkChoice::None,
             e => SinkChoice::Element(e.to_string()),
         }
     }
@@ -1001,7 +1004,7 @@ impl Engine {
             }
             Internal::FirstFrame { peer, epoch } => {
                 if self.session(peer, epoch).is_some() {
-                    info!(%peer, "first remote video frame decoded");
+                    info!(%peer, "first remote video frame");
                     self.emit(MediaEvent::RemoteVideo { peer });
                 }
             }

@@ -8,9 +8,12 @@
 //! HDMI capture (sharing) ──────┘
 //! microphone ─ convert/resample ─ [webrtcdsp] ─ volume(mute) ─ opusenc ─ tee ─▶ sessions
 //!
-//! sessions ─▶ compositor (grid over a black background) ─ display sink
+//! sessions ─▶ compositor (one participant as it is, or a grid; I420) ─ display sink
 //! sessions ─▶ audiomixer (over silence) ─ [webrtcechoprobe] ─ volume ─ speaker sink
 //! ```
+//!
+//! Without a display (or speaker) there is no compositor (or mixer): remote video is counted
+//! and audio dropped, never decoded.
 //!
 //! Every element is made from a factory name and typed properties; no launch strings.
 
@@ -78,12 +81,17 @@ fn link_all(elements: &[&gst::Element]) -> Result<(), MediaError> {
     Ok(())
 }
 
-/// The grid of remote video tiles on the display.
+/// The remote video tiles on the display. One participant is shown at the size it sends,
+/// handed through the compositor untouched (the display scales it, as kmssink and window
+/// sinks do for free); two or more share a grid of the display's size.
 #[derive(Debug, Default)]
 pub struct Layout {
     tiles: Vec<(ClientId, gst::Pad)>,
     width: i32,
     height: i32,
+    framerate: i32,
+    /// The compositor's output caps.
+    filter: Option<gst::Element>,
 }
 
 impl Layout {
@@ -111,7 +119,22 @@ impl Layout {
 
     fn arrange(&self) {
         let n = self.tiles.len() as i32;
+        let size = (n != 1).then_some((self.width, self.height));
+        if let Some(filter) = &self.filter
+            && let Ok(c) = display_caps(self.framerate, size).parse::<gst::Caps>()
+            && filter.property::<gst::Caps>("caps") != c
+        {
+            filter.set_property("caps", c);
+        }
         if n == 0 {
+            return;
+        }
+        if n == 1 {
+            let pad = &self.tiles[0].1;
+            for p in ["xpos", "ypos", "width", "height"] {
+                pad.set_property(p, 0i32);
+            }
+            pad.set_property("zorder", 1u32);
             return;
         }
         let cols = (n as f64).sqrt().ceil() as i32;
@@ -131,10 +154,10 @@ impl Layout {
 /// The elements the remote side of every session connects to.
 #[derive(Clone)]
 pub struct RemoteOutputs {
-    /// Video mixer (grid).
-    pub compositor: gst::Element,
-    /// Audio mixer.
-    pub mixer: gst::Element,
+    /// Video mixer (grid); `None` without a display: remote video is counted, not decoded.
+    pub compositor: Option<gst::Element>,
+    /// Audio mixer; `None` without a speaker: remote audio is not decoded.
+    pub mixer: Option<gst::Element>,
     /// Tile positions.
     pub layout: Arc<Mutex<Layout>>,
 }
@@ -573,9 +596,11 @@ pub fn build(
             }
         },
     };
-    let echo_cancel = o
-        .echo_cancellation
-        .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
+    // Nothing is played without a speaker, so there is no echo to cancel.
+    let speaker = sink_element(&o.speaker, false)?;
+    let echo_cancel = speaker.is_some()
+        && o.echo_cancellation
+            .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
     sources.push(mic.clone());
     let mut audio: Vec<gst::Element> = vec![
         mic,
@@ -605,56 +630,49 @@ pub fn build(
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
     link_all(&audio.iter().collect::<Vec<_>>())?;
 
-    // ---- remote video: compositor over a black background
-    let compositor = make("compositor")?;
-    compositor.set_property_from_str("background", "black");
-    let bg = make("videotestsrc")?;
-    bg.set_property("is-live", true);
-    bg.set_property_from_str("pattern", "black");
-    let bg_caps = capsfilter(&format!(
-        "video/x-raw,width={},height={},framerate={}/1",
-        o.display_width, o.display_height, o.framerate
-    ))?;
-    let out_caps = capsfilter(&format!(
-        "video/x-raw,width={},height={},framerate={}/1",
-        o.display_width, o.display_height, o.framerate
-    ))?;
-    let vconv = make("videoconvert")?;
-    let vq = make("queue")?;
-    vq.set_property("name", "display-queue");
+    // ---- remote video: compositor onto the display (none: remote video is not decoded)
     let display = sink_element(&o.display, true)?;
-    sources.push(bg.clone());
-    pipeline
-        .add_many([&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])
-        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-    link_all(&[&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])?;
+    let (compositor, display_filter) = match display {
+        None => (None, None),
+        Some(display) => {
+            let (compositor, filter) = display_path(&pipeline, o, display)?;
+            sources.push(compositor.1.clone());
+            (Some(compositor.0), Some(filter))
+        }
+    };
 
-    // ---- remote audio: mixer over silence
-    let mixer = make("audiomixer")?;
-    let silence = make("audiotestsrc")?;
-    silence.set_property("is-live", true);
-    silence.set_property_from_str("wave", "silence");
-    let silence_caps = capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=2")?;
-    sources.push(silence.clone());
-    let mut playback: Vec<gst::Element> = vec![silence, silence_caps, mixer.clone()];
-    if echo_cancel {
-        playback.push(make("audioconvert")?);
-        playback.push(make("audioresample")?);
-        playback.push(make("webrtcechoprobe")?);
-    }
+    // ---- remote audio: mixer over silence (none: remote audio is not decoded)
     let speaker_volume = make("volume")?;
     speaker_volume.set_property("volume", o.volume as f64 / 100.0);
-    playback.push(speaker_volume.clone());
-    playback.push(make("audioconvert")?);
-    playback.push(make("audioresample")?);
-    let sq = make("queue")?;
-    sq.set_property("name", "speaker-queue");
-    playback.push(sq);
-    playback.push(sink_element(&o.speaker, false)?);
-    pipeline
-        .add_many(&playback)
-        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-    link_all(&playback.iter().collect::<Vec<_>>())?;
+    let mixer = match speaker {
+        None => None,
+        Some(speaker) => {
+            let mixer = make("audiomixer")?;
+            let silence = make("audiotestsrc")?;
+            silence.set_property("is-live", true);
+            silence.set_property_from_str("wave", "silence");
+            let silence_caps = capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=2")?;
+            sources.push(silence.clone());
+            let mut playback: Vec<gst::Element> = vec![silence, silence_caps, mixer.clone()];
+            if echo_cancel {
+                playback.push(make("audioconvert")?);
+                playback.push(make("audioresample")?);
+                playback.push(make("webrtcechoprobe")?);
+            }
+            playback.push(speaker_volume.clone());
+            playback.push(make("audioconvert")?);
+            playback.push(make("audioresample")?);
+            let sq = make("queue")?;
+            sq.set_property("name", "speaker-queue");
+            playback.push(sq);
+            playback.push(speaker);
+            pipeline
+                .add_many(&playback)
+                .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+            link_all(&playback.iter().collect::<Vec<_>>())?;
+            Some(mixer)
+        }
+    };
 
     Ok(CallPipeline {
         pipeline,
@@ -673,6 +691,8 @@ pub fn build(
                 tiles: Vec::new(),
                 width: o.display_width as i32,
                 height: o.display_height as i32,
+                framerate: o.framerate as i32,
+                filter: display_filter,
             })),
         },
         encoder,
@@ -681,32 +701,16 @@ pub fn build(
     })
 }
 
-fn sink_element(choice: &SinkChoice, video: bool) -> Result<gst::Element, MediaError> {
+/// The display or speaker element, or `None` when there is none (then remote media of that
+/// kind is not decoded at all).
+fn sink_element(choice: &SinkChoice, video: bool) -> Result<Option<gst::Element>, MediaError> {
     let name = match choice {
+        SinkChoice::None => return Ok(None),
         SinkChoice::Element(name) => name.clone(),
-        SinkChoice::Auto => {
-            if video {
-                if std::env::var_os("DISPLAY").is_some()
-                    || std::env::var_os("WAYLAND_DISPLAY").is_some()
-                {
-                    "autovideosink".into()
-                } else if std::path::Path::new("/dev/dri/card0").exists()
-                    && gst::ElementFactory::find("kmssink").is_some()
-                {
-                    "kmssink".into()
-                } else {
-                    "fakesink".into()
-                }
-            } else if std::env::var_os("PULSE_SERVER").is_some()
-                || std::path::Path::new("/run/user").exists()
-                    && std::env::var_os("XDG_RUNTIME_DIR").is_some()
-                || std::path::Path::new("/dev/snd/controlC0").exists()
-            {
-                "autoaudiosink".into()
-            } else {
-                "fakesink".into()
-            }
-        }
+        SinkChoice::Auto => match auto_sink(video) {
+            Some(name) => name.to_string(),
+            None => return Ok(None),
+        },
     };
     let e = make(&name)?;
     if name == "fakesink" {
@@ -715,7 +719,78 @@ fn sink_element(choice: &SinkChoice, video: bool) -> Result<gst::Element, MediaE
     } else if e.find_property("sync").is_some() {
         e.set_property("sync", true);
     }
-    Ok(e)
+    Ok(Some(e))
+}
+
+/// What `auto` means for the display (`video`) or the speaker here: a window on a desktop,
+/// `kmssink` on a bare board with a DRM device, the sound server or ALSA; `None` when the
+/// machine has no such output.
+fn auto_sink(video: bool) -> Option<&'static str> {
+    if video {
+        if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+            Some("autovideosink")
+        } else if std::path::Path::new("/dev/dri/card0").exists()
+            && gst::ElementFactory::find("kmssink").is_some()
+        {
+            Some("kmssink")
+        } else {
+            None
+        }
+    } else if std::env::var_os("PULSE_SERVER").is_some()
+        || std::path::Path::new("/run/user").exists()
+            && std::env::var_os("XDG_RUNTIME_DIR").is_some()
+        || std::path::Path::new("/dev/snd/controlC0").exists()
+    {
+        Some("autoaudiosink")
+    } else {
+        None
+    }
+}
+
+/// The display path: `compositor ! capsfilter ! videoconvert ! queue ! display`. The
+/// compositor is fed by a tiny black source at one frame a second (so it has an input and
+/// paints its black background when no participant sends video, at almost no cost) and by
+/// one pad per participant ([`Layout`]). Everything is I420, the decoders' own format: no
+/// alpha to blend, nothing converted unless the display needs it. Returns the compositor
+/// and its background source, and the capsfilter that sets the output size.
+fn display_path(
+    pipeline: &gst::Pipeline,
+    o: &MediaOptions,
+    display: gst::Element,
+) -> Result<((gst::Element, gst::Element), gst::Element), MediaError> {
+    let compositor = make("compositor")?;
+    compositor.set_property_from_str("background", "black");
+    let bg = make("videotestsrc")?;
+    bg.set_property("is-live", true);
+    bg.set_property_from_str("pattern", "black");
+    let bg_caps = capsfilter("video/x-raw,format=I420,width=16,height=16,framerate=1/1")?;
+    let out_caps = capsfilter(&display_caps(
+        o.framerate as i32,
+        Some((o.display_width as i32, o.display_height as i32)),
+    ))?;
+    let vconv = make("videoconvert")?;
+    let vq = make("queue")?;
+    vq.set_property("name", "display-queue");
+    pipeline
+        .add_many([&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    link_all(&[&bg, &bg_caps, &compositor, &out_caps, &vconv, &vq, &display])?;
+    // The background pad is transparent: only the compositor's own black shows.
+    if let Some(pad) = bg_caps.static_pad("src").and_then(|p| p.peer()) {
+        pad.set_property("alpha", 0.0f64);
+    }
+    Ok(((compositor, bg), out_caps))
+}
+
+/// The compositor's output: I420 at the display's frame rate, `size` or (one participant)
+/// the participant's own size.
+fn display_caps(framerate: i32, size: Option<(i32, i32)>) -> String {
+    match size {
+        Some((w, h)) => {
+            format!("video/x-raw,format=I420,width={w},height={h},framerate={framerate}/1")
+        }
+        None => format!("video/x-raw,format=I420,framerate={framerate}/1"),
+    }
 }
 
 impl CallPipeline {
@@ -860,5 +935,168 @@ mod tests {
             "{}",
             decoded[0]
         );
+    }
+
+    /// What reached the display: each frame's size, in order.
+    type Shown = Arc<Mutex<Vec<(i32, i32)>>>;
+
+    /// A participant's decoded video, as a session links it: a live test pattern of
+    /// `width`×`height` into a compositor pad placed by the layout.
+    fn participant(
+        call: &CallPipeline,
+        peer: i64,
+        width: i32,
+        height: i32,
+    ) -> (gst::Element, gst::Pad) {
+        let src = gst::parse::bin_from_description(
+            &format!("videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 ! identity"),
+            true,
+        )
+        .unwrap();
+        call.pipeline.add(&src).unwrap();
+        let compositor = call.remote.compositor.as_ref().unwrap();
+        let pad = compositor.request_pad_simple("sink_%u").unwrap();
+        src.static_pad("src").unwrap().link(&pad).unwrap();
+        call.remote
+            .layout
+            .lock()
+            .unwrap()
+            .add(ClientId(peer), pad.clone());
+        src.sync_state_with_parent().unwrap();
+        (src.upcast(), pad)
+    }
+
+    /// Waits until the display shows frames of `size`, then for 10 more of them.
+    fn shows(shown: &Shown, size: (i32, i32)) {
+        let t = std::time::Instant::now();
+        let from = loop {
+            {
+                let s = shown.lock().unwrap();
+                if let Some(i) = s.iter().rposition(|f| *f != size) {
+                    if i + 1 < s.len() {
+                        break i + 1;
+                    }
+                } else if !s.is_empty() {
+                    break 0;
+                }
+            }
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "the display never showed {size:?}: last {:?}",
+                shown.lock().unwrap().last()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        loop {
+            let n = shown.lock().unwrap()[from..]
+                .iter()
+                .filter(|f| **f == size)
+                .count();
+            if n >= 10 {
+                return;
+            }
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "the display stopped after {n} frames of {size:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The display is fed all along while participants come and go: one participant is shown
+    /// as it is sent (nothing composed or scaled), two share a grid of the display's size,
+    /// and back to one, with frames flowing at every step and no error.
+    #[test]
+    fn display_follows_participants_without_a_gap() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            display_width: 640,
+            display_height: 360,
+            display: SinkChoice::Element("fakesink".into()),
+            speaker: SinkChoice::None,
+            ..MediaOptions::default()
+        };
+        let profile = super::super::profile::load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "test")
+            .unwrap();
+        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        let queue = call.pipeline.by_name("display-queue").unwrap();
+        let shown: Shown = Arc::default();
+        let seen = shown.clone();
+        queue
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if let Some(v) = pad
+                    .current_caps()
+                    .and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok())
+                {
+                    assert_eq!(v.format(), gstreamer_video::VideoFormat::I420);
+                    seen.lock()
+                        .unwrap()
+                        .push((v.width() as i32, v.height() as i32));
+                }
+                gst::PadProbeReturn::Ok
+            });
+        call.pipeline.set_state(gst::State::Playing).unwrap();
+
+        shows(&shown, (640, 360));
+        let (_a, _) = participant(&call, 1, 320, 240);
+        shows(&shown, (320, 240));
+        let (b, b_pad) = participant(&call, 2, 160, 120);
+        shows(&shown, (640, 360));
+        // The second participant leaves as a closing session does.
+        b.set_locked_state(true);
+        b.set_state(gst::State::Null).unwrap();
+        call.remote.layout.lock().unwrap().remove(&b_pad);
+        call.remote
+            .compositor
+            .as_ref()
+            .unwrap()
+            .release_request_pad(&b_pad);
+        call.pipeline.remove(&b).unwrap();
+        shows(&shown, (320, 240));
+
+        let bus = call.pipeline.bus().unwrap();
+        if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            panic!("{e:?}");
+        }
+    }
+
+    /// Without a display or speaker there is nothing to decode into.
+    #[test]
+    fn no_display_and_no_speaker_means_no_compositor_and_no_mixer() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            display: SinkChoice::None,
+            speaker: SinkChoice::None,
+            ..MediaOptions::default()
+        };
+        let profile = super::super::profile::load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "test")
+            .unwrap();
+        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        assert!(call.remote.compositor.is_none());
+        assert!(call.remote.mixer.is_none());
+        let factories: Vec<String> = call
+            .pipeline
+            .iterate_elements()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.factory().map(|f| f.name().to_string()))
+            .collect();
+        for absent in ["compositor", "audiomixer", "webrtcdsp", "webrtcechoprobe"] {
+            assert!(
+                !factories.iter().any(|f| f == absent),
+                "{absent} in {factories:?}"
+            );
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct Counters {
     pub frames_sent: AtomicU64,
     /// Remote video frames decoded.
     pub frames_decoded: AtomicU64,
+    /// Remote video frames received (RTP packets that end a frame), decoded or not.
+    pub frames_received: AtomicU64,
 }
 
 #[derive(Default)]
@@ -601,6 +603,34 @@ fn start_and_link(
     Ok(())
 }
 
+/// Counts the remote video frames arriving on `pad` (RTP, after the jitter buffer) by the
+/// marker bit that ends each frame, for H.264 and VP8 alike; when they are not decoded
+/// (`first_event`), the first one is reported as the participant's first video.
+fn count_frames(
+    pad: &gst::Pad,
+    counters: &Arc<Counters>,
+    internal: &mpsc::UnboundedSender<Internal>,
+    peer: ClientId,
+    epoch: u64,
+    first_event: bool,
+) {
+    let counters = counters.clone();
+    let internal = internal.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let ends_frame = info.buffer().is_some_and(|b| {
+            let mut marker = [0u8; 2];
+            b.copy_to_slice(0, &mut marker).is_ok() && marker[1] & 0x80 != 0
+        });
+        if ends_frame
+            && counters.frames_received.fetch_add(1, Ordering::Relaxed) == 0
+            && first_event
+        {
+            let _ = internal.send(Internal::FirstFrame { peer, epoch });
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A remote RTP stream appeared: decode it into the compositor or mixer. Runs on GStreamer's
 /// thread and links before returning.
 #[allow(clippy::too_many_arguments)]
@@ -635,6 +665,35 @@ fn on_remote_stream(
             .unwrap_or_else(|p| p.into_inner())
             .elements
             .push(drop);
+        return Ok(());
+    }
+    let is_video = codec.as_deref() != Some("OPUS");
+    if is_video {
+        count_frames(
+            pad,
+            counters,
+            internal,
+            peer,
+            epoch,
+            remote.compositor.is_none(),
+        );
+    }
+    let shown = if is_video {
+        remote.compositor.is_some()
+    } else {
+        remote.mixer.is_some()
+    };
+    if !shown {
+        // No display (speaker): the stream is received, counted and dropped, not decoded.
+        let drop = make("fakesink")?;
+        drop.set_property("sync", false);
+        drop.set_property("async", false);
+        start_and_link(pipeline, &drop, pad)?;
+        let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
+        if is_video {
+            r.video_codec = codec;
+        }
+        r.elements.push(drop);
         return Ok(());
     }
     let decode = make("decodebin")?;
@@ -689,8 +748,16 @@ fn on_decoded(
     } else {
         "audioconvert"
     })?;
-    let (chain, mixer) = if is_video {
-        (vec![convert.clone()], remote.compositor.clone())
+    let output = if is_video {
+        &remote.compositor
+    } else {
+        &remote.mixer
+    };
+    let Some(mixer) = output.clone() else {
+        return Ok(());
+    };
+    let chain = if is_video {
+        vec![convert.clone()]
     } else {
         let filter = make("capsfilter")?;
         filter.set_property(
@@ -701,10 +768,7 @@ fn on_decoded(
                 .field("channels", 2i32)
                 .build(),
         );
-        (
-            vec![convert.clone(), make("audioresample")?, filter],
-            remote.mixer.clone(),
-        )
+        vec![convert.clone(), make("audioresample")?, filter]
     };
     for e in &chain {
         add(pipeline, e)?;

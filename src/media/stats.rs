@@ -25,7 +25,7 @@ pub struct SessionStats {
     pub bitrate_in_kbps: f64,
     /// Video frames sent per second.
     pub fps_out: f64,
-    /// Remote video frames decoded per second.
+    /// Remote video frames received per second.
     pub fps_in: f64,
     /// Packets lost on the way to us (cumulative).
     pub packets_lost_in: i64,
@@ -33,8 +33,10 @@ pub struct SessionStats {
     pub packets_lost_out: i64,
     /// Round-trip time, ms, when the peer reports it.
     pub rtt_ms: Option<f64>,
-    /// Remote video frames decoded (cumulative).
+    /// Remote video frames decoded (cumulative; stays 0 without a display).
     pub frames_decoded: u64,
+    /// Remote video frames received (cumulative), decoded or not.
+    pub frames_received: u64,
     /// Video frames sent (cumulative).
     pub frames_sent: u64,
     /// The codec the peer sends video with.
@@ -107,7 +109,7 @@ impl Collector {
             }
         }
         let now = Instant::now();
-        let frames_in = session.counters.frames_decoded.load(Ordering::Relaxed);
+        let frames_in = session.counters.frames_received.load(Ordering::Relaxed);
         let frames_out = session.counters.frames_sent.load(Ordering::Relaxed);
         let mut st = SessionStats {
             peer: session.peer,
@@ -115,7 +117,8 @@ impl Collector {
             packets_lost_in: lost_in,
             packets_lost_out: lost_out,
             rtt_ms: rtt.map(|r| r * 1000.0),
-            frames_decoded: frames_in,
+            frames_decoded: session.counters.frames_decoded.load(Ordering::Relaxed),
+            frames_received: frames_in,
             frames_sent: frames_out,
             video_codec_in: session.remote_video_codec(),
             ..SessionStats::default()
