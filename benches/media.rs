@@ -192,8 +192,9 @@ framerate = 30
 display_width = 1280
 display_height = 720
 [log]
-level = "warn"
-"#
+level = "{level}"
+"#,
+        level = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into())
     )
 }
 

@@ -156,6 +156,9 @@ pub enum MediaCommand {
         /// The participant.
         peer: ClientId,
     },
+    /// A call is about to start (answered, or dialing): open the capture devices and start
+    /// the encoders now, while signaling finishes, so the first session sends at once.
+    Prepare,
     /// Close every session and release capture devices.
     StopAll,
     /// Microphone muted (silence is sent; no renegotiation).

@@ -457,7 +457,12 @@ impl Agent {
             Phase::Dialing(d) => d.step.room(),
             Phase::Meeting(m) => Some(m.room_id),
         };
-        if matches!(self.phase, Phase::Meeting(_)) || self.sharing {
+        // Answering and dialing prepared the call media already.
+        if matches!(
+            self.phase,
+            Phase::Meeting(_) | Phase::Answering(_) | Phase::Dialing(_)
+        ) || self.sharing
+        {
             self.media(MediaCommand::StopAll);
         }
         self.timers.cancel_all();
@@ -487,6 +492,7 @@ impl Agent {
             self.mic_muted = true;
         }
         self.media(MediaCommand::SetMicMuted(self.mic_muted));
+        self.media(MediaCommand::Prepare);
     }
 
     fn answer(&mut self, now: Instant, auto: bool) {

@@ -455,6 +455,7 @@ pub fn start(
         "rtpopuspay",
         "compositor",
         "audiomixer",
+        "imagefreeze",
         "decodebin",
     ]) {
         pipeline::make(e)?;
@@ -633,6 +634,12 @@ impl Engine {
                 self.close_session(peer).await;
             }
             MediaCommand::StopAll => self.stop_all().await,
+            MediaCommand::Prepare => {
+                if let Err(e) = self.ensure_call() {
+                    // The sessions will try again and report it as theirs.
+                    warn!(error = %e, "cannot prepare the call media");
+                }
+            }
             MediaCommand::SetMicMuted(m) => {
                 self.mic_muted = m;
                 if let Some(c) = &self.call {

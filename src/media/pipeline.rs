@@ -38,7 +38,9 @@ fn package_for(factory: &str) -> &'static str {
         "avdec_h264" => "gstreamer1.0-libav",
         "alsasrc" | "alsasink" => "gstreamer1.0-alsa",
         "pulsesrc" | "pulsesink" => "gstreamer1.0-pulseaudio",
-        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" | "jpegdec" => "gstreamer1.0-plugins-good",
+        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" | "jpegdec" | "imagefreeze" => {
+            "gstreamer1.0-plugins-good"
+        }
         _ => "gstreamer1.0-plugins-base",
     }
 }
@@ -120,8 +122,10 @@ impl Layout {
     fn arrange(&self) {
         let n = self.tiles.len() as i32;
         let size = (n != 1).then_some((self.width, self.height));
+        // Nobody to show: the black background once a second is enough.
+        let framerate = if n == 0 { 1 } else { self.framerate };
         if let Some(filter) = &self.filter
-            && let Ok(c) = display_caps(self.framerate, size).parse::<gst::Caps>()
+            && let Ok(c) = display_caps(framerate, size).parse::<gst::Caps>()
             && filter.property::<gst::Caps>("caps") != c
         {
             filter.set_property("caps", c);
@@ -508,14 +512,33 @@ pub fn build(
     let camera_raw = capture(&pipeline, &camera, camera_caps.as_ref(), "camera", o)?;
     let camera_pad = branch_to_selector(&camera_raw)?;
 
+    // The camera-off slate: one black frame, repeated by imagefreeze at the call's rate (the
+    // same buffer each time: nothing is drawn 30 times a second for a selector that mostly
+    // drops it).
     let black = make("videotestsrc")?;
-    black.set_property("is-live", true);
+    black.set_property("num-buffers", 1i32);
     black.set_property_from_str("pattern", "black");
+    let black_caps = capsfilter(&raw)?;
+    let freeze = make("imagefreeze")?;
+    freeze.set_property("is-live", true);
+    // imagefreeze picks its output rate with downstream: the selector accepts any.
+    let freeze_caps = capsfilter(&raw)?;
     pipeline
-        .add(&black)
+        .add_many([&black, &black_caps, &freeze, &freeze_caps])
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-    let black_pad = branch_to_selector(&black)?;
-    sources.push(black.clone());
+    link_all(&[&black, &black_caps, &freeze, &freeze_caps])?;
+    let black_pad = selector
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
+    freeze_caps
+        .static_pad("src")
+        .expect("capsfilter has a src pad")
+        .link(&black_pad)
+        .map_err(|_| MediaError::Link {
+            from: "imagefreeze".into(),
+            to: "input-selector".into(),
+        })?;
+    sources.push(freeze.clone());
 
     let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
         Some((src, caps)) => {
@@ -749,7 +772,7 @@ fn auto_sink(video: bool) -> Option<&'static str> {
 
 /// The display path: `compositor ! capsfilter ! videoconvert ! queue ! display`. The
 /// compositor is fed by a tiny black source at one frame a second (so it has an input and
-/// paints its black background when no participant sends video, at almost no cost) and by
+/// paints its black background, once a second, when no participant sends video) and by
 /// one pad per participant ([`Layout`]). Everything is I420, the decoders' own format: no
 /// alpha to blend, nothing converted unless the display needs it. Returns the compositor
 /// and its background source, and the capsfilter that sets the output size.
@@ -765,7 +788,7 @@ fn display_path(
     bg.set_property_from_str("pattern", "black");
     let bg_caps = capsfilter("video/x-raw,format=I420,width=16,height=16,framerate=1/1")?;
     let out_caps = capsfilter(&display_caps(
-        o.framerate as i32,
+        1,
         Some((o.display_width as i32, o.display_height as i32)),
     ))?;
     let vconv = make("videoconvert")?;
@@ -782,8 +805,8 @@ fn display_path(
     Ok(((compositor, bg), out_caps))
 }
 
-/// The compositor's output: I420 at the display's frame rate, `size` or (one participant)
-/// the participant's own size.
+/// The compositor's output: I420 at `framerate`, `size` or (one participant) the
+/// participant's own size.
 fn display_caps(framerate: i32, size: Option<(i32, i32)>) -> String {
     match size {
         Some((w, h)) => {
@@ -966,8 +989,8 @@ mod tests {
         (src.upcast(), pad)
     }
 
-    /// Waits until the display shows frames of `size`, then for 10 more of them.
-    fn shows(shown: &Shown, size: (i32, i32)) {
+    /// Waits until the display shows frames of `size`, then for `frames` of them.
+    fn shows(shown: &Shown, size: (i32, i32), frames: usize) {
         let t = std::time::Instant::now();
         let from = loop {
             {
@@ -992,7 +1015,7 @@ mod tests {
                 .iter()
                 .filter(|f| **f == size)
                 .count();
-            if n >= 10 {
+            if n >= frames {
                 return;
             }
             assert!(
@@ -1045,11 +1068,12 @@ mod tests {
             });
         call.pipeline.set_state(gst::State::Playing).unwrap();
 
-        shows(&shown, (640, 360));
+        // Nobody yet: black, once a second.
+        shows(&shown, (640, 360), 2);
         let (_a, _) = participant(&call, 1, 320, 240);
-        shows(&shown, (320, 240));
+        shows(&shown, (320, 240), 10);
         let (b, b_pad) = participant(&call, 2, 160, 120);
-        shows(&shown, (640, 360));
+        shows(&shown, (640, 360), 10);
         // The second participant leaves as a closing session does.
         b.set_locked_state(true);
         b.set_state(gst::State::Null).unwrap();
@@ -1060,7 +1084,7 @@ mod tests {
             .unwrap()
             .release_request_pad(&b_pad);
         call.pipeline.remove(&b).unwrap();
-        shows(&shown, (320, 240));
+        shows(&shown, (320, 240), 10);
 
         let bus = call.pipeline.bus().unwrap();
         if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
@@ -1097,6 +1121,84 @@ mod tests {
                 !factories.iter().any(|f| f == absent),
                 "{absent} in {factories:?}"
             );
+        }
+    }
+
+    /// Camera off shows the slate and camera on the camera again, at the encoder's input,
+    /// with frames flowing throughout and the raw format never renegotiated.
+    #[test]
+    fn camera_off_and_on_switch_without_renegotiation() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            display: SinkChoice::None,
+            speaker: SinkChoice::None,
+            ..MediaOptions::default()
+        };
+        let profile = super::super::profile::load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "test")
+            .unwrap();
+        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        // Each raw frame into the encoder: black (the slate) or not; and each caps event.
+        let frames: Arc<Mutex<Vec<bool>>> = Arc::default();
+        let caps_events: Arc<Mutex<Vec<gst::Caps>>> = Arc::default();
+        let (seen, events) = (frames.clone(), caps_events.clone());
+        let pad = call.encoder.static_pad("sink").unwrap();
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                if let Some(b) = info.buffer() {
+                    let map = b.map_readable().unwrap();
+                    let black = map[..320 * 240].iter().all(|y| *y <= 17);
+                    seen.lock().unwrap().push(black);
+                } else if let Some(gst::PadProbeData::Event(e)) = &info.data
+                    && let gst::EventView::Caps(c) = e.view()
+                {
+                    events.lock().unwrap().push(c.caps_owned());
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        let wait = |black: bool| {
+            let t = std::time::Instant::now();
+            let from = frames.lock().unwrap().len();
+            loop {
+                let n = frames.lock().unwrap()[from..]
+                    .iter()
+                    .skip_while(|b| **b != black)
+                    .filter(|b| **b == black)
+                    .count();
+                if n >= 10 {
+                    return;
+                }
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(10),
+                    "no {} frames reach the encoder",
+                    if black { "slate" } else { "camera" }
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        call.pipeline.set_state(gst::State::Playing).unwrap();
+        wait(false);
+        call.set_video_input(false, false).unwrap();
+        wait(true);
+        call.set_video_input(true, false).unwrap();
+        wait(false);
+        // The selector repeats the caps when it switches; they must be the same caps (the
+        // encoder then carries on without reconfiguring).
+        let caps = caps_events.lock().unwrap();
+        assert!(
+            caps.windows(2).all(|w| w[0] == w[1]),
+            "the encoder's input was renegotiated: {caps:?}"
+        );
+        let bus = call.pipeline.bus().unwrap();
+        if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            panic!("{e:?}");
         }
     }
 }

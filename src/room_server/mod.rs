@@ -197,6 +197,10 @@ pub fn serve_with(
     let token = shared.shutdown.clone();
     let fut = async move {
         info!(%addr, "room server listening; open http://{addr}/ to call a device");
+        // No Nagle delay for the small signaling messages (~40 ms each with delayed ACKs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(token.cancelled_owned())
             .await;

@@ -53,6 +53,7 @@ impl Agent {
                 });
                 self.timers
                     .arm(Timer::DialTimeout, now + self.cfg.policy.ring_timeout);
+                self.media(MediaCommand::Prepare);
                 self.phase = Phase::Dialing(Dialing {
                     target: Peer::user(user),
                     call_type,

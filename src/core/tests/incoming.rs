@@ -263,3 +263,21 @@ fn repeated_invite_from_the_same_caller_rings_again_instead_of_busy() {
     h.invite(CALLER);
     assert_eq!(h.sent(), vec![Outgoing::Ringing { to: caller() }]);
 }
+
+/// Answering starts the call media while signaling finishes; a caller that never connects
+/// releases it again.
+#[test]
+fn answering_prepares_the_media_and_a_failed_answer_releases_it() {
+    let mut h = Harness::default_policy();
+    h.invite(CALLER);
+    assert!(
+        !media(&h.take()).contains(&MediaCommand::Prepare),
+        "not while ringing"
+    );
+    h.advance(ms(1000));
+    assert!(media(&h.take()).contains(&MediaCommand::Prepare));
+    h.advance(Duration::from_secs(20));
+    let actions = h.take();
+    assert_eq!(ended(&actions), Some(EndReason::ConnectTimeout));
+    assert!(media(&actions).contains(&MediaCommand::StopAll));
+}

@@ -208,3 +208,17 @@ fn a_dial_survives_a_reconnect_by_repeating_its_pending_step() {
         }]
     );
 }
+
+/// Dialing starts the call media while the far end rings (the first session then sends at
+/// once); a dial that ends unanswered releases it again.
+#[test]
+fn dialing_prepares_the_media_and_an_unanswered_dial_releases_it() {
+    let mut h = Harness::default_policy();
+    h.command(Command::Dial { user: CALLEE }).unwrap();
+    assert!(media(&h.take()).contains(&MediaCommand::Prepare));
+    h.signal(SignalingEvent::RoomCreated { room_id: NEW_ROOM });
+    h.signal(SignalingEvent::RemoteRejected { from: CALLEE });
+    let actions = h.take();
+    assert_eq!(ended(&actions), Some(EndReason::RemoteRejected));
+    assert!(media(&actions).contains(&MediaCommand::StopAll));
+}

@@ -78,7 +78,9 @@ pub(super) async fn connect(opts: &Options) -> Result<(Ws, login::Session), Conn
         tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
             Some(ws_limits()),
-            false,
+            // Signaling messages are small and each one waits for an answer: Nagle's
+            // algorithm with delayed ACKs would hold many of them for ~40 ms.
+            true,
             tls,
         ),
     )
