@@ -361,7 +361,12 @@ fn encoder_stages(
                 BitrateUnit::Kbit => o.video_kbps as i64,
                 BitrateUnit::Bit => o.video_kbps as i64 * 1000,
             };
-            props::apply(&e, [(prop, &toml::Value::Integer(value))])?;
+            match prop.split_once('.') {
+                // A field of a structure property: V4L2 encoders take their bitrate as one of
+                // their `extra-controls` (rpi4's v4l2h264enc).
+                Some((property, field)) => props::set_field(&e, property, field, value)?,
+                None => props::apply(&e, [(prop, &toml::Value::Integer(value))])?,
+            }
         }
         encoder.get_or_insert_with(|| e.clone());
         chain.push(e);
@@ -1199,6 +1204,35 @@ mod tests {
         let bus = call.pipeline.bus().unwrap();
         if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
             panic!("{e:?}");
+        }
+    }
+
+    /// The rpi4 profile's bitrate is the configured one: a field of the V4L2 encoder's
+    /// `extra-controls`, next to the profile's own controls. (v4l2h264enc only exists on a
+    /// board; v4l2src has the same `extra-controls` property and stands in for it.)
+    #[test]
+    fn rpi4_encoder_takes_the_configured_bitrate() {
+        gst::init().unwrap();
+        let mut profile = super::super::profile::load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "rpi4")
+            .unwrap();
+        profile.video_convert.clear();
+        profile.video_encoder[0].element = "v4l2src".into();
+        for kbps in [900, 2500] {
+            let o = MediaOptions {
+                video_kbps: kbps,
+                ..MediaOptions::default()
+            };
+            let (_, encoder) = encoder_stages(&o, &profile).unwrap();
+            let controls = encoder.property::<gst::Structure>("extra-controls");
+            assert_eq!(
+                controls.get::<i32>("video_bitrate").unwrap(),
+                kbps as i32 * 1000
+            );
+            assert_eq!(controls.get::<i32>("repeat_sequence_header").unwrap(), 1);
+            assert_eq!(controls.get::<i32>("h264_i_frame_period").unwrap(), 60);
         }
     }
 }

@@ -74,7 +74,8 @@ pub struct Stage {
     /// For sources: the property that receives the device path (e.g. `device`).
     #[serde(default)]
     pub device_property: Option<String>,
-    /// For encoders: the property that sets the target bitrate.
+    /// For encoders: the property that sets the target bitrate, or `property.field` for a
+    /// field of a structure property (`extra-controls.video_bitrate` for V4L2 encoders).
     #[serde(default)]
     pub bitrate_property: Option<String>,
     /// Unit of `bitrate_property`.

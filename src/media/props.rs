@@ -30,6 +30,30 @@ fn err(element: &gst::Element, property: &str, message: impl Into<String>) -> Pr
     }
 }
 
+/// Sets `field` of `element`'s structure-valued property `property` (such as a V4L2
+/// element's `extra-controls`) to the integer `value`, keeping its other fields.
+pub fn set_field(
+    element: &gst::Element,
+    property: &str,
+    field: &str,
+    value: i64,
+) -> Result<(), PropertyError> {
+    let Some(pspec) = element.find_property(property) else {
+        return Err(err(element, property, "no such property"));
+    };
+    if pspec.value_type() != gst::Structure::static_type() {
+        return Err(err(element, property, "is not a structure"));
+    }
+    let v = i32::try_from(value)
+        .map_err(|_| err(element, property, format!("{field}={value} is too large")))?;
+    let mut s = element
+        .property::<Option<gst::Structure>>(property)
+        .unwrap_or_else(|| gst::Structure::new_empty("controls"));
+    s.set(field, v);
+    element.set_property(property, s);
+    Ok(())
+}
+
 /// Converts `value` to the type of `element`'s property `name`, checking range and names.
 pub fn to_value(
     element: &gst::Element,
