@@ -645,7 +645,10 @@ pub fn build(
     }
     let mic_volume = make("volume")?;
     audio.push(mic_volume.clone());
-    let opus = make("opusenc")?;
+    let opus = match &profile.audio_encoder {
+        Some(stage) => make_stage(stage)?,
+        None => make("opusenc")?,
+    };
     opus.set_property("bitrate", (o.audio_kbps * 1000) as i32);
     opus.set_property_from_str("audio-type", "voice");
     opus.set_property_from_str("frame-size", "20");

@@ -131,6 +131,10 @@ pub struct Profile {
     /// Caps after the encoder (default: constrained-baseline H.264, which browsers require).
     #[serde(default)]
     pub video_encoder_caps: Option<EncoderCaps>,
+    /// The Opus encoder's own settings (`opusenc` with these properties; the call sets its
+    /// bitrate, voice mode and 20 ms frames), e.g. a lower `complexity` on small ARM cores.
+    #[serde(default)]
+    pub audio_encoder: Option<Stage>,
     /// Where the profile came from, for messages.
     #[serde(skip)]
     pub origin: String,
@@ -157,6 +161,7 @@ impl Profile {
             .chain(self.audio_source.iter().map(|s| s.element.as_str()))
             .chain(self.video_convert.iter().map(|s| s.element.as_str()))
             .chain(self.video_encoder.iter().map(|s| s.element.as_str()))
+            .chain(self.audio_encoder.iter().map(|s| s.element.as_str()))
     }
 }
 
@@ -209,6 +214,15 @@ pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
         return Err(ProfileError::Invalid {
             path: origin.into(),
             message: "video_encoder needs at least one element".into(),
+        });
+    }
+    if let Some(a) = p.audio_encoder.as_ref().filter(|a| a.element != "opusenc") {
+        return Err(ProfileError::Invalid {
+            path: origin.into(),
+            message: format!(
+                "audio_encoder must be opusenc (calls send Opus), not {:?}",
+                a.element
+            ),
         });
     }
     Ok(p)
@@ -449,5 +463,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+        let err = parse(
+            "z.toml",
+            "name = \"z\"\ndescription = \"\"\n[[video_encoder]]\nelement = \"x\"\n[audio_encoder]\nelement = \"lamemp3enc\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("must be opusenc"), "{err}");
+    }
+
+    /// The ARM boards' Opus encoder runs at complexity 5, and it reaches the element.
+    #[test]
+    fn arm_profiles_set_the_opus_complexity() {
+        gstreamer::init().unwrap();
+        for p in load_all(None).unwrap() {
+            let want = match p.name.as_str() {
+                "rpi4" | "rpi5" | "jetson" => Some(5),
+                _ => None,
+            };
+            let stage = p.audio_encoder.as_ref();
+            assert_eq!(
+                stage.and_then(|s| s.properties.get("complexity")?.as_integer()),
+                want,
+                "{}",
+                p.name
+            );
+            if let Some(s) = stage {
+                use gstreamer::prelude::*;
+                let e = crate::media::pipeline::make_stage(s).unwrap();
+                assert_eq!(e.property::<i32>("complexity"), 5);
+            }
+        }
     }
 }
