@@ -145,6 +145,16 @@ fn perf(pid: u32, name: &str) -> Perf {
     Perf(child)
 }
 
+/// With `BENCH_PERF`, copies the agent's `/proc/<pid>/smaps` to `<dir>/<name>.smaps`.
+fn smaps(pid: u32, name: &str) {
+    if let Some(dir) = std::env::var_os("BENCH_PERF") {
+        let _ = std::fs::copy(
+            format!("/proc/{pid}/smaps"),
+            std::path::Path::new(&dir).join(format!("{name}.smaps")),
+        );
+    }
+}
+
 impl Drop for Perf {
     fn drop(&mut self) {
         if let Some(child) = &mut self.0 {
@@ -365,6 +375,7 @@ async fn browser_calls() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_cpu = cpu(pid, Duration::from_secs(10)).await;
     let rss_idle = rss_mib(pid);
+    smaps(pid, "idle");
     println!(
         "BENCH agent idle (registered, no call): CPU {idle_cpu:.2}% of one core, RSS {rss_idle:.0} MiB"
     );
@@ -394,6 +405,7 @@ async fn browser_calls() {
     let (recv_cpu, recv_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
     drop(profile);
     let rss_recv = rss_mib(pid);
+    smaps(pid, "receive-only");
     hang_up(&browser, &agent, &server).await;
     drop(browser);
     let (bare_cpu, bare_rss) = bare(BARE_ENCODE).await;
@@ -411,6 +423,7 @@ async fn browser_calls() {
     let (two_cpu, two_threads) = cpu_by_thread(pid, CPU_WINDOW).await;
     drop(profile);
     let rss_two = rss_mib(pid);
+    smaps(pid, "two-way");
     let v: Value = browser.eval(&chromium_stats()).await;
     let codec = v["sentVideoCodec"]
         .as_str()
@@ -427,6 +440,7 @@ async fn browser_calls() {
     );
     println!("BENCH   by thread (two-way): {}", show(&two_threads));
     tokio::time::sleep(Duration::from_secs(2)).await;
+    smaps(pid, "idle-after");
     println!(
         "BENCH agent RSS: idle {rss_idle:.0} MiB (goal <= 30), receive-only call {rss_recv:.0} MiB, two-way call {rss_two:.0} MiB (goal <= 80), idle again after {} calls {:.0} MiB",
         calls + 2,

@@ -456,9 +456,20 @@ pub fn start(
         "compositor",
         "audiomixer",
         "imagefreeze",
-        "decodebin",
+        "rtph264depay",
+        "h264parse",
+        "rtpvp8depay",
+        "vp8dec",
+        "rtpopusdepay",
+        "opusdec",
     ]) {
         pipeline::make(e)?;
+    }
+    if session::h264_decoder(chosen.video_decoder.as_ref()).is_none() {
+        return Err(MediaError::MissingElement {
+            factory: "avdec_h264".into(),
+            package: "gstreamer1.0-libav",
+        });
     }
     let cert = cert::generate()?;
     // dtlsdec makes GStreamer's default RSA certificate on first use (~300 ms); pay for it

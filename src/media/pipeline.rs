@@ -33,14 +33,15 @@ fn package_for(factory: &str) -> &'static str {
     match factory {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         "webrtcbin" | "webrtcdsp" | "webrtcechoprobe" | "dtlssrtpenc" | "openh264enc"
-        | "kmssink" | "compositor" | "vah264enc" => "gstreamer1.0-plugins-bad",
+        | "openh264dec" | "h264parse" | "kmssink" | "compositor" | "vah264enc" => {
+            "gstreamer1.0-plugins-bad"
+        }
         "nicesrc" | "nicesink" => "gstreamer1.0-nice",
         "avdec_h264" => "gstreamer1.0-libav",
         "alsasrc" | "alsasink" => "gstreamer1.0-alsa",
         "pulsesrc" | "pulsesink" => "gstreamer1.0-pulseaudio",
-        "v4l2src" | "rtph264pay" | "vp8dec" | "vp8enc" | "jpegdec" | "imagefreeze" => {
-            "gstreamer1.0-plugins-good"
-        }
+        "v4l2src" | "rtph264pay" | "rtph264depay" | "rtpvp8depay" | "rtpopusdepay" | "vp8dec"
+        | "vp8enc" | "jpegdec" | "imagefreeze" => "gstreamer1.0-plugins-good",
         _ => "gstreamer1.0-plugins-base",
     }
 }
@@ -162,6 +163,8 @@ pub struct RemoteOutputs {
     pub compositor: Option<gst::Element>,
     /// Audio mixer; `None` without a speaker: remote audio is not decoded.
     pub mixer: Option<gst::Element>,
+    /// The H.264 decoder remote video gets (`None`: none installed).
+    pub h264_decoder: Option<super::profile::Stage>,
     /// Tile positions.
     pub layout: Arc<Mutex<Layout>>,
 }
@@ -718,6 +721,7 @@ pub fn build(
         remote: RemoteOutputs {
             compositor,
             mixer,
+            h264_decoder: super::session::h264_decoder(profile.video_decoder.as_ref()),
             layout: Arc::new(Mutex::new(Layout {
                 tiles: Vec::new(),
                 width: o.display_width as i32,

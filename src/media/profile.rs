@@ -63,7 +63,7 @@ pub enum DeviceKind {
 }
 
 /// One element of a chain, with typed properties checked against the element at build time.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Element factory name.
@@ -131,6 +131,10 @@ pub struct Profile {
     /// Caps after the encoder (default: constrained-baseline H.264, which browsers require).
     #[serde(default)]
     pub video_encoder_caps: Option<EncoderCaps>,
+    /// The H.264 decoder for remote video (a board's hardware decoder); used when it exists,
+    /// else OpenH264, else FFmpeg's.
+    #[serde(default)]
+    pub video_decoder: Option<Stage>,
     /// The Opus encoder's own settings (`opusenc` with these properties; the call sets its
     /// bitrate, voice mode and 20 ms frames), e.g. a lower `complexity` on small ARM cores.
     #[serde(default)]
