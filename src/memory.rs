@@ -13,6 +13,10 @@ pub fn limit_arenas() {
     // SAFETY: mallopt only adjusts allocator parameters; called before other threads exist.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // Video frames (a 720p I420 frame is 1.4 MB) get pages of their own that go back to
+        // the system when freed. Left alone, glibc raises this threshold after the first
+        // frames are freed and serves later ones from the heap, which it then keeps.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 
