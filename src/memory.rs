@@ -2,9 +2,10 @@
 //!
 //! A call's pipeline allocates and frees tens of megabytes from GStreamer's streaming threads.
 //! glibc gives threads that contend arenas of their own (up to eight per core) and keeps freed
-//! memory in them. The agent caps the arenas at two and hands free memory back to the system
-//! after a call ends. (Their effect on RSS has not been measured on its own yet: see the media
-//! benchmark.)
+//! memory in them. The agent caps the arenas at two, gives large blocks (video frames) pages of
+//! their own that are unmapped when freed, and hands free heap memory back to the system after
+//! a call ends. Measured with `cargo bench --bench media`: the mmap threshold alone took the
+//! agent's idle RSS after five calls from 93 to 79 MiB and a two-way call's from 128 to 115.
 #![allow(unsafe_code)]
 
 /// Caps glibc's malloc arenas (call once, early in `main`, before threads start).
