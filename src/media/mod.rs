@@ -467,8 +467,8 @@ pub fn start(
     }
     if session::h264_decoder(chosen.video_decoder.as_ref()).is_none() {
         return Err(MediaError::MissingElement {
-            factory: "avdec_h264".into(),
-            package: "gstreamer1.0-libav",
+            factory: "openh264dec".into(),
+            package: "gstreamer1.0-plugins-bad",
         });
     }
     let cert = cert::generate()?;

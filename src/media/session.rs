@@ -272,7 +272,9 @@ impl Session {
         {
             let pay = make("rtph264pay")?;
             pay.set_property("pt", rtp_pt(pt)?);
-            pay.set_property("config-interval", -1i32);
+            // No config-interval here: the encoder chain's h264parse already puts SPS/PPS in
+            // front of every key frame, and a second copy from the payloader makes OpenH264
+            // (Firefox's H.264 decoder, and ours) conceal errors on every frame.
             pay.set_property("mtu", 1200u32);
             pay.set_property_from_str("aggregate-mode", "zero-latency");
             let send_caps = rtp_caps("video", "H264", pt, 90000, "");
@@ -738,11 +740,9 @@ fn on_remote_stream(
     Ok(())
 }
 
-/// The H.264 decoders tried in order when the profile names none that exists. FFmpeg's
-/// first: OpenH264 would load a tenth of the libraries (FFmpeg brings ~150 into the process,
-/// ~30 MB of RSS), but it failed to decode the agents' own streams in the hostile-media test
-/// (error-concealment codes on most frames, nothing shown), so it is only the fallback.
-const H264_DECODERS: &[&str] = &["avdec_h264", "openh264dec"];
+/// The H.264 decoders tried in order when the profile names none that exists: OpenH264 (its
+/// own small library) before FFmpeg's (which brings ~150 libraries into the process).
+const H264_DECODERS: &[&str] = &["openh264dec", "avdec_h264"];
 
 /// The H.264 decoder a call uses: the profile's (a board's hardware decoder) when it exists
 /// here, else the first of [`H264_DECODERS`] that does.
