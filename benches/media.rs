@@ -324,6 +324,9 @@ async fn bare(args: &str) -> (f64, f64) {
         .spawn()
         .expect("gst-launch-1.0");
     tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("the bare pipeline ended ({status}): gst-launch-1.0 {args}");
+    }
     let pid = child.id();
     let c = cpu(pid, CPU_WINDOW).await;
     let rss = rss_mib(pid);
@@ -344,8 +347,9 @@ fn bare_decode(codec: &str, dir: &std::path::Path) -> String {
     let (enc, dec) = match codec {
         "vp8" => ("vp8enc deadline=1 target-bitrate=800000", "vp8dec"),
         // The agent's own H.264 decoder (OpenH264), so the ratio compares the same work.
+        // (constrained baseline, as Chromium sends it and as OpenH264 takes it).
         _ => (
-            "x264enc tune=zerolatency speed-preset=ultrafast bitrate=800",
+            "x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 ! video/x-h264,profile=constrained-baseline",
             "openh264dec",
         ),
     };

@@ -11,46 +11,62 @@ use support::*;
 
 const ROOM2: i64 = 1002;
 
+/// Agent a ("room") dials agent b ("room2", answering at once; its configuration passed
+/// through `b_config`); returns them once each has the other's video.
+async fn a_calls_b(server: &Server, b_config: impl Fn(String) -> String) -> (Agent, Agent) {
+    let mut a = Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
+    let b_toml = media_toml(
+        &server.api(),
+        "room2",
+        "mode = \"always\"\ndelay_ms = 0",
+        "",
+    );
+    let mut b = Agent::start_toml(&b_config(b_toml)).await;
+    a.registered().await;
+    b.registered().await;
+    a.handle
+        .command(Command::Dial {
+            user: roomagent::core::UserId(ROOM2),
+        })
+        .await
+        .unwrap();
+    let sa = a
+        .wait_for("a sees b's video", |s| s.members.iter().any(|m| m.video_in))
+        .await;
+    let sb = b
+        .wait_for("b sees a's video", |s| s.members.iter().any(|m| m.video_in))
+        .await;
+    assert_eq!(sa.call, CallPhase::InCall);
+    assert_eq!(sb.call, CallPhase::InCall);
+    (a, b)
+}
+
+/// Waits up to 15 s until `agent`'s media statistics satisfy `pred`; returns them.
+async fn stats_until(
+    agent: &Agent,
+    who: &str,
+    pred: impl Fn(&roomagent::media::MediaStats) -> bool,
+) -> roomagent::media::MediaStats {
+    let mut stats = agent.handle.media_stats().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(15), stats.wait_for(|st| pred(st)))
+        .await
+        .is_ok();
+    let st = stats.borrow().clone();
+    assert!(got, "{who}: media statistics never got there: {st:?}");
+    st
+}
+
 #[test]
 fn agent_to_agent_call_decodes_video_at_both_ends() {
     netns::run_isolated("agent_to_agent_call_decodes_video_at_both_ends", async {
         let server = Server::start().await;
-        let mut a =
-            Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
-        let mut b = Agent::start_toml(&media_toml(
-            &server.api(),
-            "room2",
-            "mode = \"always\"\ndelay_ms = 0",
-            "",
-        ))
-        .await;
-        a.registered().await;
-        b.registered().await;
-        a.handle
-            .command(Command::Dial {
-                user: roomagent::core::UserId(ROOM2),
-            })
-            .await
-            .unwrap();
-        let sa = a
-            .wait_for("a sees b's video", |s| s.members.iter().any(|m| m.video_in))
-            .await;
-        let sb = b
-            .wait_for("b sees a's video", |s| s.members.iter().any(|m| m.video_in))
-            .await;
-        assert_eq!(sa.call, CallPhase::InCall);
-        assert_eq!(sb.call, CallPhase::InCall);
+        let (mut a, mut b) = a_calls_b(&server, |t| t).await;
         // Frames keep coming: wait for at least 15 decoded at each end.
         for (who, agent) in [("a", &a), ("b", &b)] {
-            let mut stats = agent.handle.media_stats().unwrap();
-            let got = tokio::time::timeout(
-                Duration::from_secs(15),
-                stats.wait_for(|st| st.sessions.iter().any(|s| s.frames_decoded >= 15)),
-            )
-            .await
-            .is_ok();
-            assert!(got, "{who}: frames stopped; stats {:?}", *stats.borrow());
-            let st = stats.borrow().clone();
+            let st = stats_until(agent, who, |st| {
+                st.sessions.iter().any(|s| s.frames_decoded >= 15)
+            })
+            .await;
             println!("MEASURE {who}: {:?}", st.sessions);
         }
 
@@ -122,55 +138,27 @@ fn headless_agent_counts_remote_frames_without_decoding_them() {
         "headless_agent_counts_remote_frames_without_decoding_them",
         async {
             let server = Server::start().await;
-            let mut a =
-                Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
-            let headless = media_toml(
-                &server.api(),
-                "room2",
-                "mode = \"always\"\ndelay_ms = 0",
-                "",
-            )
-            .replace(
-                "display = \"fakesink\"\nspeaker = \"fakesink\"",
-                "display = \"none\"\nspeaker = \"none\"",
-            );
-            assert!(headless.contains("display = \"none\""));
-            let mut b = Agent::start_toml(&headless).await;
-            a.registered().await;
-            b.registered().await;
-            a.handle
-                .command(Command::Dial {
-                    user: roomagent::core::UserId(ROOM2),
-                })
-                .await
-                .unwrap();
-            a.wait_for("a sees b's video", |s| s.members.iter().any(|m| m.video_in))
-                .await;
-            b.wait_for("b notes a's video", |s| {
-                s.members.iter().any(|m| m.video_in)
+            let (mut a, mut b) = a_calls_b(&server, |t| {
+                let t = t.replace(
+                    "display = \"fakesink\"\nspeaker = \"fakesink\"",
+                    "display = \"none\"\nspeaker = \"none\"",
+                );
+                assert!(t.contains("display = \"none\""));
+                t
             })
             .await;
-            let mut stats = b.handle.media_stats().unwrap();
-            let got = tokio::time::timeout(
-                Duration::from_secs(15),
-                stats.wait_for(|st| st.sessions.iter().any(|s| s.frames_received >= 15)),
-            )
-            .await
-            .is_ok();
-            let st = stats.borrow().clone();
-            assert!(got, "b: no frames counted; stats {st:?}");
+            let st = stats_until(&b, "b", |st| {
+                st.sessions.iter().any(|s| s.frames_received >= 15)
+            })
+            .await;
             assert!(
                 st.sessions.iter().all(|s| s.frames_decoded == 0),
                 "b decoded video without a display: {st:?}"
             );
-            let mut stats = a.handle.media_stats().unwrap();
-            let got = tokio::time::timeout(
-                Duration::from_secs(15),
-                stats.wait_for(|st| st.sessions.iter().any(|s| s.frames_decoded >= 15)),
-            )
-            .await
-            .is_ok();
-            assert!(got, "a: b's video not decoded; stats {:?}", *stats.borrow());
+            stats_until(&a, "a", |st| {
+                st.sessions.iter().any(|s| s.frames_decoded >= 15)
+            })
+            .await;
             a.handle.command(Command::Hangup).await.unwrap();
             a.phase(CallPhase::Idle).await;
             b.phase(CallPhase::Idle).await;

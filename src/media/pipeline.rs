@@ -972,6 +972,26 @@ mod tests {
         );
     }
 
+    fn built_in(name: &str) -> super::super::profile::Profile {
+        super::super::profile::load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap()
+    }
+
+    /// A call pipeline of the test profile (not started).
+    fn test_call(o: &MediaOptions) -> CallPipeline {
+        build(o, &built_in("test"), &Discovered::default()).unwrap()
+    }
+
+    fn no_error(call: &CallPipeline) {
+        let bus = call.pipeline.bus().unwrap();
+        if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            panic!("{e:?}");
+        }
+    }
+
     /// What reached the display: each frame's size, in order.
     type Shown = Arc<Mutex<Vec<(i32, i32)>>>;
 
@@ -1054,12 +1074,7 @@ mod tests {
             speaker: SinkChoice::None,
             ..MediaOptions::default()
         };
-        let profile = super::super::profile::load_all(None)
-            .unwrap()
-            .into_iter()
-            .find(|p| p.name == "test")
-            .unwrap();
-        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        let call = test_call(&o);
         let queue = call.pipeline.by_name("display-queue").unwrap();
         let shown: Shown = Arc::default();
         let seen = shown.clone();
@@ -1098,10 +1113,7 @@ mod tests {
         call.pipeline.remove(&b).unwrap();
         shows(&shown, (320, 240), 10);
 
-        let bus = call.pipeline.bus().unwrap();
-        if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            panic!("{e:?}");
-        }
+        no_error(&call);
     }
 
     /// Without a display or speaker there is nothing to decode into.
@@ -1113,12 +1125,7 @@ mod tests {
             speaker: SinkChoice::None,
             ..MediaOptions::default()
         };
-        let profile = super::super::profile::load_all(None)
-            .unwrap()
-            .into_iter()
-            .find(|p| p.name == "test")
-            .unwrap();
-        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        let call = test_call(&o);
         assert!(call.remote.compositor.is_none());
         assert!(call.remote.mixer.is_none());
         let factories: Vec<String> = call
@@ -1149,12 +1156,7 @@ mod tests {
             speaker: SinkChoice::None,
             ..MediaOptions::default()
         };
-        let profile = super::super::profile::load_all(None)
-            .unwrap()
-            .into_iter()
-            .find(|p| p.name == "test")
-            .unwrap();
-        let call = build(&o, &profile, &Discovered::default()).unwrap();
+        let call = test_call(&o);
         // Each raw frame into the encoder: black (the slate) or not; and each caps event.
         let frames: Arc<Mutex<Vec<bool>>> = Arc::default();
         let caps_events: Arc<Mutex<Vec<gst::Caps>>> = Arc::default();
@@ -1208,10 +1210,7 @@ mod tests {
             caps.windows(2).all(|w| w[0] == w[1]),
             "the encoder's input was renegotiated: {caps:?}"
         );
-        let bus = call.pipeline.bus().unwrap();
-        if let Some(e) = bus.pop_filtered(&[gst::MessageType::Error]) {
-            panic!("{e:?}");
-        }
+        no_error(&call);
     }
 
     /// The rpi4 profile's bitrate is the configured one: a field of the V4L2 encoder's
