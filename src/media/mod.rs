@@ -57,16 +57,30 @@ pub enum DeviceChoice {
     None,
     /// A device path such as `/dev/video0` or an ALSA/PulseAudio name.
     Path(String),
+    /// `pipeline:<description>`: a GStreamer source described as for `gst-launch-1.0`
+    /// (`rtspsrc location=… ! decodebin` for a network camera, `shmsrc …` or a test pattern
+    /// standing in for hardware). Its output is used as the device's.
+    Pipeline(String),
 }
 
 impl DeviceChoice {
-    /// Reads `auto`, `none` or a path.
+    /// Reads `auto`, `none`, `pipeline:<description>` or a path.
     pub fn parse(s: &str) -> DeviceChoice {
         match s {
             "auto" | "" => DeviceChoice::Auto,
             "none" => DeviceChoice::None,
-            p => DeviceChoice::Path(p.to_string()),
+            p => match p.strip_prefix("pipeline:") {
+                Some(d) => DeviceChoice::Pipeline(d.trim().to_string()),
+                None => DeviceChoice::Path(p.to_string()),
+            },
         }
+    }
+
+    /// For `pipeline:` settings: the source it describes, or what is wrong with it.
+    pub fn pipeline_source(description: &str) -> Result<gst::Element, MediaError> {
+        gst::parse::bin_from_description(description, true)
+            .map(|b| b.upcast())
+            .map_err(|e| MediaError::Invalid(format!("pipeline:{description}: {e}")))
     }
 }
 
@@ -435,6 +449,16 @@ pub fn start(
     MediaError,
 > {
     init()?;
+    for (setting, choice) in [
+        ("media.camera", &opts.camera),
+        ("media.microphone", &opts.microphone),
+        ("media.hdmi_capture", &opts.hdmi),
+    ] {
+        if let DeviceChoice::Pipeline(d) = choice {
+            DeviceChoice::pipeline_source(d)
+                .map_err(|e| MediaError::Invalid(format!("{setting}: {e}")))?;
+        }
+    }
     let hdmi_path = match &opts.hdmi {
         DeviceChoice::Path(p) => Some(p.as_str()),
         _ => None,

@@ -223,6 +223,9 @@ fn device_source(
 ) -> Result<Option<(gst::Element, Option<gst::Caps>)>, MediaError> {
     match choice {
         DeviceChoice::None => Ok(None),
+        DeviceChoice::Pipeline(description) => {
+            Ok(Some((DeviceChoice::pipeline_source(description)?, None)))
+        }
         DeviceChoice::Path(path) => {
             let element = stage.map_or(fallback_element, |s| s.element.as_str());
             let prop = stage
@@ -1143,10 +1146,11 @@ mod tests {
         }
     }
 
-    /// Camera off shows the slate and camera on the camera again, at the encoder's input,
-    /// with frames flowing throughout and the raw format never renegotiated.
+    /// What reaches the encoder follows the inputs (camera, slate, HDMI share, camera), with
+    /// frames flowing throughout and the raw format never renegotiated. The HDMI input is a
+    /// `pipeline:` stand-in drawing white.
     #[test]
-    fn camera_off_and_on_switch_without_renegotiation() {
+    fn inputs_switch_without_renegotiation() {
         gst::init().unwrap();
         let o = MediaOptions {
             width: 320,
@@ -1154,11 +1158,19 @@ mod tests {
             framerate: 30,
             display: SinkChoice::None,
             speaker: SinkChoice::None,
+            hdmi: DeviceChoice::parse("pipeline: videotestsrc is-live=true pattern=white"),
             ..MediaOptions::default()
         };
         let call = test_call(&o);
-        // Each raw frame into the encoder: black (the slate) or not; and each caps event.
-        let frames: Arc<Mutex<Vec<bool>>> = Arc::default();
+        assert!(call.has_hdmi());
+        #[derive(Clone, Copy, PartialEq, Debug)]
+        enum Seen {
+            Black,
+            White,
+            Pattern,
+        }
+        // Each raw frame into the encoder, by its luma; and each caps event.
+        let frames: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let caps_events: Arc<Mutex<Vec<gst::Caps>>> = Arc::default();
         let (seen, events) = (frames.clone(), caps_events.clone());
         let pad = call.encoder.static_pad("sink").unwrap();
@@ -1167,8 +1179,15 @@ mod tests {
             move |_, info| {
                 if let Some(b) = info.buffer() {
                     let map = b.map_readable().unwrap();
-                    let black = map[..320 * 240].iter().all(|y| *y <= 17);
-                    seen.lock().unwrap().push(black);
+                    let luma = &map[..320 * 240];
+                    let kind = if luma.iter().all(|y| *y <= 17) {
+                        Seen::Black
+                    } else if luma.iter().all(|y| *y >= 230) {
+                        Seen::White
+                    } else {
+                        Seen::Pattern
+                    };
+                    seen.lock().unwrap().push(kind);
                 } else if let Some(gst::PadProbeData::Event(e)) = &info.data
                     && let gst::EventView::Caps(c) = e.view()
                 {
@@ -1177,32 +1196,33 @@ mod tests {
                 gst::PadProbeReturn::Ok
             },
         );
-        let wait = |black: bool| {
+        let wait = |want: Seen| {
             let t = std::time::Instant::now();
             let from = frames.lock().unwrap().len();
             loop {
                 let n = frames.lock().unwrap()[from..]
                     .iter()
-                    .skip_while(|b| **b != black)
-                    .filter(|b| **b == black)
+                    .skip_while(|k| **k != want)
+                    .filter(|k| **k == want)
                     .count();
                 if n >= 10 {
                     return;
                 }
                 assert!(
                     t.elapsed() < std::time::Duration::from_secs(10),
-                    "no {} frames reach the encoder",
-                    if black { "slate" } else { "camera" }
+                    "no {want:?} frames reach the encoder"
                 );
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         };
         call.pipeline.set_state(gst::State::Playing).unwrap();
-        wait(false);
+        wait(Seen::Pattern);
         call.set_video_input(false, false).unwrap();
-        wait(true);
+        wait(Seen::Black);
+        call.set_video_input(true, true).unwrap();
+        wait(Seen::White);
         call.set_video_input(true, false).unwrap();
-        wait(false);
+        wait(Seen::Pattern);
         // The selector repeats the caps when it switches; they must be the same caps (the
         // encoder then carries on without reconfiguring).
         let caps = caps_events.lock().unwrap();
@@ -1211,6 +1231,13 @@ mod tests {
             "the encoder's input was renegotiated: {caps:?}"
         );
         no_error(&call);
+    }
+
+    #[test]
+    fn a_broken_pipeline_setting_names_the_problem() {
+        gst::init().unwrap();
+        let e = DeviceChoice::pipeline_source("nosuchelement ! fakesink").unwrap_err();
+        assert!(e.to_string().contains("nosuchelement"), "{e}");
     }
 
     /// The rpi4 profile's bitrate is the configured one: a field of the V4L2 encoder's
