@@ -605,6 +605,15 @@ fn start_and_link(
     Ok(())
 }
 
+/// Ends `pad`'s stream in a running `fakesink` (received, never decoded); returns it.
+fn drop_stream(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<gst::Element, MediaError> {
+    let drop = make("fakesink")?;
+    drop.set_property("sync", false);
+    drop.set_property("async", false);
+    start_and_link(pipeline, &drop, pad)?;
+    Ok(drop)
+}
+
 /// Counts the remote video frames arriving on `pad` (RTP, after the jitter buffer) by the
 /// marker bit that ends each frame, for H.264 and VP8 alike; when they are not decoded
 /// (`first_event`), the first one is reported as the participant's first video.
@@ -659,10 +668,7 @@ fn on_remote_stream(
         .is_some_and(|c| DECODED.iter().any(|d| c.eq_ignore_ascii_case(d)))
     {
         warn!(%peer, ?codec, "a remote stream in an encoding that is not decoded: dropped");
-        let drop = make("fakesink")?;
-        drop.set_property("sync", false);
-        drop.set_property("async", false);
-        start_and_link(pipeline, &drop, pad)?;
+        let drop = drop_stream(pipeline, pad)?;
         received
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -688,10 +694,7 @@ fn on_remote_stream(
     };
     if !shown {
         // No display (speaker): the stream is received, counted and dropped, not decoded.
-        let drop = make("fakesink")?;
-        drop.set_property("sync", false);
-        drop.set_property("async", false);
-        start_and_link(pipeline, &drop, pad)?;
+        let drop = drop_stream(pipeline, pad)?;
         let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
         if is_video {
             r.video_codec = codec;
