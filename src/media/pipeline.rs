@@ -497,6 +497,20 @@ pub fn build(
         .add_many([&camera, &selector])
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
 
+    // A new input of the selector, fed by `last` (which gives the call's raw caps).
+    let to_selector = |last: &gst::Element| -> Result<gst::Pad, MediaError> {
+        let pad = selector
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
+        last.static_pad("src")
+            .expect("a src pad")
+            .link(&pad)
+            .map_err(|_| MediaError::Link {
+                from: last.name().to_string(),
+                to: "input-selector".into(),
+            })?;
+        Ok(pad)
+    };
     let branch_to_selector = |src: &gst::Element| -> Result<gst::Pad, MediaError> {
         let conv = make("videoconvert")?;
         let scale = make("videoscale")?;
@@ -507,18 +521,7 @@ pub fn build(
             .add_many([&conv, &scale, &rate, &filter])
             .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
         link_all(&[src, &conv, &scale, &rate, &filter])?;
-        let pad = selector
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
-        filter
-            .static_pad("src")
-            .expect("capsfilter has a src pad")
-            .link(&pad)
-            .map_err(|_| MediaError::Link {
-                from: filter.name().to_string(),
-                to: "input-selector".into(),
-            })?;
-        Ok(pad)
+        to_selector(&filter)
     };
     let camera_raw = capture(&pipeline, &camera, camera_caps.as_ref(), "camera", o)?;
     let camera_pad = branch_to_selector(&camera_raw)?;
@@ -538,17 +541,7 @@ pub fn build(
         .add_many([&black, &black_caps, &freeze, &freeze_caps])
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
     link_all(&[&black, &black_caps, &freeze, &freeze_caps])?;
-    let black_pad = selector
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
-    freeze_caps
-        .static_pad("src")
-        .expect("capsfilter has a src pad")
-        .link(&black_pad)
-        .map_err(|_| MediaError::Link {
-            from: "imagefreeze".into(),
-            to: "input-selector".into(),
-        })?;
+    let black_pad = to_selector(&freeze_caps)?;
     sources.push(freeze.clone());
 
     let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
@@ -672,9 +665,9 @@ pub fn build(
     let (compositor, display_filter) = match display {
         None => (None, None),
         Some(display) => {
-            let (compositor, filter) = display_path(&pipeline, o, display)?;
-            sources.push(compositor.1.clone());
-            (Some(compositor.0), Some(filter))
+            let d = display_path(&pipeline, o, display)?;
+            sources.push(d.background);
+            (Some(d.compositor), Some(d.filter))
         }
     };
 
@@ -789,13 +782,12 @@ fn auto_sink(video: bool) -> Option<&'static str> {
 /// compositor is fed by a tiny black source at one frame a second (so it has an input and
 /// paints its black background, once a second, when no participant sends video) and by
 /// one pad per participant ([`Layout`]). Everything is I420, the decoders' own format: no
-/// alpha to blend, nothing converted unless the display needs it. Returns the compositor
-/// and its background source, and the capsfilter that sets the output size.
+/// alpha to blend, nothing converted unless the display needs it.
 fn display_path(
     pipeline: &gst::Pipeline,
     o: &MediaOptions,
     display: gst::Element,
-) -> Result<((gst::Element, gst::Element), gst::Element), MediaError> {
+) -> Result<DisplayPath, MediaError> {
     let compositor = make("compositor")?;
     compositor.set_property_from_str("background", "black");
     let bg = make("videotestsrc")?;
@@ -817,7 +809,20 @@ fn display_path(
     if let Some(pad) = bg_caps.static_pad("src").and_then(|p| p.peer()) {
         pad.set_property("alpha", 0.0f64);
     }
-    Ok(((compositor, bg), out_caps))
+    Ok(DisplayPath {
+        compositor,
+        background: bg,
+        filter: out_caps,
+    })
+}
+
+/// The parts of the display path the call keeps.
+struct DisplayPath {
+    compositor: gst::Element,
+    /// The live background source (stopped first when the call ends).
+    background: gst::Element,
+    /// The compositor's output caps, which the layout sets.
+    filter: gst::Element,
 }
 
 /// The compositor's output: I420 at `framerate`, `size` or (one participant) the

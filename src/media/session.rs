@@ -145,6 +145,23 @@ fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
         .map_err(|_| MediaError::Invalid(format!("cannot add {}", e.name())))
 }
 
+/// Adds `chain` to the running pipeline and links it in order (`from` → `to` name it in an
+/// error).
+fn add_chain(
+    pipeline: &gst::Pipeline,
+    chain: &[gst::Element],
+    from: &str,
+    to: &str,
+) -> Result<(), MediaError> {
+    for e in chain {
+        add(pipeline, e)?;
+    }
+    gst::Element::link_many(chain).map_err(|_| MediaError::Link {
+        from: from.into(),
+        to: to.into(),
+    })
+}
+
 impl Session {
     /// Creates the session's elements in the running call pipeline.
     pub fn create(call: &CallPipeline, spec: Spec<'_>) -> Result<Session, MediaError> {
@@ -705,13 +722,7 @@ fn on_remote_stream(
     // An explicit chain per codec (no decodebin: nothing is autoplugged from what a stranger
     // sends, and FFmpeg with its hundred libraries is not loaded unless it is the decoder).
     let chain = decode_chain(codec.as_deref().unwrap_or_default(), remote)?;
-    for e in &chain {
-        add(pipeline, e)?;
-    }
-    gst::Element::link_many(chain.iter()).map_err(|_| MediaError::Link {
-        from: "depayloader".into(),
-        to: "decoder".into(),
-    })?;
+    add_chain(pipeline, &chain, "depayloader", "decoder")?;
     {
         let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
         if is_video {
@@ -897,13 +908,7 @@ fn on_decoded(
         );
         vec![convert.clone(), make("audioresample")?, filter]
     };
-    for e in &chain {
-        add(pipeline, e)?;
-    }
-    gst::Element::link_many(chain.iter()).map_err(|_| MediaError::Link {
-        from: "decoded stream".into(),
-        to: "converter".into(),
-    })?;
+    add_chain(pipeline, &chain, "decoded stream", "converter")?;
     let mix_pad = mixer
         .request_pad_simple("sink_%u")
         .ok_or_else(|| MediaError::Invalid("mixer gave no pad".into()))?;
