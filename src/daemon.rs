@@ -163,11 +163,17 @@ pub async fn start(
 
     let (mut parts, died) = Shutdown::supervised();
     let signaling_stop = CancellationToken::new();
-    let link = crate::signaling::start(&config, signaling_stop.clone())
+    let relay = (config.media.enabled && crate::signaling::carries_media(&config)).then(|| {
+        crate::media::relay::Relay::for_bitrate(
+            config.media.video_bitrate_kbps,
+            config.media.audio_bitrate_kbps,
+        )
+    });
+    let link = crate::signaling::start(&config, relay.clone(), signaling_stop.clone())
         .context("signaling configuration")?;
     let (signaling, sig_events) = (link.outbox, link.events);
     let sig_task = tokio::spawn(link.task);
-    let (media, media_events, media_part) = start_media(&config)?;
+    let (media, media_events, media_part) = start_media(&config, relay)?;
 
     let mut agent = Agent::new(config.core());
     let (state_tx, state_rx) = watch::channel(agent.state());
@@ -244,13 +250,16 @@ type MediaStart = (
     Option<(CancellationToken, JoinHandle<()>)>,
 );
 
-fn start_media(config: &Config) -> anyhow::Result<MediaStart> {
+fn start_media(
+    config: &Config,
+    relay: Option<crate::media::relay::Relay>,
+) -> anyhow::Result<MediaStart> {
     if !config.media.enabled {
         info!("media is off ([media] enabled = false): calls carry no audio or video");
         return Ok((None, None, None));
     }
     let stop = CancellationToken::new();
-    let (handle, events, task) = media::start(MediaOptions::from_config(config), stop.clone())
+    let (handle, events, task) = media::start(MediaOptions::from_config(config), relay, stop.clone())
         .context("media engine (see [media] in the configuration; `roomagent devices` shows what was found)")?;
     Ok((Some(handle), Some(events), Some((stop, tokio::spawn(task)))))
 }

@@ -30,6 +30,16 @@ pub async fn recv_or_pending<T>(
     }
 }
 
+/// The next message of an optional bounded channel, or never.
+pub async fn recv_bounded_or_pending<T>(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<T>>,
+) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next tick of an optional interval, or never.
 pub async fn tick_or_pending(interval: &mut Option<tokio::time::Interval>) {
     match interval {

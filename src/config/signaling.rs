@@ -234,6 +234,8 @@ pub struct RtmConfig {
     pub command_mtype: Option<i64>,
     /// Sent as `version` in `auth`.
     pub version: String,
+    /// Room members whose video is subscribed to (and shown), at most; 0 shows none.
+    pub video_subscriptions: u32,
 }
 
 impl Default for RtmConfig {
@@ -250,6 +252,7 @@ impl Default for RtmConfig {
             pull: PullPolicy::Obey,
             command_mtype: None,
             version: concat!("roomagent/", env!("CARGO_PKG_VERSION")).into(),
+            video_subscriptions: 4,
         }
     }
 }

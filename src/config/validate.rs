@@ -547,6 +547,15 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
     if r.version.len() > 64 {
         err("signaling.rtm.version", "at most 64 characters".into());
     }
+    if r.video_subscriptions > 16 {
+        err(
+            "signaling.rtm.video_subscriptions",
+            format!(
+                "{} is more pictures than a room display shows; at most 16",
+                r.video_subscriptions
+            ),
+        );
+    }
 }
 
 mod ranges;

@@ -15,6 +15,8 @@ mod inbound;
 pub mod pipeline;
 pub mod profile;
 pub mod props;
+pub mod relay;
+mod rtc_room;
 pub mod sdp;
 mod session;
 mod stats;
@@ -287,6 +289,10 @@ pub(crate) enum Internal {
         peer: ClientId,
         epoch: u64,
     },
+    /// An RTM room member's first video frame was decoded.
+    MemberVideo {
+        uid: i64,
+    },
     Stats {
         peer: ClientId,
         epoch: u64,
@@ -436,9 +442,12 @@ pub fn init() -> Result<(), MediaError> {
     gst::init().map_err(|e| MediaError::Init(e.to_string()))
 }
 
-/// Probes, chooses a profile, makes the certificate, and returns the engine.
+/// Probes, chooses a profile, makes the certificate, and returns the engine. With a `relay`
+/// (a signaling system that carries the media itself: RTM), every call pipeline also sends
+/// its encoded frames into it and decodes the room members' frames that come out of it.
 pub fn start(
     opts: MediaOptions,
+    relay: Option<relay::Relay>,
     shutdown: CancellationToken,
 ) -> Result<
     (
@@ -486,6 +495,8 @@ pub fn start(
         "vp8dec",
         "rtpopusdepay",
         "opusdec",
+        "appsrc",
+        "appsink",
     ]) {
         pipeline::make(e)?;
     }
@@ -517,7 +528,10 @@ pub fn start(
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (int_tx, int_rx) = mpsc::unbounded_channel();
     let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
+    let inbound = relay.as_ref().and_then(relay::Relay::take_inbound);
+    let rtc = relay.map(|r| rtc_room::RtcRoom::new(r, int_tx.clone()));
     let engine = Engine {
+        rtc,
         opts,
         profile: chosen,
         found,
@@ -542,10 +556,16 @@ pub fn start(
         stats: stats_rx,
         info,
     };
-    Ok((handle, ev_rx, engine.run(rx, int_rx, probe_rx, shutdown)))
+    Ok((
+        handle,
+        ev_rx,
+        engine.run(rx, int_rx, probe_rx, inbound, shutdown),
+    ))
 }
 
 struct Engine {
+    /// An RTM room's media (with a relay).
+    rtc: Option<rtc_room::RtcRoom>,
     opts: MediaOptions,
     profile: profile::Profile,
     found: devices::Discovered,
@@ -573,6 +593,7 @@ impl Engine {
         mut cmds: mpsc::Receiver<MediaCommand>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
         mut probes: mpsc::UnboundedReceiver<Probe>,
+        mut inbound: Option<mpsc::Receiver<relay::Inbound>>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.opts.stats_interval);
@@ -597,6 +618,13 @@ impl Engine {
                     None => break,
                 },
                 Some(msg) = internal.recv() => self.internal(msg),
+                Some(msg) = crate::wait::recv_bounded_or_pending(&mut inbound) => {
+                    let had_call = self.call.is_some();
+                    self.room_media(msg);
+                    if self.call.is_some() != had_call {
+                        bus = self.call.as_ref().and_then(|c| c.pipeline.bus()).map(|b| b.stream());
+                    }
+                }
                 Some(probe) = probes.recv() => match probe {
                     Probe::Ping(reply) => {
                         let _ = reply.send(());
@@ -624,6 +652,10 @@ impl Engine {
             return Ok(());
         }
         let call = pipeline::build(&self.opts, &self.profile, &self.found)?;
+        if let Some(rtc) = &self.rtc {
+            rtc.attach(&call, self.opts.framerate)?;
+            rtc.relay().reset_counters();
+        }
         call.set_mic_muted(self.mic_muted);
         call.set_volume(self.volume);
         if let Err(e) = call.set_video_input(self.camera_on, self.sharing) {
@@ -677,6 +709,9 @@ impl Engine {
             }
             MediaCommand::SetMicMuted(m) => {
                 self.mic_muted = m;
+                if let Some(rtc) = &self.rtc {
+                    rtc.relay().set_voice(!m);
+                }
                 if let Some(c) = &self.call {
                     c.set_mic_muted(m);
                 }
@@ -699,6 +734,10 @@ impl Engine {
     }
 
     fn apply_video_input(&mut self) {
+        if let Some(rtc) = &self.rtc {
+            // RTM has no black slate: a closed camera sends nothing.
+            rtc.relay().set_video(self.camera_on || self.sharing);
+        }
         if let Some(c) = &self.call
             && let Err(e) = c.set_video_input(self.camera_on, self.sharing)
         {
@@ -1044,6 +1083,12 @@ impl Engine {
                     _ => {}
                 }
             }
+            Internal::MemberVideo { uid } => {
+                info!(uid, "first video frame from a room member");
+                self.emit(MediaEvent::RemoteVideo {
+                    peer: ClientId(uid),
+                });
+            }
             Internal::FirstFrame { peer, epoch } => {
                 if self.session(peer, epoch).is_some() {
                     info!(%peer, "first remote video frame");
@@ -1123,7 +1168,8 @@ impl Engine {
         }
     }
 
-    fn request_stats(&self) {
+    fn request_stats(&mut self) {
+        self.rtm_stats();
         for s in self.sessions.values() {
             let (internal, peer, epoch) = (self.internal.clone(), s.peer, s.epoch);
             let promise = gst::Promise::with_change_func(move |reply| {
@@ -1138,6 +1184,54 @@ impl Engine {
             s.webrtc
                 .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
         }
+    }
+
+    /// Something from an RTM room: the device is in it (start the call media), a member's
+    /// frame, a member gone.
+    fn room_media(&mut self, msg: relay::Inbound) {
+        match msg {
+            relay::Inbound::Joined => {
+                if let Err(e) = self.ensure_call() {
+                    warn!(error = %e, "cannot start the call media for the RTM room");
+                    self.emit(MediaEvent::EngineError {
+                        message: e.to_string(),
+                    });
+                }
+            }
+            relay::Inbound::Frame(f) => {
+                if let Some(rtc) = &mut self.rtc {
+                    rtc.frame(self.call.as_ref(), f);
+                }
+            }
+            relay::Inbound::Left(uid) => {
+                if let Some(rtc) = &mut self.rtc {
+                    rtc.left(self.call.as_ref(), uid);
+                }
+                self.stats.forget(ClientId(uid));
+            }
+        }
+    }
+
+    /// Publishes an RTM call's numbers: the gate connection's and each member's.
+    fn rtm_stats(&mut self) {
+        let (Some(rtc), Some(call)) = (&self.rtc, &self.call) else {
+            return;
+        };
+        let rtm = rtc.relay().stats();
+        let mut snapshot = MediaStats::default();
+        for (st, bytes_in) in rtc.member_stats() {
+            snapshot = self.stats.record(st, bytes_in, 0);
+        }
+        snapshot.frames_to_encoder = call
+            .encoder_counts
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.frames_encoded = call
+            .encoder_counts
+            .1
+            .load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.rtm = Some(rtm);
+        self.stats_tx.send_replace(snapshot);
     }
 
     async fn close_session(&mut self, peer: ClientId) {
@@ -1162,6 +1256,12 @@ impl Engine {
             self.stats.forget(*peer);
         }
         self.awaiting_offer.clear();
+        if let Some(rtc) = &mut self.rtc {
+            for (st, _) in rtc.member_stats() {
+                self.stats.forget(st.peer);
+            }
+            rtc.clear();
+        }
         let Some(call) = self.call.take() else {
             for s in sessions.into_values() {
                 s.abandon();

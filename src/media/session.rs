@@ -147,7 +147,7 @@ fn add(pipeline: &gst::Pipeline, e: &gst::Element) -> Result<(), MediaError> {
 
 /// Adds `chain` to the running pipeline and links it in order (`from` → `to` name it in an
 /// error).
-fn add_chain(
+pub(super) fn add_chain(
     pipeline: &gst::Pipeline,
     chain: &[gst::Element],
     from: &str,
@@ -830,35 +830,40 @@ fn has_nal(data: &[u8], kind: u8) -> bool {
         .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] & 0x1f == kind)
 }
 
+/// Decoding of a remote H.264 byte stream: from its first sequence parameter set, through
+/// the parser (complete caps only), into the call's H.264 decoder.
+pub(super) fn h264_decoding(remote: &RemoteOutputs) -> Result<Vec<gst::Element>, MediaError> {
+    let decoder = remote
+        .h264_decoder
+        .as_ref()
+        .ok_or_else(|| MediaError::MissingElement {
+            factory: "openh264dec".into(),
+            package: "gstreamer1.0-plugins-bad",
+        })?;
+    let bytestream = make("capsfilter")?;
+    bytestream.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .build(),
+    );
+    from_first_sps(&bytestream.static_pad("src").expect("capsfilter src"));
+    let parse = make("h264parse")?;
+    complete_caps_only(&parse.static_pad("src").expect("h264parse src"));
+    Ok(vec![
+        bytestream,
+        parse,
+        super::pipeline::make_stage(decoder)?,
+    ])
+}
+
 /// Depayloader, parser and decoder for a remote stream of `codec` (H264, VP8 or OPUS).
 fn decode_chain(codec: &str, remote: &RemoteOutputs) -> Result<Vec<gst::Element>, MediaError> {
     Ok(match codec {
         "H264" => {
-            let decoder =
-                remote
-                    .h264_decoder
-                    .as_ref()
-                    .ok_or_else(|| MediaError::MissingElement {
-                        factory: "openh264dec".into(),
-                        package: "gstreamer1.0-plugins-bad",
-                    })?;
-            let depay = make("rtph264depay")?;
-            let bytestream = make("capsfilter")?;
-            bytestream.set_property(
-                "caps",
-                gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "byte-stream")
-                    .build(),
-            );
-            from_first_sps(&bytestream.static_pad("src").expect("capsfilter src"));
-            let parse = make("h264parse")?;
-            complete_caps_only(&parse.static_pad("src").expect("h264parse src"));
-            vec![
-                depay,
-                bytestream,
-                parse,
-                super::pipeline::make_stage(decoder)?,
-            ]
+            let mut chain = vec![make("rtph264depay")?];
+            chain.extend(h264_decoding(remote)?);
+            chain
         }
         "VP8" => vec![make("rtpvp8depay")?, make("vp8dec")?],
         _ => vec![make("rtpopusdepay")?, make("opusdec")?],
@@ -881,11 +886,6 @@ fn on_decoded(
     if r.closed {
         return Ok(());
     }
-    let convert = make(if is_video {
-        "videoconvert"
-    } else {
-        "audioconvert"
-    })?;
     let output = if is_video {
         &remote.compositor
     } else {
@@ -894,34 +894,8 @@ fn on_decoded(
     let Some(mixer) = output.clone() else {
         return Ok(());
     };
-    let chain = if is_video {
-        vec![convert.clone()]
-    } else {
-        let filter = make("capsfilter")?;
-        filter.set_property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", 48000i32)
-                .field("channels", 2i32)
-                .build(),
-        );
-        vec![convert.clone(), make("audioresample")?, filter]
-    };
-    add_chain(pipeline, &chain, "decoded stream", "converter")?;
-    let mix_pad = mixer
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| MediaError::Invalid("mixer gave no pad".into()))?;
-    chain
-        .last()
-        .expect("non-empty chain")
-        .static_pad("src")
-        .expect("src pad")
-        .link(&mix_pad)
-        .map_err(|_| MediaError::Link {
-            from: "converter".into(),
-            to: mixer.name().to_string(),
-        })?;
+    let (chain, mix_pad) = output_chain(pipeline, &mixer, is_video)?;
+    let convert = chain[0].clone();
     if is_video {
         let counters = counters.clone();
         let internal = internal.clone();
@@ -953,6 +927,45 @@ fn on_decoded(
         })?;
     r.elements.extend(chain);
     Ok(())
+}
+
+/// Converts a decoded stream for the display's compositor or the speaker's mixer: the chain
+/// is added to the running pipeline and linked to a new pad of `mixer` (returned); its first
+/// element takes the decoded stream, and its elements are not started yet.
+pub(super) fn output_chain(
+    pipeline: &gst::Pipeline,
+    mixer: &gst::Element,
+    is_video: bool,
+) -> Result<(Vec<gst::Element>, gst::Pad), MediaError> {
+    let chain = if is_video {
+        vec![make("videoconvert")?]
+    } else {
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 48000i32)
+                .field("channels", 2i32)
+                .build(),
+        );
+        vec![make("audioconvert")?, make("audioresample")?, filter]
+    };
+    add_chain(pipeline, &chain, "decoded stream", "converter")?;
+    let mix_pad = mixer
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("mixer gave no pad".into()))?;
+    chain
+        .last()
+        .expect("non-empty chain")
+        .static_pad("src")
+        .expect("src pad")
+        .link(&mix_pad)
+        .map_err(|_| MediaError::Link {
+            from: "converter".into(),
+            to: mixer.name().to_string(),
+        })?;
+    Ok((chain, mix_pad))
 }
 
 #[cfg(test)]

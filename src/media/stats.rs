@@ -41,6 +41,13 @@ pub struct SessionStats {
     pub frames_sent: u64,
     /// The codec the peer sends video with.
     pub video_codec_in: Option<String>,
+    /// Remote audio packets received (cumulative; RTM rooms).
+    pub audio_received: u64,
+    /// Remote audio packets decoded (cumulative; RTM rooms, stays 0 without a speaker).
+    pub audio_decoded: u64,
+    /// Remote frames that could not be used: before a key frame, after a gap, stale voice
+    /// (cumulative; RTM rooms).
+    pub frames_discarded: u64,
 }
 
 /// All sessions.
@@ -52,6 +59,8 @@ pub struct MediaStats {
     pub frames_to_encoder: u64,
     /// Encoded video frames the encoder produced during this call.
     pub frames_encoded: u64,
+    /// An RTM call's connection to the RTC gate (sent, dropped, queued).
+    pub rtm: Option<super::relay::RtmStats>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -108,22 +117,27 @@ impl Collector {
                 _ => {}
             }
         }
-        let now = Instant::now();
-        let frames_in = session.counters.frames_received.load(Ordering::Relaxed);
-        let frames_out = session.counters.frames_sent.load(Ordering::Relaxed);
-        let mut st = SessionStats {
+        let st = SessionStats {
             peer: session.peer,
             connected: session.connected,
             packets_lost_in: lost_in,
             packets_lost_out: lost_out,
             rtt_ms: rtt.map(|r| r * 1000.0),
             frames_decoded: session.counters.frames_decoded.load(Ordering::Relaxed),
-            frames_received: frames_in,
-            frames_sent: frames_out,
+            frames_received: session.counters.frames_received.load(Ordering::Relaxed),
+            frames_sent: session.counters.frames_sent.load(Ordering::Relaxed),
             video_codec_in: session.remote_video_codec(),
             ..SessionStats::default()
         };
-        if let Some(p) = self.previous.get(&session.peer) {
+        self.record(st, bytes_in, bytes_out)
+    }
+
+    /// Folds in one participant's cumulative numbers (`bytes_in`/`bytes_out` of media),
+    /// computing bitrates and frame rates since the last time; returns the snapshot of all.
+    pub fn record(&mut self, mut st: SessionStats, bytes_in: u64, bytes_out: u64) -> MediaStats {
+        let now = Instant::now();
+        let (frames_in, frames_out) = (st.frames_received, st.frames_sent);
+        if let Some(p) = self.previous.get(&st.peer) {
             let dt = now.duration_since(p.at).as_secs_f64();
             if dt > 0.0 {
                 st.bitrate_in_kbps = bytes_in.saturating_sub(p.bytes_in) as f64 * 8.0 / 1000.0 / dt;
@@ -134,7 +148,7 @@ impl Collector {
             }
         }
         self.previous.insert(
-            session.peer,
+            st.peer,
             Previous {
                 at: now,
                 bytes_in,
@@ -143,7 +157,7 @@ impl Collector {
                 frames_out,
             },
         );
-        self.latest.insert(session.peer, st);
+        self.latest.insert(st.peer, st);
         MediaStats {
             sessions: self.latest.values().cloned().collect(),
             ..MediaStats::default()

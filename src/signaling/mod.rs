@@ -116,14 +116,25 @@ pub enum StartError {
 }
 
 /// Starts the backend `[signaling] backend` names (or, for a file that names no server yet,
-/// a stand-in that only says so). Spawn the link's task.
-pub fn start(config: &Config, shutdown: CancellationToken) -> Result<Link, StartError> {
+/// a stand-in that only says so). Spawn the link's task. `relay` is for a backend that
+/// carries the call's media itself ([`carries_media`]).
+pub fn start(
+    config: &Config,
+    relay: Option<crate::media::relay::Relay>,
+    shutdown: CancellationToken,
+) -> Result<Link, StartError> {
     if config.not_configured {
         let reason = crate::config::not_configured_status(config.source.as_deref());
         return Ok(unconfigured::start(reason, shutdown));
     }
     Ok(match config.signaling.backend {
         Backend::RtcPeer => rtcpeer::start(rtcpeer::Options::from_config(config)?, shutdown),
-        Backend::Rtm => rtm::start(rtm::Options::from_config(config)?, shutdown),
+        Backend::Rtm => rtm::start(rtm::Options::from_config(config)?, relay, shutdown),
     })
+}
+
+/// Whether the configured backend carries the call's media itself (RTM's RTC gate) rather
+/// than WebRTC sessions: then it and the media engine share a relay.
+pub fn carries_media(config: &Config) -> bool {
+    !config.not_configured && config.signaling.backend == Backend::Rtm
 }

@@ -174,6 +174,7 @@ impl Connection {
         ends: &mut Ends,
         shutdown: &CancellationToken,
         reconnect: &mut Reconnect,
+        media: Option<&super::Media>,
     ) -> End {
         session.connected(
             Instant::now().into_std(),
@@ -193,7 +194,16 @@ impl Connection {
                 was_authenticated = true;
                 reconnect.connected();
             }
+            if let Some(m) = media {
+                m.follow(session);
+            }
             while let Some(event) = session.poll_event() {
+                if let (Some(m), crate::core::SignalingEvent::MemberLeft { client_id, .. }) =
+                    (media, &event)
+                {
+                    m.relay
+                        .deliver(crate::media::relay::Inbound::Left(client_id.0));
+                }
                 if ends.events.send(event).await.is_err() {
                     return End::Shutdown;
                 }

@@ -13,11 +13,15 @@
 //!   ([`session::Session`], sans-IO and unit-tested on virtual time);
 //! * reconnects forever; after each login the core re-enters the room it was in.
 //!
-//! Media over RTM's own RTC gate is not carried here: an RTM call has no per-participant
-//! WebRTC sessions ([`crate::core::CoreConfig::per_participant_media`] is off).
+//! An RTM call has no per-participant WebRTC sessions
+//! ([`crate::core::CoreConfig::per_participant_media`] is off): its media travels over a
+//! second FPNN connection, to the RTC gate ([`rtc`]), fed by the media engine through a
+//! [`Relay`]. The RTM gate's session says which room that connection serves
+//! ([`session::Session::rtc_target`]); the connection lives on across RTM gate reconnects.
 
 mod connection;
 pub mod fpnn;
+pub mod rtc;
 pub mod session;
 
 use std::path::PathBuf;
@@ -31,6 +35,7 @@ use super::{Ends, Link};
 use crate::backoff::Reconnect;
 use crate::config::{Config, PullPolicy, RtmCipherMode, RtmCurve, SecretSource};
 use crate::core::SignalingEvent;
+use crate::media::relay::Relay;
 
 /// Everything the backend needs. The token is not read here: it is read on every login.
 #[derive(Debug, Clone)]
@@ -59,6 +64,12 @@ pub struct Options {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// A configured RTC gate `host:port` (else the RTM gate names one).
+    pub rtc_gate: Option<String>,
+    /// Members whose video is subscribed to, at most.
+    pub video_subscriptions: usize,
+    /// `captureLevel` of the video sent.
+    pub capture_level: i64,
 }
 
 /// Where the RTM gate is.
@@ -122,6 +133,13 @@ impl Options {
             request_timeout: Duration::from_secs(s.request_timeout_s),
             reconnect_min: Duration::from_millis(s.reconnect_min_ms),
             reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+            rtc_gate: r.rtc_gate.clone(),
+            video_subscriptions: r.video_subscriptions as usize,
+            capture_level: rtc::capture_level(
+                c.media.width,
+                c.media.height,
+                c.media.framerate,
+            ),
         })
     }
 }
@@ -158,15 +176,64 @@ fn read_encryption(e: &crate::config::RtmEncryption) -> Result<Encryption, Optio
 }
 
 /// Starts the backend. Spawn the link's task; it ends when `shutdown` is cancelled, after
-/// saying `bye` to the gate.
-pub fn start(opts: Options, shutdown: CancellationToken) -> Link {
+/// saying `bye` to the gate. With a `relay` (media on), calls carry media over the RTC gate.
+pub fn start(opts: Options, relay: Option<Relay>, shutdown: CancellationToken) -> Link {
     let (ends, outbox, events) = super::channels();
-    Link::new(outbox, events, run(opts, ends, shutdown))
+    Link::new(outbox, events, run(opts, relay, ends, shutdown))
 }
 
-async fn run(opts: Options, mut ends: Ends, shutdown: CancellationToken) {
+/// The RTC gate's side of the backend: a target to set, and the relay to tell of members
+/// leaving.
+pub(super) struct Media {
+    target: tokio::sync::watch::Sender<Option<rtc::Target>>,
+    relay: Relay,
+}
+
+impl Media {
+    /// Points the RTC gate connection at where the session says the room's media goes.
+    fn follow(&self, session: &session::Session) {
+        let next = session.rtc_target();
+        self.target.send_if_modified(|current| {
+            if *current == next {
+                return false;
+            }
+            // A room still being (re-)entered keeps its connection: a new token is only
+            // needed for the next connection, and the RTM gate's reconnect does not end the
+            // media.
+            if next.is_none()
+                && session.room().is_some()
+                && current.as_ref().map(|c| c.rid) == session.room()
+            {
+                return false;
+            }
+            *current = next;
+            true
+        });
+    }
+}
+
+async fn run(opts: Options, relay: Option<Relay>, mut ends: Ends, shutdown: CancellationToken) {
     let mut reconnect = Reconnect::new(opts.reconnect_min, opts.reconnect_max);
     let mut session = session::Session::new(session::Settings::from(&opts));
+    let media = relay.map(|relay| {
+        let (target, rx) = tokio::sync::watch::channel(None);
+        let settings = rtc::Settings {
+            pid: opts.pid,
+            uid: opts.uid,
+            request_timeout: opts.request_timeout,
+            reconnect_min: opts.reconnect_min,
+            reconnect_max: opts.reconnect_max,
+            capture_level: opts.capture_level,
+        };
+        tokio::spawn(rtc::run(
+            settings,
+            relay.clone(),
+            rx,
+            ends.events.clone(),
+            shutdown.clone(),
+        ));
+        Media { target, relay }
+    });
     loop {
         let mut kicked_pause = Duration::ZERO;
         let attempt = tokio::select! {
@@ -179,7 +246,13 @@ async fn run(opts: Options, mut ends: Ends, shutdown: CancellationToken) {
                     debug!(?stale, "dropping a message queued while disconnected");
                 }
                 match conn
-                    .run(&mut session, &mut ends, &shutdown, &mut reconnect)
+                    .run(
+                        &mut session,
+                        &mut ends,
+                        &shutdown,
+                        &mut reconnect,
+                        media.as_ref(),
+                    )
                     .await
                 {
                     connection::End::Shutdown => return,

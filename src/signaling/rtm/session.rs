@@ -60,6 +60,10 @@ pub struct Settings {
     pub pull: PullPolicy,
     /// Messages of this type carry commands.
     pub command_mtype: Option<i64>,
+    /// A configured RTC gate; without one the RTM gate is asked (`getRTCGateEndpoint`).
+    pub rtc_gate: Option<String>,
+    /// Members whose video is subscribed to, at most.
+    pub video_subscriptions: usize,
 }
 
 impl From<&Options> for Settings {
@@ -72,6 +76,8 @@ impl From<&Options> for Settings {
             request_timeout: o.request_timeout,
             pull: o.pull,
             command_mtype: o.command_mtype,
+            rtc_gate: o.rtc_gate.clone(),
+            video_subscriptions: o.video_subscriptions,
         }
     }
 }
@@ -146,6 +152,10 @@ enum Purpose {
     },
     Exit,
     Reply,
+    /// `getRTCGateEndpoint`.
+    Endpoint,
+    /// `subscribeVideo`.
+    Subscribe,
 }
 
 #[derive(Debug)]
@@ -176,6 +186,12 @@ pub struct Session {
     seen_set: HashSet<(UserId, i64)>,
     warned: HashSet<String>,
     next_mid: i64,
+    /// The RTC gate, configured or named by the RTM gate.
+    rtc_endpoint: Option<String>,
+    /// The other members of the room we are in.
+    members: Vec<i64>,
+    /// The members whose video we subscribed to.
+    subscribed: Vec<i64>,
 }
 
 impl std::fmt::Debug for Session {
@@ -197,7 +213,6 @@ impl Session {
     /// A session that has not connected yet.
     pub fn new(s: Settings) -> Session {
         Session {
-            s,
             authenticated: false,
             next_seq: 1,
             pending: BTreeMap::new(),
@@ -212,6 +227,10 @@ impl Session {
             seen_set: HashSet::new(),
             warned: HashSet::new(),
             next_mid: 1,
+            rtc_endpoint: s.rtc_gate.clone(),
+            members: Vec::new(),
+            subscribed: Vec::new(),
+            s,
         }
     }
 
@@ -223,6 +242,8 @@ impl Session {
         self.pending.clear();
         self.tokens.clear();
         self.dialing = None;
+        self.members.clear();
+        self.subscribed.clear();
         self.transmit.clear();
         self.last_sent = Some(now);
         self.last_received = Some(now);
@@ -391,6 +412,9 @@ impl Session {
                 self.emit(SignalingEvent::Registered {
                     user_id: self.s.uid,
                 });
+                if self.s.rtc_gate.is_none() {
+                    self.quest(now, "getRTCGateEndpoint", fpnn::empty_map(), Purpose::Endpoint);
+                }
             }
             Purpose::Answer { rid, from } => {
                 let room_type = self.entered(rid, body);
@@ -404,7 +428,7 @@ impl Session {
                 self.entered(rid, body);
                 self.ask_members(now, rid);
             }
-            Purpose::Members { rid } => self.on_members(rid, body),
+            Purpose::Members { rid } => self.on_members(now, rid, body),
             Purpose::Create { rid } => {
                 self.entered(rid, body);
                 self.emit(SignalingEvent::RoomCreated { room_id: rid });
@@ -417,7 +441,22 @@ impl Session {
                 });
                 self.emit(SignalingEvent::RemoteRinging { from: to });
             }
-            Purpose::Key | Purpose::Ping | Purpose::Bye | Purpose::Exit | Purpose::Reply => {}
+            Purpose::Endpoint => match field(body, "endpoint").and_then(fpnn::as_str) {
+                Some(e) if !e.is_empty() => {
+                    debug!(endpoint = e, "the RTM gate named the RTC gate");
+                    self.rtc_endpoint = Some(e.to_string());
+                }
+                _ => self.odd(
+                    "getRTCGateEndpoint",
+                    "the answer names no endpoint: room media cannot flow",
+                ),
+            },
+            Purpose::Key
+            | Purpose::Ping
+            | Purpose::Bye
+            | Purpose::Exit
+            | Purpose::Reply
+            | Purpose::Subscribe => {}
         }
         Ok(())
     }
@@ -432,6 +471,14 @@ impl Session {
             }
             Purpose::Create { .. } => RequestKind::CreateRoom,
             Purpose::Invite { .. } => RequestKind::Invite,
+            Purpose::Endpoint => {
+                warn!(%message, "the RTM gate did not name an RTC gate: room media cannot flow (set signaling.rtm.rtc_gate)");
+                return Ok(());
+            }
+            Purpose::Subscribe => {
+                warn!(%message, "subscribing to members' video failed");
+                return Ok(());
+            }
             Purpose::Bye | Purpose::Exit | Purpose::Reply => RequestKind::Other,
         };
         self.emit(SignalingEvent::RequestFailed {
@@ -459,8 +506,14 @@ impl Session {
         self.quest(now, "getRTCRoomMembers", body, Purpose::Members { rid });
     }
 
-    fn on_members(&mut self, rid: RoomId, body: &Value) {
+    fn on_members(&mut self, now: Instant, rid: RoomId, body: &Value) {
         let admins = int_list(body, "administrators");
+        self.members = int_list(body, "uids")
+            .into_iter()
+            .filter(|uid| *uid != self.s.uid.0)
+            .collect();
+        self.subscribed.clear();
+        self.subscribe_more(now, rid);
         let members = int_list(body, "uids")
             .into_iter()
             .filter(|uid| *uid != self.s.uid.0)
@@ -502,6 +555,65 @@ impl Session {
             self.seen_set.remove(&old);
         }
         true
+    }
+
+    /// Subscribes to the video of members not yet subscribed to, up to the configured number
+    /// (the room's video reaches a member only once subscribed).
+    pub(super) fn subscribe_more(&mut self, now: Instant, rid: RoomId) {
+        let room = self.s.video_subscriptions.saturating_sub(self.subscribed.len());
+        let more: Vec<i64> = self
+            .members
+            .iter()
+            .filter(|u| !self.subscribed.contains(u))
+            .take(room)
+            .copied()
+            .collect();
+        if more.is_empty() {
+            return;
+        }
+        self.subscribed.extend(&more);
+        let body = map([
+            ("rid", Value::from(rid.0)),
+            (
+                "uids",
+                Value::Array(more.into_iter().map(Value::from).collect()),
+            ),
+        ]);
+        self.quest(now, "subscribeVideo", body, Purpose::Subscribe);
+    }
+
+    /// A member came into the room we are in.
+    pub(super) fn member_joined(&mut self, now: Instant, rid: RoomId, uid: i64) {
+        if self.room == Some(rid) && uid != self.s.uid.0 && !self.members.contains(&uid) {
+            self.members.push(uid);
+            self.subscribe_more(now, rid);
+        }
+    }
+
+    /// A member left the room we are in: another one's video may take their place.
+    pub(super) fn member_left(&mut self, now: Instant, rid: RoomId, uid: i64) {
+        if self.room != Some(rid) {
+            return;
+        }
+        self.members.retain(|u| *u != uid);
+        self.subscribed.retain(|u| *u != uid);
+        self.subscribe_more(now, rid);
+    }
+
+    /// Where the room's media goes while the device is in a room it has a token for: the
+    /// room, its token and the RTC gate.
+    pub fn rtc_target(&self) -> Option<super::rtc::Target> {
+        let rid = self.room?;
+        Some(super::rtc::Target {
+            rid,
+            token: self.tokens.get(&rid)?.clone(),
+            endpoint: self.rtc_endpoint.clone()?,
+        })
+    }
+
+    /// The room the device is in (or entering).
+    pub fn room(&self) -> Option<RoomId> {
+        self.room
     }
 
     /// A request from the core.

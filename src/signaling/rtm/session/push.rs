@@ -76,11 +76,19 @@ impl Session {
                 room_id: room(body)?,
                 by: None,
             }),
-            "pushEnterRTCRoom" => self.on_member_entered(room(body)?, user(body, "uid")?, body),
-            "pushExitRTCRoom" => self.emit(SignalingEvent::MemberLeft {
-                room_id: room(body)?,
-                client_id: ClientId(int(body, "uid")?),
-            }),
+            "pushEnterRTCRoom" => {
+                let (rid, uid) = (room(body)?, user(body, "uid")?);
+                self.member_joined(now, rid, uid.0);
+                self.on_member_entered(rid, uid, body)
+            }
+            "pushExitRTCRoom" => {
+                let (rid, uid) = (room(body)?, int(body, "uid")?);
+                self.member_left(now, rid, uid);
+                self.emit(SignalingEvent::MemberLeft {
+                    room_id: rid,
+                    client_id: ClientId(uid),
+                })
+            }
             "pushAdminCommand" => self.on_admin(int(body, "command")?, body),
             "pushMicStatus" => debug!(?body, "pushMicStatus (meaning undocumented)"),
             "pushmsg" => self.on_message(now, None, body)?,

@@ -72,6 +72,8 @@ impl Session {
         self.tokens.remove(&rid);
         if self.room == Some(rid) {
             self.room = None;
+            self.members.clear();
+            self.subscribed.clear();
         }
         let body = map([("rid", Value::from(rid.0))]);
         self.quest(now, "exitRTCRoom", body, Purpose::Exit);

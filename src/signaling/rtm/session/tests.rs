@@ -19,6 +19,8 @@ fn settings() -> Settings {
         request_timeout: Duration::from_secs(5),
         pull: PullPolicy::Obey,
         command_mtype: Some(77),
+        rtc_gate: Some("127.0.0.1:13702".into()),
+        video_subscriptions: 0,
     }
 }
 
