@@ -259,8 +259,14 @@ fn start_media(
         return Ok((None, None, None));
     }
     let stop = CancellationToken::new();
-    let (handle, events, task) = media::start(MediaOptions::from_config(config), relay, stop.clone())
-        .context("media engine (see [media] in the configuration; `roomagent devices` shows what was found)")?;
+    let (handle, events, task) = media::start(
+        MediaOptions::from_config(config),
+        relay,
+        stop.clone(),
+    )
+    .context(
+        "media engine (see [media] in the configuration; `roomagent devices` shows what was found)",
+    )?;
     Ok((Some(handle), Some(events), Some((stop, tokio::spawn(task)))))
 }
 

@@ -239,7 +239,8 @@ struct Engine {
 }
 
 fn start_engine(shutdown: &CancellationToken) -> Engine {
-    let (handle, events, task) = media::start(options(), None, shutdown.clone()).expect("media engine");
+    let (handle, events, task) =
+        media::start(options(), None, shutdown.clone()).expect("media engine");
     tokio::spawn(task);
     Engine { handle, events }
 }

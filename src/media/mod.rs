@@ -654,7 +654,6 @@ impl Engine {
         let call = pipeline::build(&self.opts, &self.profile, &self.found)?;
         if let Some(rtc) = &self.rtc {
             rtc.attach(&call, self.opts.framerate)?;
-            rtc.relay().reset_counters();
         }
         call.set_mic_muted(self.mic_muted);
         call.set_volume(self.volume);
@@ -1261,6 +1260,8 @@ impl Engine {
                 self.stats.forget(st.peer);
             }
             rtc.clear();
+            // The next call's numbers start from zero.
+            rtc.relay().reset_counters();
         }
         let Some(call) = self.call.take() else {
             for s in sessions.into_values() {

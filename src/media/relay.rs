@@ -263,7 +263,9 @@ impl Relay {
                     self.drop_queued_video(&mut q);
                 }
                 while q.bytes + len > i.max_bytes {
-                    let Some(old) = q.frames.pop_front() else { break };
+                    let Some(old) = q.frames.pop_front() else {
+                        break;
+                    };
                     q.bytes -= old.len();
                     i.voice_dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -566,7 +568,10 @@ mod tests {
         r.push(voice(10));
         assert!(!r.has_pending());
         r.open();
-        assert!(r.take_key_request(), "a fresh connection asks for a key frame");
+        assert!(
+            r.take_key_request(),
+            "a fresh connection asks for a key frame"
+        );
         r.push(video(10, false));
         r.push(video(10, true));
         r.push(video(10, false));
@@ -623,7 +628,10 @@ mod tests {
         assert!(!r.has_pending());
         r.take_key_request();
         r.set_video(true);
-        assert!(r.take_key_request(), "the camera coming back asks for a key frame");
+        assert!(
+            r.take_key_request(),
+            "the camera coming back asks for a key frame"
+        );
         r.push(video(10, false));
         r.push(video(10, true));
         assert_eq!(drain(&r), vec![video(10, true)]);

@@ -280,7 +280,8 @@ impl RtcRoom {
                     } else {
                         f.data
                     };
-                    self.video_feed(call, uid).map(|feed| feed.map(|s| (s, data)))
+                    self.video_feed(call, uid)
+                        .map(|feed| feed.map(|s| (s, data)))
                 }
                 InKind::Voice => {
                     let age = self.relay.server_now_ms() - f.timestamp;
@@ -288,7 +289,8 @@ impl RtcRoom {
                         self.members.get_mut(&uid).expect("a member").discarded += 1;
                         continue;
                     }
-                    self.voice_feed(call, uid).map(|feed| feed.map(|s| (s, f.data)))
+                    self.voice_feed(call, uid)
+                        .map(|feed| feed.map(|s| (s, f.data)))
                 }
             };
             match result {
@@ -458,7 +460,11 @@ impl RtcRoom {
 }
 
 /// A queue and an `appsink` on a new branch of `tee`, added to the (not yet playing) call.
-fn tap(call: &CallPipeline, tee: &gst::Element, name: &str) -> Result<gst_app::AppSink, MediaError> {
+fn tap(
+    call: &CallPipeline,
+    tee: &gst::Element,
+    name: &str,
+) -> Result<gst_app::AppSink, MediaError> {
     let queue = make("queue")?;
     queue.set_property("max-size-buffers", 8u32);
     queue.set_property("max-size-time", 0u64);

@@ -814,7 +814,10 @@ fn complete_caps_only(pad: &gst::Pad) {
             _ => false,
         };
         if incomplete {
-            gst::PadProbeReturn::Drop
+            // Taken and handled here: returning `Drop` for an event makes GStreamer 1.22
+            // unref it a second time through a cleared pointer (a CRITICAL in the log).
+            info.data.take();
+            gst::PadProbeReturn::Handled
         } else {
             gst::PadProbeReturn::Ok
         }

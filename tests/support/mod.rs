@@ -4,10 +4,12 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod encoded;
 pub mod ha;
 pub mod mqtt;
 pub mod netns;
 pub mod rng;
+pub mod rtc_gate;
 pub mod rtm_gate;
 pub mod service;
 pub mod tls;

@@ -55,6 +55,8 @@ struct State {
     log: Vec<Logged>,
     silent: bool,
     next_conn: u64,
+    /// What `getRTCGateEndpoint` answers.
+    rtc_endpoint: Option<String>,
 }
 
 /// The gate's private key, when it accepts encrypted connections.
@@ -141,6 +143,11 @@ impl Gate {
             .unwrap()
             .tokens
             .insert(uid, token.to_string());
+    }
+
+    /// The RTC gate `getRTCGateEndpoint` names.
+    pub fn set_rtc_endpoint(&self, endpoint: &str) {
+        self.state.lock().unwrap().rtc_endpoint = Some(endpoint.to_string());
     }
 
     /// A room that exists before the device enters it.
@@ -404,6 +411,11 @@ impl Connection {
             "auth" => Ok(map([("ok", Value::from(self.auth(body, tx)))])),
             _ if self.uid == 0 => Err((200010, "not authenticated".into())),
             "enterRTCRoom" => self.enter(rid),
+            "getRTCGateEndpoint" => match self.state.lock().unwrap().rtc_endpoint.clone() {
+                Some(e) => Ok(map([("endpoint", Value::from(e))])),
+                None => Err((200301, "no RTC gate".into())),
+            },
+            "subscribeVideo" | "unsubscribeVideo" => Ok(empty_map()),
             "createRTCRoom" => {
                 let mut st = self.state.lock().unwrap();
                 st.rooms.insert(
@@ -508,8 +520,24 @@ impl Connection {
             .rooms
             .get_mut(&rid)
             .ok_or((200300, "no such room".to_string()))?;
+        let mut others = Vec::new();
         if !room.members.contains(&self.uid) {
+            others = room.members.clone();
             room.members.push(self.uid);
+        }
+        // The members already in the room (connected here) learn of the newcomer.
+        for uid in others {
+            if let Some(c) = st.conns.get(&uid) {
+                let push = map([
+                    ("rid", Value::from(rid)),
+                    ("uid", Value::from(self.uid)),
+                    ("mtime", Value::from(1_700_000_000_000i64)),
+                ]);
+                let (reply, _) = oneshot::channel();
+                let _ = c
+                    .to_device
+                    .send(Out::Quest("pushEnterRTCRoom".into(), push, reply));
+            }
         }
         Ok(map([
             ("token", Value::from(format!("rtc-{rid}"))),

@@ -45,8 +45,11 @@ impl Agent {
                 }
             }
             MediaEvent::RemoteVideo { peer } => {
+                // Per-participant sessions name the peer; a room that carries its media
+                // itself (RTM) names a member.
                 if let Phase::Meeting(m) = &mut self.phase
-                    && m.sessions.contains_key(&peer)
+                    && (m.sessions.contains_key(&peer)
+                        || (!self.cfg.per_participant_media && m.members.contains_key(&peer)))
                 {
                     m.video_in.insert(peer);
                 }

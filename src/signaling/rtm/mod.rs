@@ -135,11 +135,7 @@ impl Options {
             reconnect_max: Duration::from_millis(s.reconnect_max_ms),
             rtc_gate: r.rtc_gate.clone(),
             video_subscriptions: r.video_subscriptions as usize,
-            capture_level: rtc::capture_level(
-                c.media.width,
-                c.media.height,
-                c.media.framerate,
-            ),
+            capture_level: rtc::capture_level(c.media.width, c.media.height, c.media.framerate),
         })
     }
 }

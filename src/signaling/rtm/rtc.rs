@@ -36,6 +36,9 @@ pub const ADJUST_EVERY: Duration = Duration::from_secs(2);
 /// 8 MiB per packet.
 const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
 
+/// The kernel's send buffer for the media connection (it doubles what is asked).
+const SEND_BUFFER: u32 = 64 * 1024;
+
 /// Encoded quests waiting for the socket; the relay's queue holds the rest.
 const WRITE_QUEUE: usize = 8;
 
@@ -153,12 +156,11 @@ async fn connection(
     first_entry: bool,
     entered: &mut Option<RoomId>,
 ) -> End {
-    let stream = match timeout(s.request_timeout, TcpStream::connect(&t.endpoint)).await {
+    let stream = match timeout(s.request_timeout, open(&t.endpoint)).await {
         Ok(Ok(st)) => st,
         Ok(Err(e)) => return End::Lost(format!("cannot connect to {}: {e}", t.endpoint)),
         Err(_) => return End::Lost(format!("no connection to {} in time", t.endpoint)),
     };
-    let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let (write_tx, write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     let mut writer_task = tokio::spawn(write_loop(writer, write_rx, s.request_timeout));
@@ -263,6 +265,27 @@ async fn connection(
     };
     writer_task.abort();
     end
+}
+
+/// Connects with a small kernel send buffer, so a slow path backs up into the relay's queue
+/// (which drops whole frames, video first) within a fraction of a second instead of into
+/// megabytes of socket buffer that would deliver stale media seconds late.
+async fn open(endpoint: &str) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(endpoint).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_send_buffer_size(SEND_BUFFER)?;
+        socket.set_nodelay(true)?;
+        match socket.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
 }
 
 /// What the answer to `enterRTCRoom` said.
@@ -388,7 +411,10 @@ impl Conn {
                 match method.as_str() {
                     "pushVideo" | "pushVoice" => self.on_media(&method, &body, relay),
                     "ping" => {}
-                    other => debug!(method = other, "a quest from the RTC gate this device does not handle"),
+                    other => debug!(
+                        method = other,
+                        "a quest from the RTC gate this device does not handle"
+                    ),
                 }
                 if let Some(seq) = seq
                     && let Some(bytes) = self.encode(&Frame::answer(seq, fpnn::empty_map()))

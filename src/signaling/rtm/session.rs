@@ -413,7 +413,12 @@ impl Session {
                     user_id: self.s.uid,
                 });
                 if self.s.rtc_gate.is_none() {
-                    self.quest(now, "getRTCGateEndpoint", fpnn::empty_map(), Purpose::Endpoint);
+                    self.quest(
+                        now,
+                        "getRTCGateEndpoint",
+                        fpnn::empty_map(),
+                        Purpose::Endpoint,
+                    );
                 }
             }
             Purpose::Answer { rid, from } => {
@@ -560,7 +565,10 @@ impl Session {
     /// Subscribes to the video of members not yet subscribed to, up to the configured number
     /// (the room's video reaches a member only once subscribed).
     pub(super) fn subscribe_more(&mut self, now: Instant, rid: RoomId) {
-        let room = self.s.video_subscriptions.saturating_sub(self.subscribed.len());
+        let room = self
+            .s
+            .video_subscriptions
+            .saturating_sub(self.subscribed.len());
         let more: Vec<i64> = self
             .members
             .iter()

@@ -735,3 +735,118 @@ fn debug_shows_neither_the_login_token_nor_room_tokens() {
     assert!(shown.contains("room_tokens: 1"), "{shown}");
     assert!(shown.contains("authenticated: false"), "{shown}");
 }
+
+/// A session in room 55 (entered after 42's invite) with members 42, 43 and 44 listed.
+fn in_room(settings: Settings) -> T {
+    let mut t = T::authed_with(settings);
+    t.sent();
+    t.core(Outgoing::Agree {
+        to: Peer::user(UserId(42)),
+        room_id: Some(RoomId(55)),
+        call_type: CallType::Video,
+    });
+    let (seq, _) = t.one_quest("enterRTCRoom");
+    t.gate(Frame::answer(
+        seq,
+        map([("token", "rt".into()), ("type", 2.into())]),
+    ))
+    .unwrap();
+    t.core(Outgoing::Enter {
+        room_id: RoomId(55),
+        room_type: CallType::Video,
+    });
+    let (seq, _) = t.one_quest("getRTCRoomMembers");
+    let uids = Value::Array(vec![UID.0.into(), 42.into(), 43.into(), 44.into()]);
+    t.gate(Frame::answer(
+        seq,
+        map([("uids", uids), ("owner", 42.into())]),
+    ))
+    .unwrap();
+    t.events();
+    t
+}
+
+fn uids(v: &[i64]) -> Value {
+    Value::Array(v.iter().map(|u| Value::from(*u)).collect())
+}
+
+#[test]
+fn members_video_is_subscribed_up_to_the_configured_number_and_handed_on() {
+    let mut t = in_room(Settings {
+        video_subscriptions: 2,
+        ..settings()
+    });
+    let (_, body) = t.one_quest("subscribeVideo");
+    assert_eq!(body, map([("rid", 55.into()), ("uids", uids(&[42, 43]))]));
+    // A newcomer waits for a free place; 42 leaving makes one.
+    let enter = map([("rid", 55.into()), ("uid", 45.into()), ("mtime", 1.into())]);
+    t.push(3, "pushEnterRTCRoom", enter).unwrap();
+    assert_eq!(t.sent(), vec![Frame::answer(3, fpnn::empty_map())]);
+    let exit = map([("rid", 55.into()), ("uid", 42.into()), ("mtime", 2.into())]);
+    t.push(4, "pushExitRTCRoom", exit).unwrap();
+    let sent = t.sent();
+    assert!(
+        sent.contains(&Frame::answer(4, fpnn::empty_map())),
+        "{sent:?}"
+    );
+    let Some(Frame::Quest { method, body, .. }) =
+        sent.iter().find(|f| matches!(f, Frame::Quest { .. }))
+    else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(method, "subscribeVideo");
+    assert_eq!(body, &map([("rid", 55.into()), ("uids", uids(&[44]))]));
+}
+
+#[test]
+fn the_rtc_target_follows_the_room_and_its_token() {
+    let mut t = in_room(settings());
+    let target = t.s.rtc_target().expect("in a room with a token");
+    assert_eq!(target.rid, RoomId(55));
+    assert_eq!(target.token, "rt");
+    assert_eq!(target.endpoint, "127.0.0.1:13702");
+    assert!(
+        !format!("{target:?}").contains("rt\""),
+        "Debug hides the token"
+    );
+    t.core(Outgoing::Exit {
+        room_id: RoomId(55),
+    });
+    assert_eq!(t.s.rtc_target(), None, "left: no media connection");
+}
+
+#[test]
+fn without_a_configured_rtc_gate_the_rtm_gate_is_asked_for_one() {
+    let mut t = T {
+        s: Session::new(Settings {
+            rtc_gate: None,
+            ..settings()
+        }),
+        now: Instant::now(),
+    };
+    t.s.connected(t.now, "tok", None);
+    let seq = quest_seq(&t.sent()[0], "auth");
+    t.gate(Frame::answer(seq, map([("ok", Value::from(true))])))
+        .unwrap();
+    let (seq, _) = t.one_quest("getRTCGateEndpoint");
+    t.gate(Frame::answer(
+        seq,
+        map([("endpoint", "rtc.example:13702".into())]),
+    ))
+    .unwrap();
+    t.core(Outgoing::Enter {
+        room_id: RoomId(7),
+        room_type: CallType::Video,
+    });
+    let (seq, _) = t.one_quest("enterRTCRoom");
+    t.gate(Frame::answer(
+        seq,
+        map([("token", "t7".into()), ("type", 2.into())]),
+    ))
+    .unwrap();
+    let target = t.s.rtc_target().unwrap();
+    assert_eq!(
+        (target.rid, target.endpoint.as_str()),
+        (RoomId(7), "rtc.example:13702")
+    );
+}

@@ -1,0 +1,502 @@
+//! RTM calls with media: whole agents (real GStreamer, test sources) against the test RTM
+//! gate and its RTC gate side (FPNN over TCP on loopback). What the gate receives is decoded
+//! here with GStreamer (OpenH264, as RTM receivers do; Opus); what the gate pushes is encoded
+//! here with GStreamer and must be decoded by the agent (its media statistics count it).
+
+mod support;
+
+use std::time::Duration;
+
+use rmpv::Value;
+use roomagent::core::{CallPhase, ClientId, Command};
+use roomagent::media::MediaStats;
+use roomagent::signaling::rtm::fpnn::map;
+use support::Agent;
+use support::rtc_gate::{Got, RtcGate, unix_ms};
+use support::rtm_gate::Gate;
+
+const UID: i64 = 9001;
+const UID_B: i64 = 9002;
+const MEMBER: i64 = 42;
+const RID: i64 = 555;
+
+fn toml(uid: i64, gate: &Gate, camera: &str, kbps: u32) -> String {
+    format!(
+        r#"
+[device]
+id = "rtm-{uid}"
+name = "RTM {uid}"
+
+[signaling]
+backend = "rtm"
+keepalive_s = 2
+request_timeout_s = 2
+reconnect_min_ms = 50
+reconnect_max_ms = 400
+
+[signaling.rtm]
+pid = 11000001
+uid = {uid}
+gate = "{}"
+token = "token-{uid}"
+
+[answer]
+mode = "always"
+delay_ms = 0
+
+[media]
+profile = "test"
+camera = "{camera}"
+microphone = "none"
+hdmi_capture = "none"
+display = "fakesink"
+speaker = "fakesink"
+width = 320
+height = 240
+framerate = 15
+video_bitrate_kbps = {kbps}
+display_width = 320
+display_height = 240
+stats_interval_s = 1
+
+[log]
+level = "warn"
+"#,
+        gate.endpoint()
+    )
+}
+
+/// The gates, and an agent in room RID with member 42 after 42's invite.
+async fn in_call(camera: &str, kbps: u32) -> (Gate, RtcGate, Agent) {
+    let gate = Gate::start(None).await;
+    let rtc = RtcGate::start().await;
+    gate.set_rtc_endpoint(&rtc.endpoint());
+    gate.accept_token(UID, &format!("token-{UID}"));
+    gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
+    let mut agent = Agent::start_toml(&toml(UID, &gate, camera, kbps)).await;
+    agent.registered().await;
+    gate.wait_login(UID).await;
+    gate.push(
+        UID,
+        "pushInviteIntoRTCRoom",
+        map([("rid", RID.into()), ("fromUid", MEMBER.into())]),
+    )
+    .await;
+    agent.phase(CallPhase::InCall).await;
+    rtc.wait_in_room(UID).await;
+    (gate, rtc, agent)
+}
+
+async fn stats_until(agent: &Agent, what: &str, pred: impl Fn(&MediaStats) -> bool) -> MediaStats {
+    let mut stats = agent.handle.media_stats().expect("media on");
+    let got = tokio::time::timeout(Duration::from_secs(15), stats.wait_for(|st| pred(st)))
+        .await
+        .is_ok();
+    let st = stats.borrow().clone();
+    assert!(got, "{what}: the media statistics never got there: {st:#?}");
+    st
+}
+
+fn unit(g: &Got) -> (bool, Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        g.int("flags") == 1,
+        g.bin("sps"),
+        g.bin("pps"),
+        g.bin("data"),
+    )
+}
+
+fn decode_video(quests: &[Got]) -> usize {
+    let units: Vec<_> = quests.iter().map(unit).collect();
+    tokio::task::block_in_place(|| support::encoded::decode_h264(&units))
+}
+
+fn decode_voice(quests: &[Got]) -> usize {
+    let packets: Vec<_> = quests.iter().map(|g| g.bin("data")).collect();
+    tokio::task::block_in_place(|| support::encoded::decode_opus(&packets))
+}
+
+/// Quests of `method` from UID that arrived after `since`.
+fn after(rtc: &RtcGate, method: &str, since: i64) -> Vec<Got> {
+    rtc.sent(UID, method)
+        .into_iter()
+        .filter(|g| g.arrived_ms > since)
+        .collect()
+}
+
+/// Plays member `uid`'s camera and microphone into the agent through the gate for `secs`:
+/// 640x480 H.264 (a key frame a second) and Opus, paced as they were captured, stamped in the
+/// gate's time.
+async fn member_sends(rtc: &RtcGate, to: i64, uid: i64, secs: u32) {
+    let video = tokio::task::block_in_place(|| support::encoded::h264(secs * 30, 640, 480, 30));
+    let voice = tokio::task::block_in_place(|| support::encoded::opus(secs * 50));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let start = tokio::time::Instant::now();
+    let (mut v, mut a) = (0usize, 0usize);
+    while v < video.len() || a < voice.len() {
+        tick.tick().await;
+        let ms = start.elapsed().as_millis() as usize;
+        while v < video.len() && v * 1000 / 30 <= ms {
+            let u = &video[v];
+            rtc.push(
+                to,
+                "pushVideo",
+                map([
+                    ("uid", Value::from(uid)),
+                    ("rid", Value::from(RID)),
+                    ("seq", Value::from(v as i64 + 1)),
+                    ("flags", Value::from(i64::from(u.key))),
+                    ("timestamp", Value::from(unix_ms())),
+                    ("rotation", Value::from(0)),
+                    ("version", Value::from(0)),
+                    ("facing", Value::from(1)),
+                    ("captureLevel", Value::from(3)),
+                    ("data", Value::Binary(u.data.clone())),
+                    ("sps", Value::Binary(u.sps.clone())),
+                    ("pps", Value::Binary(u.pps.clone())),
+                ]),
+            );
+            v += 1;
+        }
+        while a < voice.len() && a * 20 <= ms {
+            rtc.push(
+                to,
+                "pushVoice",
+                map([
+                    ("uid", Value::from(uid)),
+                    ("rid", Value::from(RID)),
+                    ("seq", Value::from(a as i64 + 1)),
+                    ("timestamp", Value::from(unix_ms())),
+                    ("data", Value::Binary(voice[a].clone())),
+                ]),
+            );
+            a += 1;
+        }
+    }
+}
+
+fn median(mut v: Vec<i64>) -> i64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtm_call_carries_decodable_video_and_voice_both_ways() {
+    let (gate, rtc, mut agent) = in_call("none", 300).await;
+    // The room's other member's video is subscribed to.
+    let sub = gate
+        .wait_quest("subscribeVideo", |b| {
+            b == &map([
+                ("rid", RID.into()),
+                ("uids", Value::Array(vec![MEMBER.into()])),
+            ])
+        })
+        .await;
+    assert_eq!(sub.uid, UID);
+    // Three seconds of the device's camera and microphone.
+    let video = rtc
+        .wait_sent(UID, "video", 45, Duration::from_secs(15))
+        .await;
+    let voice = rtc
+        .wait_sent(UID, "voice", 150, Duration::from_secs(15))
+        .await;
+    let first = &video[0];
+    assert_eq!(first.int("flags"), 1, "the first frame is a key frame");
+    assert!(first.bin("sps").len() > 4 && first.bin("pps").len() > 4);
+    assert_eq!(
+        first.bin("sps")[..5],
+        [0, 0, 0, 1, 0x67],
+        "SPS with its start code"
+    );
+    assert_eq!(first.int("rid"), RID);
+    assert_eq!(first.int("captureLevel"), 1, "320x240 at 15 fps is level 1");
+    for (i, g) in video.iter().enumerate() {
+        assert_eq!(
+            g.int("seq"),
+            i as i64 + 1,
+            "video seq counts from 1 without gaps"
+        );
+        let key = g.int("flags") == 1;
+        assert_eq!(
+            key,
+            !g.bin("sps").is_empty(),
+            "parameter sets on key frames only"
+        );
+        // Stamped in server time (the gate's clock) at capture: before arrival, not long.
+        let age = g.arrived_ms - g.int("timestamp");
+        assert!(
+            (-50..1000).contains(&age),
+            "frame {i} stamped {age} ms before arrival"
+        );
+    }
+    let keys: Vec<i64> = video
+        .iter()
+        .filter(|g| g.int("flags") == 1)
+        .map(|g| g.int("timestamp"))
+        .collect();
+    for w in keys.windows(2) {
+        assert!(w[1] - w[0] <= 1100, "key frames {} ms apart", w[1] - w[0]);
+    }
+    for (i, g) in voice.iter().enumerate() {
+        assert_eq!(
+            g.int("seq"),
+            i as i64 + 1,
+            "voice seq counts from 1 without gaps"
+        );
+    }
+    let decoded = decode_video(&video);
+    assert!(
+        decoded + 2 >= video.len(),
+        "{decoded} of {} video quests decoded",
+        video.len()
+    );
+    let heard = decode_voice(&voice);
+    assert_eq!(heard, voice.len(), "every voice quest decodes as Opus");
+    let latency: Vec<i64> = video
+        .iter()
+        .map(|g| g.arrived_ms - g.int("timestamp"))
+        .collect();
+    println!(
+        "MEASURE capture -> gate: video median {} ms, {} quests, {} key frames, {decoded} decoded",
+        median(latency),
+        video.len(),
+        keys.len()
+    );
+
+    // Member 42 sends two seconds of 640x480 video and voice: the agent decodes them.
+    member_sends(&rtc, UID, MEMBER, 2).await;
+    let st = stats_until(&agent, "member 42 decoded", |st| {
+        st.sessions.iter().any(|s| {
+            s.peer == ClientId(MEMBER)
+                && s.frames_received == 60
+                && s.frames_decoded >= 40
+                && s.audio_decoded >= 80
+        })
+    })
+    .await;
+    let m = st
+        .sessions
+        .iter()
+        .find(|s| s.peer == ClientId(MEMBER))
+        .unwrap();
+    println!("MEASURE member 42 at the agent: {m:?}");
+    assert_eq!(m.frames_received, 60);
+    agent
+        .wait_for("member 42 seen", |s| {
+            s.members
+                .iter()
+                .any(|m| m.client_id == ClientId(MEMBER) && m.video_in)
+        })
+        .await;
+    let rtm = st.rtm.expect("RTM statistics");
+    assert!(
+        rtm.connected && rtm.video_sent >= 45 && rtm.voice_sent >= 150,
+        "{rtm:?}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_admin_close_mic_and_camera_off_stop_the_quests() {
+    let (gate, rtc, mut agent) = in_call("none", 300).await;
+    rtc.wait_sent(UID, "voice", 20, Duration::from_secs(10))
+        .await;
+    let quiet = |method: &'static str| {
+        let rtc = &rtc;
+        async move {
+            // Frames already on their way may land; after that, nothing.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let since = unix_ms();
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            after(rtc, method, since).len()
+        }
+    };
+    agent.handle.command(Command::Mute).await.unwrap();
+    assert_eq!(quiet("voice").await, 0, "muted: no voice quests");
+    let since = unix_ms();
+    agent.handle.command(Command::Unmute).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        after(&rtc, "voice", since).len() >= 10,
+        "unmuted: voice again"
+    );
+
+    // The room's administrator closes the microphone (admin command 6).
+    gate.push(
+        UID,
+        "pushAdminCommand",
+        map([
+            ("command", 6.into()),
+            ("uids", Value::Array(vec![UID.into()])),
+        ]),
+    )
+    .await;
+    agent.wait_for("mic closed", |s| s.mic_muted).await;
+    assert_eq!(
+        quiet("voice").await,
+        0,
+        "mic closed by the admin: no voice quests"
+    );
+
+    agent.handle.command(Command::CameraOff).await.unwrap();
+    assert_eq!(quiet("video").await, 0, "camera off: no video quests");
+    let since = unix_ms();
+    agent.handle.command(Command::CameraOn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let back = after(&rtc, "video", since);
+    assert!(back.len() >= 10, "camera on: video again ({})", back.len());
+    assert_eq!(back[0].int("flags"), 1, "and it starts with a key frame");
+    assert_eq!(decode_video(&back) + 2 >= back.len(), true);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_resumes_when_the_rtc_gate_drops_the_connection() {
+    let (_gate, rtc, agent) = in_call("none", 300).await;
+    rtc.wait_sent(UID, "video", 10, Duration::from_secs(10))
+        .await;
+    rtc.drop_all();
+    let since = unix_ms();
+    rtc.wait_in_room(UID).await;
+    let mut back = Vec::new();
+    for _ in 0..100 {
+        back = after(&rtc, "video", since);
+        if back.len() >= 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        back.len() >= 15,
+        "video after the reconnect: {}",
+        back.len()
+    );
+    assert_eq!(
+        back[0].int("flags"),
+        1,
+        "a reconnect starts from a key frame"
+    );
+    assert!(decode_video(&back) + 2 >= back.len());
+    assert!(rtc.connections() >= 2);
+    let st = stats_until(&agent, "two connections", |st| {
+        st.rtm
+            .as_ref()
+            .is_some_and(|r| r.connections >= 2 && r.connected)
+    })
+    .await;
+    println!("MEASURE after reconnect: {:?}", st.rtm);
+    agent.stop().await;
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_rtc_gate_does_not_grow_memory_and_media_recovers() {
+    // A busy picture at a high bitrate, so a stalled socket backs up within seconds.
+    let (_gate, rtc, agent) =
+        in_call("pipeline:videotestsrc is-live=true pattern=snow", 3000).await;
+    rtc.wait_sent(UID, "video", 10, Duration::from_secs(10))
+        .await;
+    let before = rss_kib();
+    rtc.stall(true);
+    // Either the queue fills and drops video, or the gate's silence (no `adjustTime`
+    // answer) ends the connection: the device stops sending into it either way.
+    let st = stats_until(&agent, "back-pressure", |st| {
+        st.rtm
+            .as_ref()
+            .is_some_and(|r| r.video_dropped > 0 || !r.connected)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = rss_kib();
+    let rtm = agent
+        .handle
+        .media_stats()
+        .unwrap()
+        .borrow()
+        .rtm
+        .clone()
+        .unwrap();
+    println!(
+        "MEASURE stalled: rss {before} -> {during} KiB, {rtm:?} (first sign: {:?})",
+        st.rtm
+    );
+    assert!(
+        rtm.queued_bytes_peak <= rtm.queue_limit_bytes,
+        "the send queue stays within its bound: {rtm:?}"
+    );
+    assert!(
+        during < before + 64 * 1024,
+        "memory grew from {before} to {during} KiB while the gate stalled"
+    );
+    rtc.stall(false);
+    let since = unix_ms();
+    let mut back = Vec::new();
+    for _ in 0..150 {
+        back = after(&rtc, "video", since);
+        if back.iter().any(|g| g.int("flags") == 1) && back.len() >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = back.iter().position(|g| g.int("flags") == 1);
+    assert!(
+        key.is_some(),
+        "video resumes with a key frame: {} quests",
+        back.len()
+    );
+    assert!(decode_video(&back[key.unwrap()..]) > 0);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_in_one_rtm_room_see_and_hear_each_other() {
+    let gate = Gate::start(None).await;
+    let rtc = RtcGate::start().await;
+    rtc.forward(true);
+    gate.set_rtc_endpoint(&rtc.endpoint());
+    gate.room(RID, &[], &[], 1);
+    let mut agents = Vec::new();
+    for uid in [UID, UID_B] {
+        gate.accept_token(uid, &format!("token-{uid}"));
+        let mut a = Agent::start_toml(&toml(uid, &gate, "none", 300)).await;
+        a.registered().await;
+        gate.wait_login(uid).await;
+        gate.push(
+            uid,
+            "pushInviteIntoRTCRoom",
+            map([("rid", RID.into()), ("fromUid", 1.into())]),
+        )
+        .await;
+        a.phase(CallPhase::InCall).await;
+        rtc.wait_in_room(uid).await;
+        agents.push(a);
+    }
+    for (me, other) in [(0, UID_B), (1, UID)] {
+        let st = stats_until(&agents[me], "the other agent decoded", |st| {
+            st.sessions.iter().any(|s| {
+                s.peer == ClientId(other) && s.frames_decoded >= 15 && s.audio_decoded >= 25
+            })
+        })
+        .await;
+        println!("MEASURE agent {me} receives: {:?}", st.sessions);
+        agents[me]
+            .wait_for("the other agent seen", |s| {
+                s.members
+                    .iter()
+                    .any(|m| m.client_id == ClientId(other) && m.video_in)
+            })
+            .await;
+    }
+    for a in agents {
+        a.stop().await;
+    }
+}

@@ -1,0 +1,350 @@
+//! A test RTC gate written from docs/rtm.md ("Media"): FPNN over TCP on loopback. It admits a
+//! device to a room with the token the test RTM gate hands out (`rtc-<rid>`), answers
+//! `adjustTime` with its clock, records every `voice` and `video` quest with its arrival
+//! time, pushes frames a test gives it, forwards each member's frames to the room's other
+//! members (so two devices hear and see each other), and can stall (stop reading a socket)
+//! or drop every connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmpv::Value;
+use roomagent::signaling::rtm::fpnn::{self, Frame, as_i64, as_str, empty_map, field, map};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// A quest a device sent, with when it arrived (Unix ms).
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub uid: i64,
+    pub rid: i64,
+    pub method: String,
+    pub body: Value,
+    pub arrived_ms: i64,
+}
+
+impl Got {
+    pub fn int(&self, key: &str) -> i64 {
+        field(&self.body, key).and_then(as_i64).unwrap_or(-1)
+    }
+
+    pub fn bin(&self, key: &str) -> Vec<u8> {
+        field(&self.body, key)
+            .and_then(fpnn::as_bytes)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    }
+}
+
+enum Out {
+    OneWay(String, Value),
+    Close,
+}
+
+struct Member {
+    uid: i64,
+    rid: i64,
+    to_device: mpsc::UnboundedSender<Out>,
+}
+
+#[derive(Default)]
+struct State {
+    members: HashMap<u64, Member>,
+    log: Vec<Got>,
+    forward: bool,
+    stalled: bool,
+    microphone: bool,
+    next_id: u64,
+    connections: u64,
+}
+
+pub struct RtcGate {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    quests: broadcast::Sender<Got>,
+    stop: CancellationToken,
+}
+
+pub fn unix_ms() -> i64 {
+    roomagent::media::relay::unix_ms()
+}
+
+impl RtcGate {
+    pub async fn start() -> RtcGate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            microphone: true,
+            ..State::default()
+        }));
+        let (quests, _) = broadcast::channel(4096);
+        let stop = CancellationToken::new();
+        let (st, q, s) = (state.clone(), quests.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = s.cancelled() => return,
+                    r = listener.accept() => {
+                        let Ok((stream, _)) = r else { continue };
+                        st.lock().unwrap().connections += 1;
+                        tokio::spawn(serve(stream, st.clone(), q.clone(), s.clone()));
+                    }
+                }
+            }
+        });
+        RtcGate {
+            addr,
+            state,
+            quests,
+            stop,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Forward each member's frames to the other members of its room.
+    pub fn forward(&self, on: bool) {
+        self.state.lock().unwrap().forward = on;
+    }
+
+    /// What `enterRTCRoom` answers as `microphone`.
+    pub fn microphone(&self, on: bool) {
+        self.state.lock().unwrap().microphone = on;
+    }
+
+    /// Stop reading every device's socket (the device's writes back up), or read again.
+    pub fn stall(&self, on: bool) {
+        self.state.lock().unwrap().stalled = on;
+    }
+
+    /// Closes every connection (devices come back by themselves).
+    pub fn drop_all(&self) {
+        let mut st = self.state.lock().unwrap();
+        for (_, m) in st.members.drain() {
+            let _ = m.to_device.send(Out::Close);
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.lock().unwrap().connections
+    }
+
+    /// Whether `uid` is in a room's media.
+    pub fn in_room(&self, uid: i64) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .members
+            .values()
+            .any(|m| m.uid == uid)
+    }
+
+    pub fn log(&self) -> Vec<Got> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// What `uid` sent as `method` so far.
+    pub fn sent(&self, uid: i64, method: &str) -> Vec<Got> {
+        self.log()
+            .into_iter()
+            .filter(|g| g.uid == uid && g.method == method)
+            .collect()
+    }
+
+    /// Waits up to `limit` until `uid` has sent `n` quests of `method`; returns them.
+    pub async fn wait_sent(&self, uid: i64, method: &str, n: usize, limit: Duration) -> Vec<Got> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let got = self.sent(uid, method);
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::Instant::now() >= until {
+                panic!(
+                    "uid {uid} sent {} {method} quests within {limit:?}, wanted {n}",
+                    got.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `uid` has entered a room's media.
+    pub async fn wait_in_room(&self, uid: i64) {
+        for _ in 0..200 {
+            if self.in_room(uid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "uid {uid} never entered the RTC gate; log: {:?}",
+            self.log().len()
+        );
+    }
+
+    /// A one-way push to every connection of `uid`.
+    pub fn push(&self, uid: i64, method: &str, body: Value) {
+        let st = self.state.lock().unwrap();
+        for m in st.members.values().filter(|m| m.uid == uid) {
+            let _ = m.to_device.send(Out::OneWay(method.into(), body.clone()));
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Got> {
+        self.quests.subscribe()
+    }
+}
+
+impl Drop for RtcGate {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.drop_all();
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    quests: broadcast::Sender<Got>,
+    stop: CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut link = fpnn::Link::plain(fpnn::DEFAULT_MAX_PAYLOAD);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut me: Option<(u64, i64, i64)> = None; // id, uid, rid
+    loop {
+        let stalled = state.lock().unwrap().stalled;
+        let mut out = Vec::new();
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(50)), if stalled => continue,
+            n = stream.read(&mut buf), if !stalled => {
+                let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                link.read(&buf[..n]);
+                loop {
+                    match link.next_frame() {
+                        Ok(Some(Frame::Quest { seq, method, body })) => {
+                            let answer = on_quest(&state, &quests, &tx, &mut me, &method, &body);
+                            if let (Some(seq), Some(answer)) = (seq, answer) {
+                                let frame = match answer {
+                                    Ok(b) => Frame::answer(seq, b),
+                                    Err((code, ex)) => Frame::error_answer(seq, code, &ex),
+                                };
+                                let _ = link.write(&frame, &mut out);
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => { leave(&state, me); return; }
+                    }
+                }
+            }
+            msg = rx.recv() => match msg {
+                Some(Out::OneWay(method, body)) => {
+                    let _ = link.write(&Frame::Quest { seq: None, method, body }, &mut out);
+                }
+                Some(Out::Close) | None => break,
+            },
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+    leave(&state, me);
+}
+
+fn leave(state: &Arc<Mutex<State>>, me: Option<(u64, i64, i64)>) {
+    if let Some((id, _, _)) = me {
+        state.lock().unwrap().members.remove(&id);
+    }
+}
+
+type Answer = Option<Result<Value, (i64, String)>>;
+
+fn on_quest(
+    state: &Arc<Mutex<State>>,
+    quests: &broadcast::Sender<Got>,
+    tx: &mpsc::UnboundedSender<Out>,
+    me: &mut Option<(u64, i64, i64)>,
+    method: &str,
+    body: &Value,
+) -> Answer {
+    let int = |k: &str| field(body, k).and_then(as_i64);
+    match method {
+        "enterRTCRoom" => {
+            let (uid, rid) = (int("uid").unwrap_or(0), int("rid").unwrap_or(0));
+            let token = field(body, "token").and_then(as_str).unwrap_or("");
+            if token != format!("rtc-{rid}") || int("pid").is_none() {
+                return Some(Err((800001, "invalid token".into())));
+            }
+            let mut st = state.lock().unwrap();
+            st.next_id += 1;
+            let id = st.next_id;
+            let uids: Vec<Value> = st
+                .members
+                .values()
+                .filter(|m| m.rid == rid)
+                .map(|m| Value::from(m.uid))
+                .chain([Value::from(uid)])
+                .collect();
+            st.members.insert(
+                id,
+                Member {
+                    uid,
+                    rid,
+                    to_device: tx.clone(),
+                },
+            );
+            *me = Some((id, uid, rid));
+            Some(Ok(map([
+                ("microphone", Value::from(st.microphone)),
+                ("uids", Value::Array(uids)),
+                ("administrators", Value::Array(vec![])),
+                ("owner", Value::from(0)),
+            ])))
+        }
+        "adjustTime" => Some(Ok(map([("ts", Value::from(unix_ms()))]))),
+        "voice" | "video" => {
+            let Some((id, uid, rid)) = *me else {
+                return None;
+            };
+            let got = Got {
+                uid,
+                rid,
+                method: method.into(),
+                body: body.clone(),
+                arrived_ms: unix_ms(),
+            };
+            let mut st = state.lock().unwrap();
+            if st.forward {
+                let mut push = body.clone();
+                if let Value::Map(m) = &mut push {
+                    m.push((Value::from("uid"), Value::from(uid)));
+                }
+                let name = if method == "voice" {
+                    "pushVoice"
+                } else {
+                    "pushVideo"
+                };
+                for (other, m) in &st.members {
+                    if *other != id && m.rid == rid {
+                        let _ = m.to_device.send(Out::OneWay(name.into(), push.clone()));
+                    }
+                }
+            }
+            st.log.push(got.clone());
+            let _ = quests.send(got);
+            None
+        }
+        _ => Some(Ok(empty_map())),
+    }
+}
