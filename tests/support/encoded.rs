@@ -119,14 +119,14 @@ fn count_through(description: &str, buffers: Vec<Vec<u8>>, period: Duration) -> 
 
 /// Decodes `video` quests' contents (key frames with their parameter sets joined back)
 /// with OpenH264, as RTM receivers do; returns the frames decoded.
-pub fn decode_h264(units: &[(bool, Vec<u8>, Vec<u8>, Vec<u8>)]) -> usize {
+pub fn decode_h264(units: &[VideoUnit]) -> usize {
     let buffers = units
         .iter()
-        .map(|(key, sps, pps, data)| {
-            if *key {
-                join_access_unit(sps, pps, data)
+        .map(|u| {
+            if u.key {
+                join_access_unit(&u.sps, &u.pps, &u.data)
             } else {
-                data.clone()
+                u.data.clone()
             }
         })
         .collect();

@@ -314,9 +314,7 @@ fn on_quest(
         }
         "adjustTime" => Some(Ok(map([("ts", Value::from(unix_ms()))]))),
         "voice" | "video" => {
-            let Some((id, uid, rid)) = *me else {
-                return None;
-            };
+            let (id, uid, rid) = (*me)?;
             let got = Got {
                 uid,
                 rid,
