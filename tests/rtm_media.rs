@@ -69,12 +69,18 @@ level = "warn"
 
 /// The gates, and an agent in room RID with member 42 after 42's invite.
 async fn in_call(camera: &str, kbps: u32) -> (Gate, RtcGate, Agent) {
+    in_call_with(camera, kbps, "").await
+}
+
+/// [`in_call`] with more configuration sections.
+async fn in_call_with(camera: &str, kbps: u32, sections: &str) -> (Gate, RtcGate, Agent) {
     let gate = Gate::start(None).await;
     let rtc = RtcGate::start().await;
     gate.set_rtc_endpoint(&rtc.endpoint());
     gate.accept_token(UID, &format!("token-{UID}"));
     gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
-    let mut agent = Agent::start_toml(&toml(UID, &gate, camera, kbps)).await;
+    let config = toml(UID, &gate, camera, kbps).replace("[log]", &format!("{sections}\n[log]"));
+    let mut agent = Agent::start_toml(&config).await;
     agent.registered().await;
     gate.wait_login(UID).await;
     gate.push(
@@ -295,6 +301,11 @@ async fn an_rtm_call_carries_decodable_video_and_voice_both_ways() {
         rtm.connected && rtm.video_sent >= 45 && rtm.voice_sent >= 150,
         "{rtm:?}"
     );
+    assert!(
+        rtm.fps_out > 10.0 && rtm.bitrate_out_kbps > 30.0,
+        "a dashboard sees what is sent: {rtm:?}"
+    );
+    assert!(m.fps_in > 0.0 && m.bitrate_in_kbps > 0.0, "{m:?}");
     agent.stop().await;
 }
 
@@ -506,4 +517,41 @@ async fn two_agents_in_one_rtm_room_see_and_hear_each_other() {
     for a in agents {
         a.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_reads_an_rtm_calls_media_counters_over_mqtt() {
+    let broker = support::mqtt::Broker::start();
+    let mut dash = support::mqtt::Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let mqtt = format!(
+        "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ndiscovery = false\ntelemetry_interval_s = 1\n",
+        broker.port
+    );
+    let (_gate, rtc, agent) = in_call_with("none", 300, &mqtt).await;
+    member_sends(&rtc, UID, MEMBER, 1).await;
+    let t = dash
+        .wait_json(&format!("roomagent/rtm-{UID}/telemetry"), |v| {
+            let m = &v["media"];
+            m["rtm"]["video_sent"].as_u64().unwrap_or(0) > 0
+                && m["rtm"]["connected"] == true
+                && m["sessions"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["peer"] == MEMBER && s["frames_decoded"].as_u64() > Some(0))
+                })
+        })
+        .await;
+    let rtm = &t["media"]["rtm"];
+    for key in [
+        "voice_sent",
+        "video_dropped",
+        "voice_dropped",
+        "queued_bytes",
+        "queue_limit_bytes",
+        "bitrate_out_kbps",
+        "fps_out",
+    ] {
+        assert!(rtm.get(key).is_some(), "telemetry has media.rtm.{key}: {t}");
+    }
+    assert!(!t.to_string().contains("token-"), "no token in telemetry");
+    agent.stop().await;
 }

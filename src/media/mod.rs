@@ -532,6 +532,7 @@ pub fn start(
     let rtc = relay.map(|r| rtc_room::RtcRoom::new(r, int_tx.clone()));
     let engine = Engine {
         rtc,
+        rtm_previous: None,
         opts,
         profile: chosen,
         found,
@@ -566,6 +567,8 @@ pub fn start(
 struct Engine {
     /// An RTM room's media (with a relay).
     rtc: Option<rtc_room::RtcRoom>,
+    /// The previous RTM statistics: when, bytes and video frames sent.
+    rtm_previous: Option<(std::time::Instant, u64, u64)>,
     opts: MediaOptions,
     profile: profile::Profile,
     found: devices::Discovered,
@@ -1214,9 +1217,20 @@ impl Engine {
     /// Publishes an RTM call's numbers: the gate connection's and each member's.
     fn rtm_stats(&mut self) {
         let (Some(rtc), Some(call)) = (&self.rtc, &self.call) else {
+            self.rtm_previous = None;
             return;
         };
-        let rtm = rtc.relay().stats();
+        let mut rtm = rtc.relay().stats();
+        let now = std::time::Instant::now();
+        if let Some((at, bytes, frames)) = self.rtm_previous {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt > 0.0 {
+                rtm.bitrate_out_kbps =
+                    rtm.bytes_sent.saturating_sub(bytes) as f64 * 8.0 / 1000.0 / dt;
+                rtm.fps_out = rtm.video_sent.saturating_sub(frames) as f64 / dt;
+            }
+        }
+        self.rtm_previous = Some((now, rtm.bytes_sent, rtm.video_sent));
         let mut snapshot = MediaStats::default();
         for (st, bytes_in) in rtc.member_stats() {
             snapshot = self.stats.record(st, bytes_in, 0);

@@ -133,6 +133,10 @@ pub struct RtmStats {
     pub connections: u64,
     /// Server time minus local time, ms (from `adjustTime`).
     pub server_offset_ms: i64,
+    /// Media sent, kbit/s, since the previous statistics.
+    pub bitrate_out_kbps: f64,
+    /// Video frames sent per second, since the previous statistics.
+    pub fps_out: f64,
 }
 
 #[derive(Default)]
@@ -442,6 +446,7 @@ impl Relay {
             queue_limit_bytes: i.max_bytes as u64,
             connections: l(&i.connections),
             server_offset_ms: i.server_offset_ms.load(Ordering::Relaxed),
+            ..RtmStats::default()
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Reorder<T> {
     next: Option<i64>,
     held: BTreeMap<i64, T>,
     depth: usize,
+    /// Frames skipped as lost (cumulative).
+    pub lost: u64,
 }
 
 impl<T> Reorder<T> {
@@ -72,6 +74,7 @@ impl<T> Reorder<T> {
             next: None,
             held: BTreeMap::new(),
             depth,
+            lost: 0,
         }
     }
 
@@ -100,6 +103,7 @@ impl<T> Reorder<T> {
                 && let Some((&first, _)) = self.held.first_key_value()
             {
                 gap = true;
+                self.lost += (first - next).max(0) as u64;
                 self.next = Some(first);
                 continue;
             }
@@ -449,6 +453,7 @@ impl RtcRoom {
                         audio_received: l(&c.voice_received),
                         audio_decoded: l(&c.voice_decoded),
                         frames_discarded: m.discarded,
+                        packets_lost_in: (m.video_order.lost + m.voice_order.lost) as i64,
                         video_codec_in: (l(&c.video_received) > 0).then(|| "H264".to_string()),
                         ..SessionStats::default()
                     },
@@ -564,6 +569,7 @@ mod tests {
         assert_eq!(r.push(4, 4), (vec![], false));
         assert_eq!(r.push(5, 5), (vec![3, 4, 5], true));
         assert_eq!(r.push(6, 6), (vec![6], false));
+        assert_eq!(r.lost, 1);
     }
 
     #[test]
