@@ -187,6 +187,8 @@ pub struct CallPipeline {
     pub remote: RemoteOutputs,
     /// The video encoder (first element of the encoder chain), for statistics and fallback.
     pub encoder: gst::Element,
+    /// The Opus encoder.
+    pub audio_encoder: gst::Element,
     /// Every live source, stopped first when the call ends.
     sources: Vec<gst::Element>,
     /// Raw frames into the encoder, encoded frames out of it.
@@ -651,7 +653,7 @@ pub fn build(
     opus.set_property("bitrate", (o.audio_kbps * 1000) as i32);
     opus.set_property_from_str("audio-type", "voice");
     opus.set_property_from_str("frame-size", "20");
-    audio.push(opus);
+    audio.push(opus.clone());
     let audio_tee = make("tee")?;
     audio_tee.set_property("allow-not-linked", true);
     audio.push(audio_tee.clone());
@@ -727,6 +729,7 @@ pub fn build(
             })),
         },
         encoder,
+        audio_encoder: opus,
         sources,
         encoder_counts,
     })

@@ -176,8 +176,20 @@ impl RtcRoom {
         &self.relay
     }
 
-    /// Adds the taps to a call pipeline that is not playing yet.
+    /// Adds the taps to a call pipeline that is not playing yet, and sets its Opus encoder as
+    /// the RTM SDKs set theirs: in-band forward error correction (with 5 % expected loss, below
+    /// which libopus adds none) and discontinuous transmission (1-byte packets in silence).
     pub(super) fn attach(&self, call: &CallPipeline, framerate: u32) -> Result<(), MediaError> {
+        let opus = &call.audio_encoder;
+        for (name, value) in [
+            ("inband-fec", "true"),
+            ("dtx", "true"),
+            ("packet-loss-percentage", "5"),
+        ] {
+            if opus.find_property(name).is_some() {
+                opus.set_property_from_str(name, value);
+            }
+        }
         let video = tap(call, &call.video_tee, "rtm-video")?;
         let relay = self.relay.clone();
         let mut last_sets = (Vec::new(), Vec::new());
