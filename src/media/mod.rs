@@ -1132,6 +1132,13 @@ impl Engine {
                 .map(|s| s.path_string().to_string())
                 .unwrap_or_default();
             let text = format!("{src}: {}", err.error());
+            // An error in an RTM member's decoding restarts that member's stream only.
+            if let Some(rtc) = &mut self.rtc
+                && let Some((uid, video)) = rtc.owner(&src)
+            {
+                rtc.feed_failed(self.call.as_ref(), uid, video, &text);
+                return;
+            }
             // An error inside one session's elements fails that session only.
             let owner = self
                 .sessions
@@ -1192,7 +1199,8 @@ impl Engine {
     /// frame, a member gone.
     fn room_media(&mut self, msg: relay::Inbound) {
         match msg {
-            relay::Inbound::Joined => {
+            // A connection that already ended (the call ended meanwhile) starts nothing.
+            relay::Inbound::Joined if self.rtc.as_ref().is_some_and(|r| r.relay().is_open()) => {
                 if let Err(e) = self.ensure_call() {
                     warn!(error = %e, "cannot start the call media for the RTM room");
                     self.emit(MediaEvent::EngineError {
@@ -1200,6 +1208,7 @@ impl Engine {
                     });
                 }
             }
+            relay::Inbound::Joined => {}
             relay::Inbound::Frame(f) => {
                 if let Some(rtc) = &mut self.rtc {
                     rtc.frame(self.call.as_ref(), f);

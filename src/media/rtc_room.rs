@@ -50,6 +50,10 @@ const SEQ_RESTART: i64 = 1000;
 /// RTM has no way to ask for one.
 const KEY_FRAME_EVERY: Duration = Duration::from_secs(1);
 
+/// Members whose frames are taken (the display shows at most 16 pictures); frames of further
+/// uids are dropped and counted.
+pub const MAX_MEMBERS: usize = 16;
+
 /// At most this much of a member's stream waits in its `appsrc`.
 const APPSRC_BYTES: u64 = 2 * 1024 * 1024;
 
@@ -140,6 +144,8 @@ struct Member {
     counts: Arc<Counts>,
     /// Frames that could not be used (malformed, before a key frame, stale voice).
     discarded: u64,
+    /// Times a decoding branch failed.
+    failures: u64,
 }
 
 impl Member {
@@ -152,6 +158,7 @@ impl Member {
             waiting_key: true,
             counts: Arc::default(),
             discarded: 0,
+            failures: 0,
         }
     }
 }
@@ -161,6 +168,8 @@ pub(super) struct RtcRoom {
     relay: Relay,
     members: BTreeMap<i64, Member>,
     internal: mpsc::UnboundedSender<Internal>,
+    /// Frames from uids beyond [`MAX_MEMBERS`].
+    strangers: u64,
 }
 
 impl RtcRoom {
@@ -169,6 +178,7 @@ impl RtcRoom {
             relay,
             members: BTreeMap::new(),
             internal,
+            strangers: 0,
         }
     }
 
@@ -263,6 +273,17 @@ impl RtcRoom {
     /// A member's frame.
     pub(super) fn frame(&mut self, call: Option<&CallPipeline>, frame: InFrame) {
         let uid = frame.uid;
+        if !self.members.contains_key(&uid) && self.members.len() >= MAX_MEMBERS {
+            self.strangers += 1;
+            if self.strangers == 1 {
+                warn!(
+                    uid,
+                    max = MAX_MEMBERS,
+                    "frames from more members than are shown; dropped"
+                );
+            }
+            return;
+        }
         let member = self.members.entry(uid).or_insert_with(Member::new);
         member
             .counts
@@ -340,9 +361,10 @@ impl RtcRoom {
             .field("stream-format", "byte-stream")
             .field("alignment", "au")
             .build();
-        let src = appsrc(&caps, &format!("rtm-video-{uid}"));
+        let src = appsrc(&caps);
         let mut chain = vec![src.clone().upcast::<gst::Element>()];
         chain.extend(h264_decoding(&call.remote)?);
+        name_feed(&chain, uid, true);
         let feed = self.start_feed(call, uid, chain, &compositor, true)?;
         let member = self.members.get_mut(&uid).expect("a member");
         member.video = Some(feed);
@@ -367,8 +389,9 @@ impl RtcRoom {
             .field("channels", 1i32)
             .field("rate", 48000i32)
             .build();
-        let src = appsrc(&caps, &format!("rtm-voice-{uid}"));
+        let src = appsrc(&caps);
         let chain = vec![src.clone().upcast::<gst::Element>(), make("opusdec")?];
+        name_feed(&chain, uid, false);
         let feed = self.start_feed(call, uid, chain, &mixer, false)?;
         let member = self.members.get_mut(&uid).expect("a member");
         member.voice = Some(feed);
@@ -430,6 +453,60 @@ impl RtcRoom {
             elements,
             mix: (mixer.clone(), mix_pad),
         })
+    }
+
+    /// The member and kind (video or not) whose decoding element posted a message from
+    /// `path`, if any.
+    pub(super) fn owner(&self, path: &str) -> Option<(i64, bool)> {
+        self.members.keys().find_map(|uid| {
+            [true, false]
+                .into_iter()
+                .find(|video| path.contains(&feed_prefix(*uid, *video)))
+                .map(|video| (*uid, video))
+        })
+    }
+
+    /// A member's decoding failed (a stream that is not what it claims, from a broken or
+    /// hostile sender): that branch goes, and the next key frame (or voice packet) starts a
+    /// fresh one. The call and every other member carry on.
+    pub(super) fn feed_failed(
+        &mut self,
+        call: Option<&CallPipeline>,
+        uid: i64,
+        video: bool,
+        why: &str,
+    ) {
+        let Some(member) = self.members.get_mut(&uid) else {
+            return;
+        };
+        let feed = if video {
+            member.waiting_key = true;
+            member.video.take()
+        } else {
+            member.voice.take()
+        };
+        // The branch's other elements report the same failure after it is gone.
+        let Some(feed) = feed else { return };
+        member.discarded += 1;
+        member.failures += 1;
+        if member.failures == 1 {
+            warn!(
+                uid,
+                video,
+                error = why,
+                "a member's stream could not be decoded; decoding restarts at its next frame (further failures at debug level)"
+            );
+        } else {
+            debug!(
+                uid,
+                video,
+                error = why,
+                "a member's stream could not be decoded again"
+            );
+        }
+        if let Some(call) = call {
+            remove_feed(call, &call.remote, feed);
+        }
     }
 
     /// A member left: their branches leave the pipeline.
@@ -519,36 +596,66 @@ fn captured_ms(element: &gst::Element, pts: Option<gst::ClockTime>) -> i64 {
     now - running.saturating_sub(pts).mseconds() as i64
 }
 
-fn appsrc(caps: &gst::Caps, name: &str) -> gst_app::AppSrc {
+/// Names a member's decoding elements `rtm-<uid>-<video|voice>-<branch>-<n>`, so an error on
+/// the bus says whose stream it was ([`RtcRoom::owner`]); `<branch>` keeps a new branch's names
+/// apart from those of one still being stopped.
+fn name_feed(chain: &[gst::Element], uid: i64, video: bool) {
+    static BRANCH: AtomicU64 = AtomicU64::new(0);
+    let branch = BRANCH.fetch_add(1, Ordering::Relaxed);
+    for (i, e) in chain.iter().enumerate() {
+        e.set_property("name", format!("{}{branch}-{i}", feed_prefix(uid, video)));
+    }
+}
+
+fn feed_prefix(uid: i64, video: bool) -> String {
+    let kind = if video { "video" } else { "voice" };
+    format!("rtm-{uid}-{kind}-")
+}
+
+fn appsrc(caps: &gst::Caps) -> gst_app::AppSrc {
     let latency = MEMBER_LATENCY.as_nanos() as i64;
     gst_app::AppSrc::builder()
-        .name(name)
         .caps(caps)
         .is_live(true)
         .format(gst::Format::Time)
         .do_timestamp(true)
         .min_latency(latency)
-        .max_latency(latency)
+        // No upper bound: with one, the decoders' own latency on top of the minimum makes the
+        // mixers' latency impossible, and they stop being live (waiting for every member).
+        .max_latency(-1)
         .max_bytes(APPSRC_BYTES)
         .leaky_type(gst_app::AppLeakyType::Upstream)
         .build()
 }
 
-/// Takes a member's branch out of the running pipeline.
+/// Takes a member's branch out of the running pipeline. Its mixer pad goes first: a streaming
+/// thread waiting inside the mixer is released (flushing), so stopping the branch cannot wait
+/// on it. The elements are stopped on a thread of their own, never on the engine's.
 fn remove_feed(call: &CallPipeline, remote: &RemoteOutputs, feed: Feed) {
-    let _ = feed.src.end_of_stream();
-    for e in &feed.elements {
-        e.set_locked_state(true);
-        let _ = e.set_state(gst::State::Null);
-    }
     remote
         .layout
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&feed.mix.1);
     feed.mix.0.release_request_pad(&feed.mix.1);
-    for e in &feed.elements {
-        let _ = call.pipeline.remove(e);
+    let pipeline = call.pipeline.clone();
+    let stop = move || {
+        for e in &feed.elements {
+            e.set_locked_state(true);
+            let _ = e.set_state(gst::State::Null);
+        }
+        for e in &feed.elements {
+            let _ = pipeline.remove(e);
+        }
+    };
+    if std::thread::Builder::new()
+        .name("rtm-feed-stop".into())
+        .spawn(stop)
+        .is_err()
+    {
+        warn!(
+            "cannot start a thread to stop a member's stream; its elements stay until the call ends"
+        );
     }
 }
 

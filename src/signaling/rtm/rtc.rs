@@ -168,6 +168,7 @@ async fn connection(
         link: fpnn::Link::plain(MAX_PAYLOAD),
         next_seq: 1,
         rid: t.rid,
+        uid: s.uid,
         adjust: None,
         enter: None,
         seq_voice: 0,
@@ -298,6 +299,8 @@ struct Conn {
     link: fpnn::Link,
     next_seq: u32,
     rid: RoomId,
+    /// Our uid (a gate echoing our own frames is not a member).
+    uid: i64,
     /// The `adjustTime` waiting for its answer: seq, deadline, local send time (ms).
     adjust: Option<(u32, Instant, i64)>,
     /// The `enterRTCRoom` waiting for its answer: seq, deadline.
@@ -434,6 +437,10 @@ impl Conn {
             debug!(method, "a media push without uid, seq or data; dropped");
             return;
         };
+        if uid == self.uid {
+            debug!(method, "our own frames pushed back; dropped");
+            return;
+        }
         if int("rid").is_some_and(|r| r != self.rid.0) {
             debug!(method, uid, "media for another room; dropped");
             return;
