@@ -690,3 +690,24 @@ async fn a_member_sending_garbage_does_not_break_the_call_or_its_later_frames() 
         .await;
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_connection_outlives_an_rtm_gate_restart() {
+    let (gate, rtc, mut agent) = in_call("none", 300).await;
+    rtc.wait_sent(UID, "video", 10, Duration::from_secs(10))
+        .await;
+    let gate = gate.restart(None).await;
+    gate.set_rtc_endpoint(&rtc.endpoint());
+    gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
+    agent.wait_for("reconnected", |s| s.registered).await;
+    gate.wait_quest("getRTCRoomMembers", |_| true).await;
+    let since = unix_ms();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        after(&rtc, "video", since).len() >= 15,
+        "video kept flowing through the RTM gate's restart"
+    );
+    assert_eq!(rtc.connections(), 1, "on the same RTC gate connection");
+    assert_eq!(agent.now().call, CallPhase::InCall);
+    agent.stop().await;
+}
