@@ -103,18 +103,7 @@ password = "room"
 [answer]
 mode = "always"
 delay_ms = 0
-[media]
-profile = "test"
-camera = "none"
-microphone = "none"
-hdmi_capture = "none"
-display = "fakesink"
-speaker = "fakesink"
-width = 1280
-height = 720
-framerate = 30
-display_width = 1280
-display_height = 720
+{MEDIA_720P30}
 [log]
 level = "{level}"
 "#,
@@ -124,7 +113,7 @@ level = "{level}"
 
 /// `roomagent run` as a process of its own.
 struct AgentProcess {
-    child: Child,
+    child: AgentChild,
 }
 
 /// A scratch directory of this run.
@@ -138,14 +127,9 @@ impl AgentProcess {
     async fn start(server: &Server) -> AgentProcess {
         let path = scratch().join("config.toml");
         std::fs::write(&path, agent_config(&server.api(), "")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_roomagent"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start roomagent");
-        let agent = AgentProcess { child };
+        let agent = AgentProcess {
+            child: AgentChild::start(&path),
+        };
         agent
             .wait_room(server, "registration", |o| o.is_some())
             .await;
@@ -153,7 +137,7 @@ impl AgentProcess {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Waits until the agent's entry in the server's online list satisfies `pred`.
@@ -175,16 +159,6 @@ impl AgentProcess {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        // Our own child, by its pid: SIGTERM, as systemd stops it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }
 

@@ -19,13 +19,10 @@ mod support;
 #[path = "common/mod.rs"]
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use rmpv::Value;
 use roomagent::signaling::rtm::fpnn::map;
 use support::rtc_gate::{RtcGate, unix_ms};
 use support::rtm_gate::Gate;
@@ -49,18 +46,7 @@ token = "bench-token"
 [answer]
 mode = "always"
 delay_ms = 0
-[media]
-profile = "test"
-camera = "none"
-microphone = "none"
-hdmi_capture = "none"
-display = "fakesink"
-speaker = "fakesink"
-width = 1280
-height = 720
-framerate = 30
-display_width = 1280
-display_height = 720
+{MEDIA_720P30}
 [log]
 level = "warn"
 "#,
@@ -68,65 +54,16 @@ level = "warn"
     )
 }
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // Our own child, by its pid: SIGTERM, as systemd stops it.
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-/// Pushes member 42's camera and microphone to the agent until `stop`: 640×480@30 H.264 with
-/// a key frame a second, and Opus, paced as captured, stamped in the gate's time.
-async fn member(rtc: Arc<RtcGate>, stop: Arc<AtomicBool>) {
+/// Pushes member 42's 640×480@30 camera (a key frame a second) and microphone to the agent
+/// for `until`.
+async fn member(rtc: Arc<RtcGate>, until: Duration) {
     let video = tokio::task::spawn_blocking(|| support::encoded::h264(300, 640, 480, 30))
         .await
         .unwrap();
     let voice = tokio::task::spawn_blocking(|| support::encoded::opus(500))
         .await
         .unwrap();
-    let start = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
-    let (mut v, mut a) = (0usize, 0usize);
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let ms = start.elapsed().as_millis() as usize;
-        while v * 1000 / 30 <= ms {
-            let u = &video[v % video.len()];
-            rtc.push(
-                UID,
-                "pushVideo",
-                map([
-                    ("uid", Value::from(MEMBER)),
-                    ("rid", Value::from(RID)),
-                    ("seq", Value::from(v as i64 + 1)),
-                    ("flags", Value::from(i64::from(u.key))),
-                    ("timestamp", Value::from(unix_ms())),
-                    ("captureLevel", Value::from(3)),
-                    ("data", Value::Binary(u.data.clone())),
-                    ("sps", Value::Binary(u.sps.clone())),
-                    ("pps", Value::Binary(u.pps.clone())),
-                ]),
-            );
-            v += 1;
-        }
-        while a * 20 <= ms {
-            rtc.push(
-                UID,
-                "pushVoice",
-                map([
-                    ("uid", Value::from(MEMBER)),
-                    ("rid", Value::from(RID)),
-                    ("seq", Value::from(a as i64 + 1)),
-                    ("timestamp", Value::from(unix_ms())),
-                    ("data", Value::Binary(voice[a % voice.len()].clone())),
-                ]),
-            );
-            a += 1;
-        }
-    }
+    rtc.play(UID, MEMBER, RID, &video, &voice, until).await;
 }
 
 fn latency(rtc: &RtcGate, method: &str, since: i64) -> (f64, f64, usize) {
@@ -153,16 +90,8 @@ async fn rtm_call() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.toml");
     std::fs::write(&path, config(&gate)).unwrap();
-    let agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_roomagent"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start roomagent"),
-    );
-    let pid = agent.0.id();
+    let agent = AgentChild::start(&path);
+    let pid = agent.pid();
     gate.wait_login(UID).await;
     gate.push(
         UID,
@@ -171,13 +100,15 @@ async fn rtm_call() {
     )
     .await;
     rtc.wait_in_room(UID).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = tokio::spawn(member(rtc.clone(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let warm_up = Duration::from_secs(4);
+    let sender = tokio::spawn(member(
+        rtc.clone(),
+        warm_up + CPU_WINDOW + Duration::from_secs(1),
+    ));
+    tokio::time::sleep(warm_up).await;
     let since = unix_ms();
     let (call_cpu, threads) = cpu_by_thread(pid, CPU_WINDOW).await;
     let call_rss = rss_mib(pid);
-    stop.store(true, Ordering::Relaxed);
     let _ = sender.await;
     let (v50, v90, vn) = latency(&rtc, "video", since);
     let (a50, a90, an) = latency(&rtc, "voice", since);

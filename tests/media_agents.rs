@@ -42,20 +42,6 @@ async fn a_calls_b(server: &Server, b_config: impl Fn(String) -> String) -> (Age
 }
 
 /// Waits up to 15 s until `agent`'s media statistics satisfy `pred`; returns them.
-async fn stats_until(
-    agent: &Agent,
-    who: &str,
-    pred: impl Fn(&roomagent::media::MediaStats) -> bool,
-) -> roomagent::media::MediaStats {
-    let mut stats = agent.handle.media_stats().unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(15), stats.wait_for(|st| pred(st)))
-        .await
-        .is_ok();
-    let st = stats.borrow().clone();
-    assert!(got, "{who}: media statistics never got there: {st:?}");
-    st
-}
-
 #[test]
 fn agent_to_agent_call_decodes_video_at_both_ends() {
     netns::run_isolated("agent_to_agent_call_decodes_video_at_both_ends", async {
@@ -63,10 +49,9 @@ fn agent_to_agent_call_decodes_video_at_both_ends() {
         let (mut a, mut b) = a_calls_b(&server, |t| t).await;
         // Frames keep coming: wait for at least 15 decoded at each end.
         for (who, agent) in [("a", &a), ("b", &b)] {
-            let st = stats_until(agent, who, |st| {
-                st.sessions.iter().any(|s| s.frames_decoded >= 15)
-            })
-            .await;
+            let st = agent
+                .stats_until(who, |st| st.sessions.iter().any(|s| s.frames_decoded >= 15))
+                .await;
             println!("MEASURE {who}: {:?}", st.sessions);
         }
 
@@ -147,18 +132,17 @@ fn headless_agent_counts_remote_frames_without_decoding_them() {
                 t
             })
             .await;
-            let st = stats_until(&b, "b", |st| {
-                st.sessions.iter().any(|s| s.frames_received >= 15)
-            })
-            .await;
+            let st = b
+                .stats_until("b", |st| {
+                    st.sessions.iter().any(|s| s.frames_received >= 15)
+                })
+                .await;
             assert!(
                 st.sessions.iter().all(|s| s.frames_decoded == 0),
                 "b decoded video without a display: {st:?}"
             );
-            stats_until(&a, "a", |st| {
-                st.sessions.iter().any(|s| s.frames_decoded >= 15)
-            })
-            .await;
+            a.stats_until("a", |st| st.sessions.iter().any(|s| s.frames_decoded >= 15))
+                .await;
             a.handle.command(Command::Hangup).await.unwrap();
             a.phase(CallPhase::Idle).await;
             b.phase(CallPhase::Idle).await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use rmpv::Value;
 use roomagent::core::{CallPhase, ClientId, Command};
-use roomagent::media::MediaStats;
 use roomagent::media::relay::VideoUnit;
 use roomagent::signaling::rtm::fpnn::map;
 use support::Agent;
@@ -94,16 +93,6 @@ async fn in_call_with(camera: &str, kbps: u32, sections: &str) -> (Gate, RtcGate
     (gate, rtc, agent)
 }
 
-async fn stats_until(agent: &Agent, what: &str, pred: impl Fn(&MediaStats) -> bool) -> MediaStats {
-    let mut stats = agent.handle.media_stats().expect("media on");
-    let got = tokio::time::timeout(Duration::from_secs(15), stats.wait_for(|st| pred(st)))
-        .await
-        .is_ok();
-    let st = stats.borrow().clone();
-    assert!(got, "{what}: the media statistics never got there: {st:#?}");
-    st
-}
-
 fn unit(g: &Got) -> VideoUnit {
     VideoUnit {
         key: g.int("flags") == 1,
@@ -132,55 +121,12 @@ fn after(rtc: &RtcGate, method: &str, since: i64) -> Vec<Got> {
         .collect()
 }
 
-/// Plays member `uid`'s camera and microphone into the agent through the gate for `secs`:
-/// 640x480 H.264 (a key frame a second) and Opus, paced as they were captured, stamped in the
-/// gate's time.
+/// Plays member `uid`'s camera and microphone to `to` through the gate for `secs`.
 async fn member_sends(rtc: &RtcGate, to: i64, uid: i64, secs: u32) {
     let video = tokio::task::block_in_place(|| support::encoded::h264(secs * 30, 640, 480, 30));
     let voice = tokio::task::block_in_place(|| support::encoded::opus(secs * 50));
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let start = tokio::time::Instant::now();
-    let (mut v, mut a) = (0usize, 0usize);
-    while v < video.len() || a < voice.len() {
-        tick.tick().await;
-        let ms = start.elapsed().as_millis() as usize;
-        while v < video.len() && v * 1000 / 30 <= ms {
-            let u = &video[v];
-            rtc.push(
-                to,
-                "pushVideo",
-                map([
-                    ("uid", Value::from(uid)),
-                    ("rid", Value::from(RID)),
-                    ("seq", Value::from(v as i64 + 1)),
-                    ("flags", Value::from(i64::from(u.key))),
-                    ("timestamp", Value::from(unix_ms())),
-                    ("rotation", Value::from(0)),
-                    ("version", Value::from(0)),
-                    ("facing", Value::from(1)),
-                    ("captureLevel", Value::from(3)),
-                    ("data", Value::Binary(u.data.clone())),
-                    ("sps", Value::Binary(u.sps.clone())),
-                    ("pps", Value::Binary(u.pps.clone())),
-                ]),
-            );
-            v += 1;
-        }
-        while a < voice.len() && a * 20 <= ms {
-            rtc.push(
-                to,
-                "pushVoice",
-                map([
-                    ("uid", Value::from(uid)),
-                    ("rid", Value::from(RID)),
-                    ("seq", Value::from(a as i64 + 1)),
-                    ("timestamp", Value::from(unix_ms())),
-                    ("data", Value::Binary(voice[a].clone())),
-                ]),
-            );
-            a += 1;
-        }
-    }
+    let until = Duration::from_secs(u64::from(secs));
+    rtc.play(to, uid, RID, &video, &voice, until).await;
 }
 
 fn median(mut v: Vec<i64>) -> i64 {
@@ -273,15 +219,16 @@ async fn an_rtm_call_carries_decodable_video_and_voice_both_ways() {
 
     // Member 42 sends two seconds of 640x480 video and voice: the agent decodes them.
     member_sends(&rtc, UID, MEMBER, 2).await;
-    let st = stats_until(&agent, "member 42 decoded", |st| {
-        st.sessions.iter().any(|s| {
-            s.peer == ClientId(MEMBER)
-                && s.frames_received == 60
-                && s.frames_decoded >= 40
-                && s.audio_decoded >= 80
+    let st = agent
+        .stats_until("member 42 decoded", |st| {
+            st.sessions.iter().any(|s| {
+                s.peer == ClientId(MEMBER)
+                    && s.frames_received == 60
+                    && s.frames_decoded >= 40
+                    && s.audio_decoded >= 80
+            })
         })
-    })
-    .await;
+        .await;
     let m = st
         .sessions
         .iter()
@@ -396,12 +343,13 @@ async fn media_resumes_when_the_rtc_gate_drops_the_connection() {
     );
     assert!(decode_video(&back) + 2 >= back.len());
     assert!(rtc.connections() >= 2);
-    let st = stats_until(&agent, "two connections", |st| {
-        st.rtm
-            .as_ref()
-            .is_some_and(|r| r.connections >= 2 && r.connected)
-    })
-    .await;
+    let st = agent
+        .stats_until("two connections", |st| {
+            st.rtm
+                .as_ref()
+                .is_some_and(|r| r.connections >= 2 && r.connected)
+        })
+        .await;
     println!("MEASURE after reconnect: {:?}", st.rtm);
     agent.stop().await;
 }
@@ -427,12 +375,13 @@ async fn a_stalled_rtc_gate_does_not_grow_memory_and_media_recovers() {
     rtc.stall(true);
     // Either the queue fills and drops video, or the gate's silence (no `adjustTime`
     // answer) ends the connection: the device stops sending into it either way.
-    let st = stats_until(&agent, "back-pressure", |st| {
-        st.rtm
-            .as_ref()
-            .is_some_and(|r| r.video_dropped > 0 || !r.connected)
-    })
-    .await;
+    let st = agent
+        .stats_until("back-pressure", |st| {
+            st.rtm
+                .as_ref()
+                .is_some_and(|r| r.video_dropped > 0 || !r.connected)
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during = rss_kib();
     let rtm = agent
@@ -497,12 +446,13 @@ async fn two_agents_in_one_rtm_room_see_and_hear_each_other() {
         agents.push(a);
     }
     for (me, other) in [(0, UID_B), (1, UID)] {
-        let st = stats_until(&agents[me], "the other agent decoded", |st| {
-            st.sessions.iter().any(|s| {
-                s.peer == ClientId(other) && s.frames_decoded >= 15 && s.audio_decoded >= 25
+        let st = agents[me]
+            .stats_until("the other agent decoded", |st| {
+                st.sessions.iter().any(|s| {
+                    s.peer == ClientId(other) && s.frames_decoded >= 15 && s.audio_decoded >= 25
+                })
             })
-        })
-        .await;
+            .await;
         println!("MEASURE agent {me} receives: {:?}", st.sessions);
         agents[me]
             .wait_for("the other agent seen", |s| {
@@ -664,12 +614,13 @@ async fn a_member_sending_garbage_does_not_break_the_call_or_its_later_frames() 
         .map_or(0, |s| s.frames_decoded);
     // The member's camera then works: the agent decodes it.
     member_sends(&rtc, UID, MEMBER, 2).await;
-    let st = stats_until(&agent, "member 42 decoded after the garbage", |st| {
-        st.sessions
-            .iter()
-            .any(|s| s.peer == ClientId(MEMBER) && s.frames_decoded >= before + 30)
-    })
-    .await;
+    let st = agent
+        .stats_until("member 42 decoded after the garbage", |st| {
+            st.sessions
+                .iter()
+                .any(|s| s.peer == ClientId(MEMBER) && s.frames_decoded >= before + 30)
+        })
+        .await;
     assert!(
         st.sessions.len() <= 17,
         "members are bounded: {} entries",

@@ -5,6 +5,51 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The agent's media settings in every benchmark: the test profile at 720p30, test sources,
+/// fake display and speaker.
+pub const MEDIA_720P30: &str = r#"[media]
+profile = "test"
+camera = "none"
+microphone = "none"
+hdmi_capture = "none"
+display = "fakesink"
+speaker = "fakesink"
+width = 1280
+height = 720
+framerate = 30
+display_width = 1280
+display_height = 720
+"#;
+
+/// `roomagent run --config <config>` as a process of its own, ended (SIGTERM, by its pid, as
+/// systemd stops it) when dropped.
+pub struct AgentChild(pub std::process::Child);
+
+impl AgentChild {
+    pub fn start(config: &std::path::Path) -> AgentChild {
+        AgentChild(
+            Command::new(env!("CARGO_BIN_EXE_roomagent"))
+                .arg("run")
+                .arg("--config")
+                .arg(config)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start roomagent"),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for AgentChild {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
 /// How long each CPU measurement lasts.
 pub const CPU_WINDOW: Duration = Duration::from_secs(20);
 

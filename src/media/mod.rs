@@ -1101,14 +1101,7 @@ impl Engine {
                 if let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) {
                     let mut snapshot = self.stats.update(s, &stats);
                     if let Some(c) = &self.call {
-                        snapshot.frames_to_encoder = c
-                            .encoder_counts
-                            .0
-                            .load(std::sync::atomic::Ordering::Relaxed);
-                        snapshot.frames_encoded = c
-                            .encoder_counts
-                            .1
-                            .load(std::sync::atomic::Ordering::Relaxed);
+                        (snapshot.frames_to_encoder, snapshot.frames_encoded) = c.encoder_totals();
                     }
                     self.stats_tx.send_replace(snapshot);
                 }
@@ -1244,14 +1237,7 @@ impl Engine {
         for (st, bytes_in) in rtc.member_stats() {
             snapshot = self.stats.record(st, bytes_in, 0);
         }
-        snapshot.frames_to_encoder = call
-            .encoder_counts
-            .0
-            .load(std::sync::atomic::Ordering::Relaxed);
-        snapshot.frames_encoded = call
-            .encoder_counts
-            .1
-            .load(std::sync::atomic::Ordering::Relaxed);
+        (snapshot.frames_to_encoder, snapshot.frames_encoded) = call.encoder_totals();
         snapshot.rtm = Some(rtm);
         self.stats_tx.send_replace(snapshot);
     }

@@ -853,6 +853,15 @@ impl CallPipeline {
         Ok(())
     }
 
+    /// Raw frames that reached the encoder and encoded frames it produced, this call.
+    pub fn encoder_totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.encoder_counts.0.load(Relaxed),
+            self.encoder_counts.1.load(Relaxed),
+        )
+    }
+
     /// Whether an HDMI capture input is wired.
     pub fn has_hdmi(&self) -> bool {
         self.hdmi_pad.is_some()

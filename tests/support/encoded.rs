@@ -15,8 +15,8 @@ fn init() {
     gst::init().expect("GStreamer");
 }
 
-/// Runs `description` (ending in `appsink name=out`) to its end; returns every buffer.
-fn collect(description: &str) -> Vec<Vec<u8>> {
+/// The pipeline `description` describes, and its element named `out` (an `appsink`).
+fn launch(description: &str) -> (gst::Pipeline, gst_app::AppSink) {
     init();
     let pipeline = gst::parse::launch(description)
         .expect("test pipeline")
@@ -24,9 +24,14 @@ fn collect(description: &str) -> Vec<Vec<u8>> {
         .unwrap();
     let sink = pipeline
         .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .expect("an appsink named out");
+    (pipeline, sink)
+}
+
+/// Runs `description` (ending in `appsink name=out`) to its end; returns every buffer.
+fn collect(description: &str) -> Vec<Vec<u8>> {
+    let (pipeline, sink) = launch(description);
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
@@ -64,21 +69,11 @@ pub fn opus(packets: u32) -> Vec<Vec<u8>> {
 /// Feeds `buffers` into `description` (starting with `appsrc name=in`, ending in
 /// `appsink name=out`); returns how many buffers came out.
 fn count_through(description: &str, buffers: Vec<Vec<u8>>, period: Duration) -> usize {
-    init();
-    let pipeline = gst::parse::launch(description)
-        .expect("test pipeline")
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let (pipeline, sink) = launch(description);
     let src = pipeline
         .by_name("in")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .expect("an appsrc named in");
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     sink.set_callbacks(

@@ -322,6 +322,22 @@ impl Agent {
         self.state.borrow().clone()
     }
 
+    /// Waits (up to 15 s) for media statistics matching `pred`; panics with the last ones
+    /// otherwise, saying `what` was awaited.
+    pub async fn stats_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&roomagent::media::MediaStats) -> bool,
+    ) -> roomagent::media::MediaStats {
+        let mut stats = self.handle.media_stats().expect("media on");
+        let got = tokio::time::timeout(Duration::from_secs(15), stats.wait_for(|st| pred(st)))
+            .await
+            .is_ok();
+        let st = stats.borrow().clone();
+        assert!(got, "{what}: the media statistics never got there: {st:#?}");
+        st
+    }
+
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmpv::Value;
+use roomagent::media::relay::VideoUnit;
 use roomagent::signaling::rtm::fpnn::{self, Frame, as_i64, as_str, empty_map, field, map};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -195,6 +196,59 @@ impl RtcGate {
         let st = self.state.lock().unwrap();
         for m in st.members.values().filter(|m| m.uid == uid) {
             let _ = m.to_device.send(Out::OneWay(method.into(), body.clone()));
+        }
+    }
+
+    /// Plays member `uid`'s camera and microphone (`video` at 30 fps, `voice` 20 ms packets,
+    /// both repeated as needed) into room `rid` to the device `to` for `until`, paced as they
+    /// were captured, stamped in the gate's time, each kind with its own `seq` from 1.
+    pub async fn play(
+        &self,
+        to: i64,
+        uid: i64,
+        rid: i64,
+        video: &[VideoUnit],
+        voice: &[Vec<u8>],
+        until: Duration,
+    ) {
+        let start = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        let (mut v, mut a) = (0usize, 0usize);
+        let frames = until.as_millis() as usize * 30 / 1000;
+        let packets = until.as_millis() as usize / 20;
+        while v < frames || a < packets {
+            tick.tick().await;
+            let ms = start.elapsed().as_millis() as usize;
+            while v < frames && v * 1000 / 30 <= ms {
+                let u = &video[v % video.len()];
+                let push = map([
+                    ("uid", Value::from(uid)),
+                    ("rid", Value::from(rid)),
+                    ("seq", Value::from(v as i64 + 1)),
+                    ("flags", Value::from(i64::from(u.key))),
+                    ("timestamp", Value::from(unix_ms())),
+                    ("rotation", Value::from(0)),
+                    ("version", Value::from(0)),
+                    ("facing", Value::from(1)),
+                    ("captureLevel", Value::from(3)),
+                    ("data", Value::Binary(u.data.clone())),
+                    ("sps", Value::Binary(u.sps.clone())),
+                    ("pps", Value::Binary(u.pps.clone())),
+                ]);
+                self.push(to, "pushVideo", push);
+                v += 1;
+            }
+            while a < packets && a * 20 <= ms {
+                let push = map([
+                    ("uid", Value::from(uid)),
+                    ("rid", Value::from(rid)),
+                    ("seq", Value::from(a as i64 + 1)),
+                    ("timestamp", Value::from(unix_ms())),
+                    ("data", Value::Binary(voice[a % voice.len()].clone())),
+                ]);
+                self.push(to, "pushVoice", push);
+                a += 1;
+            }
         }
     }
 
