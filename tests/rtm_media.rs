@@ -662,3 +662,55 @@ async fn the_media_connection_outlives_an_rtm_gate_restart() {
     assert_eq!(agent.now().call, CallPhase::InCall);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_rtm_calls_each_carry_media_and_end_cleanly() {
+    let (gate, rtc, mut agent) = in_call("none", 300).await;
+    let video = tokio::task::block_in_place(|| support::encoded::h264(30, 640, 480, 30));
+    let voice = tokio::task::block_in_place(|| support::encoded::opus(50));
+    for call in 0..3 {
+        if call > 0 {
+            gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
+            gate.push(
+                UID,
+                "pushInviteIntoRTCRoom",
+                map([("rid", RID.into()), ("fromUid", MEMBER.into())]),
+            )
+            .await;
+            agent.phase(CallPhase::InCall).await;
+            rtc.wait_in_room(UID).await;
+        }
+        rtc.play(UID, MEMBER, RID, &video, &voice, Duration::from_secs(1))
+            .await;
+        let st = agent
+            .stats_until(&format!("call {call}: member decoded"), |st| {
+                st.sessions
+                    .iter()
+                    .any(|s| s.peer == ClientId(MEMBER) && s.frames_decoded >= 15)
+                    && st.rtm.as_ref().is_some_and(|r| r.video_sent >= 10)
+            })
+            .await;
+        let rtm = st.rtm.unwrap();
+        assert_eq!(rtm.connections, 1, "call {call} counts from zero: {rtm:?}");
+        // The room closes: the call ends, the media connection closes, the camera is released.
+        gate.push(UID, "pushRTCRoomClosed", map([("rid", RID.into())]))
+            .await;
+        agent.phase(CallPhase::Idle).await;
+        agent
+            .stats_until(&format!("call {call}: media stopped"), |st| {
+                st.rtm.is_none() && st.sessions.is_empty()
+            })
+            .await;
+        for _ in 0..100 {
+            if !rtc.in_room(UID) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            !rtc.in_room(UID),
+            "call {call}: the RTC gate connection closed"
+        );
+    }
+    agent.stop().await;
+}

@@ -67,15 +67,17 @@ impl Session {
             "pushKickOutRTCRoom" => {
                 let room_id = room(body)?;
                 info!(%room_id, by = ?field(body, "fromUid").and_then(as_i64), "removed from the RTC room");
+                self.forget_room(room_id);
                 self.emit(SignalingEvent::Kicked {
                     room_id,
                     client_id: ClientId(self.s.uid.0),
                 });
             }
-            "pushRTCRoomClosed" => self.emit(SignalingEvent::Finished {
-                room_id: room(body)?,
-                by: None,
-            }),
+            "pushRTCRoomClosed" => {
+                let room_id = room(body)?;
+                self.forget_room(room_id);
+                self.emit(SignalingEvent::Finished { room_id, by: None })
+            }
             "pushEnterRTCRoom" => {
                 let (rid, uid) = (room(body)?, user(body, "uid")?);
                 self.member_joined(now, rid, uid.0);

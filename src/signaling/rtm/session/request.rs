@@ -69,14 +69,20 @@ impl Session {
     }
 
     fn exit(&mut self, now: Instant, rid: RoomId) {
+        self.forget_room(rid);
+        let body = map([("rid", Value::from(rid.0))]);
+        self.quest(now, "exitRTCRoom", body, Purpose::Exit);
+    }
+
+    /// We are out of room `rid` (left, removed, or it closed): its token, members and media
+    /// connection go.
+    pub(super) fn forget_room(&mut self, rid: RoomId) {
         self.tokens.remove(&rid);
         if self.room == Some(rid) {
             self.room = None;
             self.members.clear();
             self.subscribed.clear();
         }
-        let body = map([("rid", Value::from(rid.0))]);
-        self.quest(now, "exitRTCRoom", body, Purpose::Exit);
     }
 
     fn create(&mut self, now: Instant, call_type: CallType) {

@@ -850,3 +850,20 @@ fn without_a_configured_rtc_gate_the_rtm_gate_is_asked_for_one() {
         (RoomId(7), "rtc.example:13702")
     );
 }
+
+#[test]
+fn a_closed_room_or_a_kick_ends_the_media_connection_too() {
+    for (method, body) in [
+        ("pushRTCRoomClosed", map([("rid", 55.into())])),
+        (
+            "pushKickOutRTCRoom",
+            map([("rid", 55.into()), ("fromUid", 42.into())]),
+        ),
+    ] {
+        let mut t = in_room(settings());
+        assert!(t.s.rtc_target().is_some());
+        t.push(9, method, body).unwrap();
+        assert_eq!(t.s.rtc_target(), None, "{method}");
+        assert_eq!(t.s.room(), None, "{method}");
+    }
+}
