@@ -555,7 +555,13 @@ impl Agent {
             room_id: meeting.room_id,
             room_type: meeting.room_type,
         });
+        let joined = !matches!(self.phase, Phase::Answering(_) | Phase::Dialing(_));
         self.phase = Phase::Meeting(Box::new(meeting));
+        // A room that carries its media itself (RTM) has no sessions to start the media: a
+        // join or a pull starts it here (answering and dialing prepared it already).
+        if joined && !self.cfg.per_participant_media {
+            self.media(MediaCommand::Prepare);
+        }
     }
 
     // ----------------------------------------------------------------- timers

@@ -532,6 +532,7 @@ pub fn start(
     let rtc = relay.map(|r| rtc_room::RtcRoom::new(r, int_tx.clone()));
     let engine = Engine {
         rtc,
+        call_wanted: false,
         rtm_previous: None,
         opts,
         profile: chosen,
@@ -567,6 +568,8 @@ pub fn start(
 struct Engine {
     /// An RTM room's media (with a relay).
     rtc: Option<rtc_room::RtcRoom>,
+    /// The core started a call (answered, dialed, joined) and has not stopped it.
+    call_wanted: bool,
     /// The previous RTM statistics: when, bytes and video frames sent.
     rtm_previous: Option<(std::time::Instant, u64, u64)>,
     opts: MediaOptions,
@@ -673,6 +676,9 @@ impl Engine {
 
     async fn command(&mut self, cmd: MediaCommand) {
         debug!(?cmd, "media command");
+        if matches!(cmd, MediaCommand::StartSession { .. }) {
+            self.call_wanted = true;
+        }
         match cmd {
             MediaCommand::StartSession {
                 peer,
@@ -702,8 +708,12 @@ impl Engine {
                 self.awaiting_offer.remove(&peer);
                 self.close_session(peer).await;
             }
-            MediaCommand::StopAll => self.stop_all().await,
+            MediaCommand::StopAll => {
+                self.call_wanted = false;
+                self.stop_all().await
+            }
             MediaCommand::Prepare => {
+                self.call_wanted = true;
                 if let Err(e) = self.ensure_call() {
                     // The sessions will try again and report it as theirs.
                     warn!(error = %e, "cannot prepare the call media");
@@ -1192,8 +1202,12 @@ impl Engine {
     /// frame, a member gone.
     fn room_media(&mut self, msg: relay::Inbound) {
         match msg {
-            // A connection that already ended (the call ended meanwhile) starts nothing.
-            relay::Inbound::Joined if self.rtc.as_ref().is_some_and(|r| r.relay().is_open()) => {
+            // Only for a call the core started (answered, dialed, joined) whose media is not
+            // running (it stopped after an error): a connection that outlived its call, or
+            // already ended, starts nothing.
+            relay::Inbound::Joined
+                if self.call_wanted && self.rtc.as_ref().is_some_and(|r| r.relay().is_open()) =>
+            {
                 if let Err(e) = self.ensure_call() {
                     warn!(error = %e, "cannot start the call media for the RTM room");
                     self.emit(MediaEvent::EngineError {

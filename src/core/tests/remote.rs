@@ -213,6 +213,10 @@ fn rooms_without_per_participant_media_start_no_sessions() {
             .iter()
             .any(|c| matches!(c, MediaCommand::StartSession { .. }))
     );
+    assert!(
+        media(&actions).contains(&MediaCommand::Prepare),
+        "a join starts the call media itself: {actions:?}"
+    );
     assert_eq!(h.agent.state().members.len(), 1);
     h.signal(SignalingEvent::MemberLeft {
         room_id: ROOM,
