@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use roomagent::signaling::rtm::fpnn::map;
 use support::rtc_gate::{RtcGate, unix_ms};
 use support::rtm_gate::Gate;
 
@@ -93,12 +92,7 @@ async fn rtm_call() {
     let agent = AgentChild::start(&path);
     let pid = agent.pid();
     gate.wait_login(UID).await;
-    gate.push(
-        UID,
-        "pushInviteIntoRTCRoom",
-        map([("rid", RID.into()), ("fromUid", MEMBER.into())]),
-    )
-    .await;
+    gate.invite(UID, RID, MEMBER).await;
     rtc.wait_in_room(UID).await;
     let warm_up = Duration::from_secs(4);
     let sender = tokio::spawn(member(

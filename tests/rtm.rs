@@ -84,13 +84,7 @@ async fn in_call() -> (Gate, Agent) {
     let mut agent = agent_on(&gate).await;
     agent.registered().await;
     gate.wait_login(UID).await;
-    let answer = gate
-        .push(
-            UID,
-            "pushInviteIntoRTCRoom",
-            map([("rid", RID.into()), ("fromUid", 42.into())]),
-        )
-        .await;
+    let answer = gate.invite(UID, RID, 42).await;
     assert!(is_empty_answer(&answer), "{answer:?}");
     agent.phase(CallPhase::InCall).await;
     (gate, agent)
@@ -236,12 +230,7 @@ async fn the_answer_policy_decides_rtm_invites_too() {
     agent.registered().await;
     gate.wait_login(UID).await;
     let mut events = agent.handle.events();
-    gate.push(
-        UID,
-        "pushInviteIntoRTCRoom",
-        map([("rid", RID.into()), ("fromUid", 42.into())]),
-    )
-    .await;
+    gate.invite(UID, RID, 42).await;
     agent.phase(CallPhase::Ringing).await;
     agent.phase(CallPhase::Idle).await;
     let mut reasons = Vec::new();
@@ -600,12 +589,7 @@ async fn a_dashboard_sees_the_backend_the_uid_moderation_and_messages_over_mqtt(
         "the token never reaches MQTT"
     );
     gate.wait_login(UID).await;
-    gate.push(
-        UID,
-        "pushInviteIntoRTCRoom",
-        map([("rid", RID.into()), ("fromUid", 42.into())]),
-    )
-    .await;
+    gate.invite(UID, RID, 42).await;
     dash.wait_json(state, |v| v["call"] == "in_call" && v["room_id"] == RID)
         .await;
     let forbid = map([

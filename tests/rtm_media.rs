@@ -82,12 +82,7 @@ async fn in_call_with(camera: &str, kbps: u32, sections: &str) -> (Gate, RtcGate
     let mut agent = Agent::start_toml(&config).await;
     agent.registered().await;
     gate.wait_login(UID).await;
-    gate.push(
-        UID,
-        "pushInviteIntoRTCRoom",
-        map([("rid", RID.into()), ("fromUid", MEMBER.into())]),
-    )
-    .await;
+    gate.invite(UID, RID, MEMBER).await;
     agent.phase(CallPhase::InCall).await;
     rtc.wait_in_room(UID).await;
     (gate, rtc, agent)
@@ -435,12 +430,7 @@ async fn two_agents_in_one_rtm_room_see_and_hear_each_other() {
         let mut a = Agent::start_toml(&toml(uid, &gate, "none", 300)).await;
         a.registered().await;
         gate.wait_login(uid).await;
-        gate.push(
-            uid,
-            "pushInviteIntoRTCRoom",
-            map([("rid", RID.into()), ("fromUid", 1.into())]),
-        )
-        .await;
+        gate.invite(uid, RID, 1).await;
         a.phase(CallPhase::InCall).await;
         rtc.wait_in_room(uid).await;
         agents.push(a);
@@ -671,12 +661,7 @@ async fn consecutive_rtm_calls_each_carry_media_and_end_cleanly() {
     for call in 0..3 {
         if call > 0 {
             gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
-            gate.push(
-                UID,
-                "pushInviteIntoRTCRoom",
-                map([("rid", RID.into()), ("fromUid", MEMBER.into())]),
-            )
-            .await;
+            gate.invite(UID, RID, MEMBER).await;
             agent.phase(CallPhase::InCall).await;
             rtc.wait_in_room(UID).await;
         }

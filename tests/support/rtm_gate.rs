@@ -239,6 +239,12 @@ impl Gate {
             .expect("connection closed before answering")
     }
 
+    /// Invites `uid` into room `rid` from `from` (`pushInviteIntoRTCRoom`); returns the answer.
+    pub async fn invite(&self, uid: i64, rid: i64, from: i64) -> Frame {
+        let body = map([("rid", Value::from(rid)), ("fromUid", Value::from(from))]);
+        self.push(uid, "pushInviteIntoRTCRoom", body).await
+    }
+
     pub fn push_oneway(&self, uid: i64, method: &str, body: Value) {
         self.send(uid, Out::OneWay(method.into(), body));
     }
