@@ -58,10 +58,7 @@ fn agent_to_agent_call_decodes_video_at_both_ends() {
         // The room server goes away mid-call: the media between the agents does not need it.
         let decoded = |agent: &Agent| {
             agent
-                .handle
-                .media_stats()
-                .unwrap()
-                .borrow()
+                .media_now()
                 .sessions
                 .iter()
                 .map(|s| s.frames_decoded)

@@ -341,7 +341,7 @@ impl Relay {
 
     /// Server time now, ms (local time plus the offset from `adjustTime`).
     pub fn server_now_ms(&self) -> i64 {
-        unix_ms() + self.inner.server_offset_ms.load(Ordering::Relaxed)
+        unix_ms().saturating_add(self.inner.server_offset_ms.load(Ordering::Relaxed))
     }
 
     // ------------------------------------------------------------- the gate's side

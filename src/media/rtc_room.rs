@@ -44,7 +44,7 @@ const VIDEO_REORDER: usize = 3;
 const VOICE_REORDER: usize = 5;
 
 /// A jump in a sender's counter this large is a restart, not loss.
-const SEQ_RESTART: i64 = 1000;
+const SEQ_RESTART: u64 = 1000;
 
 /// The longest the encoder may go without a key frame: receivers join at key frames and
 /// RTM has no way to ask for one.
@@ -53,6 +53,10 @@ const KEY_FRAME_EVERY: Duration = Duration::from_secs(1);
 /// Members whose frames are taken (the display shows at most 16 pictures); frames of further
 /// uids are dropped and counted.
 pub const MAX_MEMBERS: usize = 16;
+
+/// A member's branch that failed is not made again sooner than this: a sender of nothing but
+/// broken key frames costs one branch a second, not one per frame.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
 
 /// At most this much of a member's stream waits in its `appsrc`.
 const APPSRC_BYTES: u64 = 2 * 1024 * 1024;
@@ -86,7 +90,8 @@ impl<T> Reorder<T> {
     pub fn push(&mut self, seq: i64, item: T) -> (Vec<T>, bool) {
         let mut gap = false;
         let next = *self.next.get_or_insert(seq);
-        if (seq - next).abs() > SEQ_RESTART {
+        // A sender's numbers are anything it likes: no arithmetic on them may overflow.
+        if seq.abs_diff(next) > SEQ_RESTART {
             // The sender started counting again (or jumped): start over from here.
             gap = !self.held.is_empty() || seq != next;
             self.held.clear();
@@ -100,14 +105,17 @@ impl<T> Reorder<T> {
             let next = self.next.expect("set above");
             if let Some(item) = self.held.remove(&next) {
                 out.push(item);
-                self.next = Some(next + 1);
+                self.next = Some(next.saturating_add(1));
+                if next == i64::MAX {
+                    break;
+                }
                 continue;
             }
             if self.held.len() > self.depth
                 && let Some((&first, _)) = self.held.first_key_value()
             {
                 gap = true;
-                self.lost += (first - next).max(0) as u64;
+                self.lost += first.abs_diff(next);
                 self.next = Some(first);
                 continue;
             }
@@ -146,6 +154,8 @@ struct Member {
     discarded: u64,
     /// Times a decoding branch failed.
     failures: u64,
+    /// When a branch last failed (no new one before [`RESTART_AFTER`]).
+    failed_at: Option<Instant>,
 }
 
 impl Member {
@@ -159,6 +169,7 @@ impl Member {
             counts: Arc::default(),
             discarded: 0,
             failures: 0,
+            failed_at: None,
         }
     }
 }
@@ -317,16 +328,16 @@ impl RtcRoom {
                     } else {
                         f.data
                     };
-                    self.video_feed(call, uid)
+                    self.feed(call, uid, true)
                         .map(|feed| feed.map(|s| (s, data)))
                 }
                 InKind::Voice => {
-                    let age = self.relay.server_now_ms() - f.timestamp;
+                    let age = self.relay.server_now_ms().saturating_sub(f.timestamp);
                     if (VOICE_TOO_OLD_MS..CLOCK_PLAUSIBLE_MS).contains(&age) {
                         self.members.get_mut(&uid).expect("a member").discarded += 1;
                         continue;
                     }
-                    self.voice_feed(call, uid)
+                    self.feed(call, uid, false)
                         .map(|feed| feed.map(|s| (s, f.data)))
                 }
             };
@@ -345,56 +356,62 @@ impl RtcRoom {
         }
     }
 
-    fn video_feed(
+    /// The `appsrc` of `uid`'s branch of one kind, made (into the compositor or the mixer)
+    /// when there is none; `None` without a display (speaker), or while a failed branch waits
+    /// out [`RESTART_AFTER`].
+    fn feed(
         &mut self,
         call: &CallPipeline,
         uid: i64,
+        video: bool,
     ) -> Result<Option<gst_app::AppSrc>, MediaError> {
         let member = self.members.get_mut(&uid).expect("a member");
-        if let Some(f) = &member.video {
+        let slot = if video { &member.video } else { &member.voice };
+        if let Some(f) = slot {
             return Ok(Some(f.src.clone()));
         }
-        let Some(compositor) = call.remote.compositor.clone() else {
+        if member
+            .failed_at
+            .is_some_and(|t| t.elapsed() < RESTART_AFTER)
+        {
+            return Ok(None);
+        }
+        let output = if video {
+            &call.remote.compositor
+        } else {
+            &call.remote.mixer
+        };
+        let Some(mixer) = output.clone() else {
             return Ok(None);
         };
-        let caps = gst::Caps::builder("video/x-h264")
-            .field("stream-format", "byte-stream")
-            .field("alignment", "au")
-            .build();
+        let caps = if video {
+            gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build()
+        } else {
+            gst::Caps::builder("audio/x-opus")
+                .field("channel-mapping-family", 0i32)
+                .field("channels", 1i32)
+                .field("rate", 48000i32)
+                .build()
+        };
         let src = appsrc(&caps);
         let mut chain = vec![src.clone().upcast::<gst::Element>()];
-        chain.extend(h264_decoding(&call.remote)?);
-        name_feed(&chain, uid, true);
-        let feed = self.start_feed(call, uid, chain, &compositor, true)?;
-        let member = self.members.get_mut(&uid).expect("a member");
-        member.video = Some(feed);
-        info!(uid, "decoding a member's video");
-        Ok(Some(src))
-    }
-
-    fn voice_feed(
-        &mut self,
-        call: &CallPipeline,
-        uid: i64,
-    ) -> Result<Option<gst_app::AppSrc>, MediaError> {
-        let member = self.members.get_mut(&uid).expect("a member");
-        if let Some(f) = &member.voice {
-            return Ok(Some(f.src.clone()));
+        if video {
+            chain.extend(h264_decoding(&call.remote)?);
+        } else {
+            chain.push(make("opusdec")?);
         }
-        let Some(mixer) = call.remote.mixer.clone() else {
-            return Ok(None);
-        };
-        let caps = gst::Caps::builder("audio/x-opus")
-            .field("channel-mapping-family", 0i32)
-            .field("channels", 1i32)
-            .field("rate", 48000i32)
-            .build();
-        let src = appsrc(&caps);
-        let chain = vec![src.clone().upcast::<gst::Element>(), make("opusdec")?];
-        name_feed(&chain, uid, false);
-        let feed = self.start_feed(call, uid, chain, &mixer, false)?;
+        name_feed(&chain, uid, video);
+        let feed = self.start_feed(call, uid, chain, &mixer, video)?;
         let member = self.members.get_mut(&uid).expect("a member");
-        member.voice = Some(feed);
+        if video {
+            member.video = Some(feed);
+        } else {
+            member.voice = Some(feed);
+        }
+        info!(uid, video, "decoding a member's stream");
         Ok(Some(src))
     }
 
@@ -489,6 +506,7 @@ impl RtcRoom {
         let Some(feed) = feed else { return };
         member.discarded += 1;
         member.failures += 1;
+        member.failed_at = Some(Instant::now());
         if member.failures == 1 {
             warn!(
                 uid,
@@ -689,6 +707,18 @@ mod tests {
         assert_eq!(r.push(5, 5), (vec![3, 4, 5], true));
         assert_eq!(r.push(6, 6), (vec![6], false));
         assert_eq!(r.lost, 1);
+    }
+
+    #[test]
+    fn any_numbers_a_sender_picks_are_taken_without_overflow() {
+        let mut r = Reorder::new(2);
+        assert_eq!(r.push(i64::MIN, 1), (vec![1], false));
+        assert_eq!(r.push(i64::MAX, 2), (vec![2], true));
+        r.push(i64::MAX, 3); // the counter cannot go past its end: taken again, harmlessly
+        assert_eq!(r.push(i64::MIN + 1, 4), (vec![4], true));
+        for s in [0, i64::MAX - 1, -5, 7] {
+            r.push(s, 0);
+        }
     }
 
     #[test]

@@ -322,6 +322,15 @@ impl Agent {
         self.state.borrow().clone()
     }
 
+    /// The media statistics as they are now.
+    pub fn media_now(&self) -> roomagent::media::MediaStats {
+        self.handle
+            .media_stats()
+            .expect("media on")
+            .borrow()
+            .clone()
+    }
+
     /// Waits (up to 15 s) for media statistics matching `pred`; panics with the last ones
     /// otherwise, saying `what` was awaited.
     pub async fn stats_until(

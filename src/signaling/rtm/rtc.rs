@@ -330,7 +330,7 @@ impl Conn {
 
     /// One of our frames as a one-way `voice` or `video` quest, stamped in server time.
     fn media(&mut self, frame: &OutFrame, offset_ms: i64) -> Option<Vec<u8>> {
-        let server_ms = |captured: i64| captured + offset_ms;
+        let server_ms = |captured: i64| captured.saturating_add(offset_ms);
         let rid = Value::from(self.rid.0);
         let (method, body) = match frame {
             OutFrame::Voice { data, captured_ms } => {
@@ -404,7 +404,7 @@ impl Conn {
                     if let Some(ts) = field(&body, "ts").and_then(as_i64).filter(|_| ok) {
                         let now = unix_ms();
                         // The server stamped `ts` about half a round trip before we got it.
-                        let offset = ts - (now - (now - sent) / 2);
+                        let offset = ts.saturating_sub(now - (now - sent) / 2);
                         relay.set_server_offset(offset);
                     }
                 }
