@@ -12,3 +12,5 @@ cargo bench --locked --bench fpnn 2>&1 | grep -vE '^\s*(Compiling|Finished|Runni
 for _ in 1 2 3; do
   cargo test --locked --test rtm the_gate_restarted_mid_call -- --nocapture 2>&1 | grep -E '^MEASURE'
 done
+# Bitrate adaptation: a 300 kbit/s bottleneck for 30 s, with and without adaptation.
+cargo bench --locked --bench adaptation 2>&1 | grep -vE '^\s*(Compiling|Finished|Running|Downloaded|Downloading)|^MEASURE'

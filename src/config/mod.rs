@@ -137,8 +137,13 @@ pub struct MediaConfig {
     pub height: u32,
     /// Frames per second.
     pub framerate: u32,
-    /// Video bitrate, kbit/s.
+    /// Video bitrate, kbit/s (the most that is sent).
     pub video_bitrate_kbps: u32,
+    /// Follow the network (RTCP receiver reports): bitrate, then size and frame rate, go down
+    /// when the path to a participant is narrow and back up when it widens.
+    pub adaptive_bitrate: bool,
+    /// The least video bitrate adaptation goes down to, kbit/s.
+    pub min_video_bitrate_kbps: u32,
     /// Audio (Opus) bitrate, kbit/s.
     pub audio_bitrate_kbps: u32,
     /// Display width (remote participants are composed into a grid of this size).
@@ -170,6 +175,8 @@ impl Default for MediaConfig {
             height: 720,
             framerate: 30,
             video_bitrate_kbps: 1500,
+            adaptive_bitrate: true,
+            min_video_bitrate_kbps: 150,
             audio_bitrate_kbps: 32,
             display_width: 1280,
             display_height: 720,
@@ -197,6 +204,30 @@ pub struct IceConfig {
     pub policy: Option<RelayPolicy>,
     /// Transport to the TURN relay (default `udp`).
     pub turn_transport: Option<Transport>,
+    /// Local UDP ports for media, `"min-max"` (default: any), for a firewall that opens only
+    /// these.
+    pub port_range: Option<String>,
+}
+
+/// Parses a `"min-max"` port range.
+pub fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} must be min-max, e.g. 40000-40099"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{v:?} in {s:?} is not a port (1-65535)"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a > b {
+        return Err(format!(
+            "{s:?}: the first port must not be above the second"
+        ));
+    }
+    Ok((a, b))
 }
 
 /// The ICE settings in force: `[media.ice]`, falling back to the older places the same

@@ -90,6 +90,13 @@ fn check_media(c: &Config, err: &mut impl FnMut(&str, String)) {
     range("height", m.height, 120, 2160);
     range("framerate", m.framerate, 1, 60);
     range("video_bitrate_kbps", m.video_bitrate_kbps, 64, 20_000);
+    // Above video_bitrate_kbps it is that: adaptation then only steps size and rate.
+    range(
+        "min_video_bitrate_kbps",
+        m.min_video_bitrate_kbps,
+        32,
+        20_000,
+    );
     range("audio_bitrate_kbps", m.audio_bitrate_kbps, 6, 510);
     range("display_width", m.display_width, 160, 3840);
     range("display_height", m.display_height, 120, 2160);
@@ -111,6 +118,11 @@ fn check_media(c: &Config, err: &mut impl FnMut(&str, String)) {
 /// STUN and TURN, wherever they were written (see [`Config::ice`]).
 fn check_ice(c: &Config, err: &mut impl FnMut(&str, String)) {
     let ice = c.ice();
+    if let Some(range) = &c.media.ice.port_range
+        && let Err(e) = crate::config::port_range(range)
+    {
+        err("media.ice.port_range", e);
+    }
     let key = |k: &str| format!("{}.{k}", ice.source);
     if let Some(stun) = &ice.stun_server
         && !(stun.starts_with("stun://") && valid_host_port(&stun["stun://".len()..]))

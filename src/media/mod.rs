@@ -8,6 +8,7 @@
 //! state: they post [`Internal`] messages to the task (except the linking of incoming streams,
 //! which must happen before their first buffer and only touches elements of its own session).
 
+pub mod adapt;
 pub mod cert;
 pub mod check;
 pub mod devices;
@@ -138,6 +139,8 @@ pub struct IceOptions {
     pub turn: Option<String>,
     /// Relayed candidates only.
     pub relay_only: bool,
+    /// Local UDP ports for media.
+    pub ports: Option<(u16, u16)>,
 }
 
 impl std::fmt::Debug for IceOptions {
@@ -178,8 +181,13 @@ pub struct MediaOptions {
     pub height: u32,
     /// Frames per second.
     pub framerate: u32,
-    /// Video bitrate.
+    /// Video bitrate (the ceiling when adapting).
     pub video_kbps: u32,
+    /// Follow the network: the video bitrate between `min_video_kbps` and `video_kbps`, and
+    /// the size and rate stepped down when the bitrate is too low for them.
+    pub adaptive: bool,
+    /// The adaptation's floor.
+    pub min_video_kbps: u32,
     /// Audio bitrate.
     pub audio_kbps: u32,
     /// Display width.
@@ -210,6 +218,8 @@ impl Default for MediaOptions {
             height: 720,
             framerate: 30,
             video_kbps: 1500,
+            adaptive: true,
+            min_video_kbps: 150,
             audio_kbps: 32,
             display_width: 1280,
             display_height: 720,
@@ -551,6 +561,7 @@ pub fn start(
         stats: stats::Collector::default(),
         stats_tx,
         stuck: false,
+        adapt: Adaptation::default(),
     };
     let handle = MediaHandle {
         tx,
@@ -591,6 +602,18 @@ struct Engine {
     stats_tx: watch::Sender<MediaStats>,
     /// A call's teardown hung: the engine ends (see [`Engine::stop_all`]).
     stuck: bool,
+    /// Bitrate adaptation: each session's controller (by epoch) and what the encoder runs at.
+    adapt: Adaptation,
+}
+
+/// What bitrate adaptation decided for the call's single encoder.
+#[derive(Default)]
+struct Adaptation {
+    controllers: HashMap<ClientId, (u64, adapt::Controller)>,
+    /// The bitrate the encoder was last set to (0: the configured one, untouched).
+    applied_kbps: u32,
+    /// The step of [`adapt::Level::ladder`] sent.
+    level: usize,
 }
 
 impl Engine {
@@ -602,7 +625,13 @@ impl Engine {
         mut inbound: Option<mpsc::Receiver<relay::Inbound>>,
         shutdown: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(self.opts.stats_interval);
+        // Adaptation wants the receiver reports' news every second.
+        let every = if self.opts.adaptive {
+            self.opts.stats_interval.min(adapt::REPORT_INTERVAL)
+        } else {
+            self.opts.stats_interval
+        };
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stalls = tokio::time::interval(STALL_CHECK);
         stalls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -671,6 +700,7 @@ impl Engine {
         })?;
         info!(profile = %self.profile.name, "call media started");
         self.call = Some(call);
+        self.adapt = Adaptation::default();
         Ok(())
     }
 
@@ -1110,8 +1140,16 @@ impl Engine {
             Internal::Stats { peer, epoch, stats } => {
                 if let Some(s) = self.sessions.get(&peer).filter(|s| s.epoch == epoch) {
                     let mut snapshot = self.stats.update(s, &stats);
+                    if self.opts.adaptive && s.connected {
+                        self.adapt_to(peer, epoch, &stats);
+                    }
                     if let Some(c) = &self.call {
                         (snapshot.frames_to_encoder, snapshot.frames_encoded) = c.encoder_totals();
+                    }
+                    if self.opts.adaptive && self.adapt.applied_kbps > 0 {
+                        let ladder = self.ladder();
+                        snapshot.video_target_kbps = Some(self.adapt.applied_kbps);
+                        snapshot.video_sent = Some(ladder[self.adapt.level]);
                     }
                     self.stats_tx.send_replace(snapshot);
                 }
@@ -1125,6 +1163,79 @@ impl Engine {
                     self.fail(peer, reason);
                 }
             }
+        }
+    }
+
+    fn ladder(&self) -> [adapt::Level; 4] {
+        adapt::Level::ladder(self.opts.width, self.opts.height, self.opts.framerate)
+    }
+
+    /// Folds one session's statistics into its bitrate controller, then sets the encoder to
+    /// the lowest target of all sessions (one encoder serves them all) and the size and rate
+    /// to what that bitrate carries.
+    fn adapt_to(&mut self, peer: ClientId, epoch: u64, stats: &gst::StructureRef) {
+        let fb = stats::video_feedback(stats);
+        let (floor, ceiling) = (self.opts.min_video_kbps, self.opts.video_kbps);
+        let entry = self
+            .adapt
+            .controllers
+            .entry(peer)
+            .or_insert_with(|| (epoch, adapt::Controller::new(floor, ceiling)));
+        if entry.0 != epoch {
+            *entry = (epoch, adapt::Controller::new(floor, ceiling));
+        }
+        let before = entry.1.target();
+        let target = entry.1.update(std::time::Instant::now(), fb);
+        if target != before {
+            debug!(%peer, target, verdict = ?entry.1.verdict, loss = entry.1.loss, rtt_ms = ?fb.rtt.map(|r| r.as_millis()), "bitrate controller");
+        }
+        let sessions = &self.sessions;
+        let lowest = self
+            .adapt
+            .controllers
+            .iter()
+            .filter(|(p, (e, _))| sessions.get(p).is_some_and(|s| s.epoch == *e))
+            .map(|(_, (_, c))| c.target())
+            .min()
+            .unwrap_or(ceiling);
+        let Some(call) = &self.call else { return };
+        let applied = if self.adapt.applied_kbps == 0 {
+            ceiling
+        } else {
+            self.adapt.applied_kbps
+        };
+        // Small moves are not worth an encoder reconfiguration.
+        let edge = lowest != applied && (lowest == ceiling || lowest == self.opts.min_video_kbps);
+        if lowest.abs_diff(applied) * 100 >= applied * 3 || edge || self.adapt.applied_kbps == 0 {
+            if let Some(b) = &call.bitrate
+                && let Err(e) = b.set(lowest)
+            {
+                warn!(error = %e, "cannot change the encoder's bitrate");
+            }
+            if lowest != applied {
+                info!(
+                    from = applied,
+                    to = lowest,
+                    "video bitrate follows the network"
+                );
+            }
+            self.adapt.applied_kbps = lowest;
+            call.pace_kbps
+                .store(lowest, std::sync::atomic::Ordering::Relaxed);
+        }
+        let ladder = self.ladder();
+        let level = adapt::Level::choose(&ladder, self.adapt.level, self.adapt.applied_kbps, 0);
+        if level != self.adapt.level {
+            let l = ladder[level];
+            info!(
+                width = l.width,
+                height = l.height,
+                fps = l.framerate,
+                kbps = self.adapt.applied_kbps,
+                "video size and rate follow the bitrate"
+            );
+            call.set_video_level(l.width, l.height, l.framerate);
+            self.adapt.level = level;
         }
     }
 
@@ -1261,6 +1372,7 @@ impl Engine {
             return;
         };
         self.stats.forget(peer);
+        self.adapt.controllers.remove(&peer);
         let Some(call) = &self.call else { return };
         let pipeline = call.pipeline.clone();
         let remote = call.remote.clone();
@@ -1278,6 +1390,7 @@ impl Engine {
             self.stats.forget(*peer);
         }
         self.awaiting_offer.clear();
+        self.adapt = Adaptation::default();
         if let Some(rtc) = &mut self.rtc {
             for (st, _) in rtc.member_stats() {
                 self.stats.forget(st.peer);
@@ -1356,6 +1469,8 @@ impl MediaOptions {
             height: m.height,
             framerate: m.framerate,
             video_kbps: m.video_bitrate_kbps,
+            adaptive: m.adaptive_bitrate,
+            min_video_kbps: m.min_video_bitrate_kbps.min(m.video_bitrate_kbps),
             audio_kbps: m.audio_bitrate_kbps,
             display_width: m.display_width,
             display_height: m.display_height,
@@ -1368,6 +1483,11 @@ impl MediaOptions {
                 stun: ice.stun_server.clone(),
                 turn,
                 relay_only: ice.policy == crate::config::RelayPolicy::Relay,
+                ports: m
+                    .ice
+                    .port_range
+                    .as_deref()
+                    .and_then(|r| crate::config::port_range(r).ok()),
             },
             stats_interval: Duration::from_secs(m.stats_interval_s),
             volume: 80,

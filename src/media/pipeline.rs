@@ -187,6 +187,12 @@ pub struct CallPipeline {
     pub remote: RemoteOutputs,
     /// The video encoder (first element of the encoder chain), for statistics and fallback.
     pub encoder: gst::Element,
+    /// Where the encoder's bitrate is set during the call (`None`: the profile names none).
+    pub bitrate: Option<BitrateControl>,
+    /// The video bitrate now (kbit/s), which the sessions pace their packets by.
+    pub pace_kbps: Arc<std::sync::atomic::AtomicU32>,
+    /// The size and rate sent, stepped down by bitrate adaptation (`None`: adaptation off).
+    adapt_caps: Option<gst::Element>,
     /// The Opus encoder.
     pub audio_encoder: gst::Element,
     /// Every live source, stopped first when the call ends.
@@ -347,12 +353,42 @@ fn capture_output(
     }
 }
 
+/// Where an encoder takes its bitrate, so it can be changed during the call.
+#[derive(Debug, Clone)]
+pub struct BitrateControl {
+    element: gst::Element,
+    property: String,
+    unit: BitrateUnit,
+}
+
+impl BitrateControl {
+    /// Sets the encoder's target bitrate in kbit/s (x264enc, openh264enc and V4L2 encoders
+    /// take it while playing).
+    pub fn set(&self, kbps: u32) -> Result<(), MediaError> {
+        let value = match self.unit {
+            BitrateUnit::Kbit => i64::from(kbps),
+            BitrateUnit::Bit => i64::from(kbps) * 1000,
+        };
+        match self.property.split_once('.') {
+            // A field of a structure property: V4L2 encoders take their bitrate as one of
+            // their `extra-controls` (rpi4's v4l2h264enc).
+            Some((property, field)) => props::set_field(&self.element, property, field, value)?,
+            None => props::apply(
+                &self.element,
+                [(&self.property, &toml::Value::Integer(value))],
+            )?,
+        }
+        Ok(())
+    }
+}
+
 /// A profile's encoding stages as a call uses them: its converters, its encoder(s) with the
-/// call's bitrate, and the encoder's output caps. Returns them in order, and the encoder.
+/// call's bitrate, and the encoder's output caps. Returns them in order, the encoder, and where
+/// its bitrate is set.
 fn encoder_stages(
     o: &MediaOptions,
     profile: &Profile,
-) -> Result<(Vec<gst::Element>, gst::Element), MediaError> {
+) -> Result<(Vec<gst::Element>, gst::Element, Option<BitrateControl>), MediaError> {
     let mut chain = Vec::new();
     if profile.video_convert.is_empty() {
         chain.push(make("videoconvert")?);
@@ -362,26 +398,24 @@ fn encoder_stages(
         }
     }
     let mut encoder = None;
+    let mut control = None;
     for s in &profile.video_encoder {
         let e = make_stage(s)?;
         if let Some(prop) = &s.bitrate_property {
-            let value = match s.bitrate_unit {
-                BitrateUnit::Kbit => o.video_kbps as i64,
-                BitrateUnit::Bit => o.video_kbps as i64 * 1000,
+            let c = BitrateControl {
+                element: e.clone(),
+                property: prop.clone(),
+                unit: s.bitrate_unit,
             };
-            match prop.split_once('.') {
-                // A field of a structure property: V4L2 encoders take their bitrate as one of
-                // their `extra-controls` (rpi4's v4l2h264enc).
-                Some((property, field)) => props::set_field(&e, property, field, value)?,
-                None => props::apply(&e, [(prop, &toml::Value::Integer(value))])?,
-            }
+            c.set(o.video_kbps)?;
+            control.get_or_insert(c);
         }
         encoder.get_or_insert_with(|| e.clone());
         chain.push(e);
     }
     let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
     chain.push(capsfilter(profile.encoder_caps())?);
-    Ok((chain, encoder))
+    Ok((chain, encoder, control))
 }
 
 /// Frames the encoder check encodes.
@@ -398,7 +432,7 @@ pub fn check_encoder(o: &MediaOptions, profile: &Profile) -> Result<std::time::D
         let src = make("videotestsrc").map_err(|e| e.to_string())?;
         src.set_property("num-buffers", CHECK_FRAMES);
         let raw = capsfilter(&raw_video_caps(o)).map_err(|e| e.to_string())?;
-        let (stages, _) = encoder_stages(o, profile).map_err(|e| e.to_string())?;
+        let (stages, _, _) = encoder_stages(o, profile).map_err(|e| e.to_string())?;
         let parse = make("h264parse").map_err(|e| e.to_string())?;
         let sink = make("fakesink").map_err(|e| e.to_string())?;
         sink.set_property("sync", false);
@@ -469,7 +503,9 @@ pub fn build(
     let raw = raw_video_caps(o);
 
     // ---- local video: camera / black / HDMI into a selector
-    let needs_camera = profile.requires.devices.contains(&DeviceKind::Camera);
+    // A `pipeline:` camera is used whatever the profile (the test profile included).
+    let needs_camera = profile.requires.devices.contains(&DeviceKind::Camera)
+        || matches!(o.camera, DeviceChoice::Pipeline(_));
     let camera = if needs_camera {
         device_source(
             &o.camera,
@@ -567,7 +603,20 @@ pub fn build(
     vqueue.set_property("max-size-bytes", 0u32);
     vqueue.set_property_from_str("leaky", "downstream");
     let mut chain: Vec<gst::Element> = vec![vqueue];
-    let (stages, encoder) = encoder_stages(o, profile)?;
+    // Bitrate adaptation steps the size and rate down here when the path is narrow (a
+    // passthrough while the call's own size and rate are sent).
+    let adapt_caps = if o.adaptive {
+        let scale = make("videoscale")?;
+        let rate = make("videorate")?;
+        rate.set_property("drop-only", true);
+        let filter = capsfilter(&raw)?;
+        filter.set_property("name", "adapt-caps");
+        chain.extend([scale, rate, filter.clone()]);
+        Some(filter)
+    } else {
+        None
+    };
+    let (stages, encoder, bitrate) = encoder_stages(o, profile)?;
     chain.extend(stages);
     let encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)> =
         Arc::default();
@@ -729,6 +778,9 @@ pub fn build(
             })),
         },
         encoder,
+        bitrate,
+        pace_kbps: Arc::new(std::sync::atomic::AtomicU32::new(o.video_kbps)),
+        adapt_caps,
         audio_encoder: opus,
         sources,
         encoder_counts,
@@ -860,6 +912,21 @@ impl CallPipeline {
             self.encoder_counts.0.load(Relaxed),
             self.encoder_counts.1.load(Relaxed),
         )
+    }
+
+    /// Sends `width`×`height` at `framerate` (scaled and rate-limited before the encoder,
+    /// which starts a new sequence at the new size: no renegotiation with the peers).
+    pub fn set_video_level(&self, width: u32, height: u32, framerate: u32) {
+        if let Some(filter) = &self.adapt_caps {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", width as i32)
+                .field("height", height as i32)
+                .field("framerate", gst::Fraction::new(framerate as i32, 1))
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build();
+            filter.set_property("caps", caps);
+        }
     }
 
     /// Whether an HDMI capture input is wired.
@@ -1275,7 +1342,7 @@ mod tests {
                 video_kbps: kbps,
                 ..MediaOptions::default()
             };
-            let (_, encoder) = encoder_stages(&o, &profile).unwrap();
+            let (_, encoder, _) = encoder_stages(&o, &profile).unwrap();
             let controls = encoder.property::<gst::Structure>("extra-controls");
             assert_eq!(
                 controls.get::<i32>("video_bitrate").unwrap(),

@@ -61,6 +61,90 @@ pub struct MediaStats {
     pub frames_encoded: u64,
     /// An RTM call's connection to the RTC gate (sent, dropped, queued).
     pub rtm: Option<super::relay::RtmStats>,
+    /// The video bitrate adaptation set the encoder to, kbit/s (`None`: not adapting yet).
+    pub video_target_kbps: Option<u32>,
+    /// The size and frame rate sent, as adaptation stepped them.
+    pub video_sent: Option<super::adapt::Level>,
+}
+
+/// The video stream's feedback in one `get-stats` reply: the outbound stream with the 90 kHz
+/// clock (audio's is 48 kHz) and the peer's receiver report about it (same SSRC).
+pub fn video_feedback(report: &gst::StructureRef) -> super::adapt::Feedback {
+    let mut clock_of: BTreeMap<String, i128> = BTreeMap::new();
+    let mut outbound: Vec<gst::Structure> = Vec::new();
+    let mut remote: Vec<gst::Structure> = Vec::new();
+    for (id, value) in report.iter() {
+        let Ok(s) = value.get::<gst::Structure>() else {
+            continue;
+        };
+        match s.get::<gst_webrtc::WebRTCStatsType>("type") {
+            Ok(gst_webrtc::WebRTCStatsType::Codec) => {
+                if let Some(c) = num(&s, "clock-rate") {
+                    clock_of.insert(id.to_string(), c);
+                }
+            }
+            Ok(gst_webrtc::WebRTCStatsType::OutboundRtp) => outbound.push(s),
+            Ok(gst_webrtc::WebRTCStatsType::RemoteInboundRtp) => remote.push(s),
+            _ => {}
+        }
+    }
+    let is_video = |s: &gst::Structure| {
+        s.get::<String>("codec-id")
+            .ok()
+            .and_then(|c| clock_of.get(&c).copied())
+            == Some(90_000)
+    };
+    let reported = |s: &gst::Structure| {
+        let ssrc = num(s, "ssrc");
+        ssrc.is_some() && remote.iter().any(|r| num(r, "ssrc") == ssrc)
+    };
+    // The video stream the peer reports on (a retransmission stream also runs at 90 kHz);
+    // without codec statistics, the stream with more packets.
+    let most = |it: &mut dyn Iterator<Item = &gst::Structure>| {
+        it.max_by_key(|s| num(s, "packets-sent").unwrap_or(0))
+            .cloned()
+    };
+    let video = most(&mut outbound.iter().filter(|s| is_video(s) && reported(s)))
+        .or_else(|| most(&mut outbound.iter().filter(|s| is_video(s))))
+        .or_else(|| most(&mut outbound.iter()));
+    let video = video.as_ref();
+    let Some(video) = video else {
+        return super::adapt::Feedback::default();
+    };
+    let ssrc = num(video, "ssrc");
+    let mut fb = super::adapt::Feedback {
+        packets_sent: num(video, "packets-sent")
+            .unwrap_or(0)
+            .clamp(0, u64::MAX as i128) as u64,
+        bytes_sent: num(video, "bytes-sent")
+            .unwrap_or(0)
+            .clamp(0, u64::MAX as i128) as u64,
+        ..super::adapt::Feedback::default()
+    };
+    if let Some(r) = remote
+        .iter()
+        .find(|r| ssrc.is_some() && num(r, "ssrc") == ssrc)
+    {
+        fb.packets_lost = num(r, "packets-lost")
+            .unwrap_or(0)
+            .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        fb.fraction_lost = r.get::<f64>("fraction-lost").ok().filter(|f| f.is_finite());
+        fb.report = r
+            .get::<gst::Structure>("gst-rtpsource-stats")
+            .ok()
+            .and_then(|g| {
+                Some(
+                    (u64::from(g.get::<u32>("rb-lsr").ok()?) << 32)
+                        | u64::from(g.get::<u32>("rb-dlsr").ok()?),
+                )
+            });
+        fb.rtt = r
+            .get::<f64>("round-trip-time")
+            .ok()
+            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 60.0)
+            .map(std::time::Duration::from_secs_f64);
+    }
+    fb
 }
 
 #[derive(Debug, Clone, Copy)]

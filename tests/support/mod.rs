@@ -3,6 +3,7 @@
 //! tests check the agent against the protocol document rather than against its own types.
 #![allow(dead_code)]
 
+pub mod bottleneck;
 pub mod browser;
 pub mod encoded;
 pub mod ha;

@@ -464,7 +464,13 @@ window.roomagent = {
       report.forEach((r) => { if (r.type === 'codec') codecs[r.id] = r.mimeType; });
       report.forEach((r) => {
         if (r.type === 'inbound-rtp' && r.kind === 'video') {
-          s.video = { framesDecoded: r.framesDecoded || 0, packetsReceived: r.packetsReceived || 0, codec: codecs[r.codecId] || null, frameWidth: r.frameWidth || 0 };
+          s.video = {
+            framesDecoded: r.framesDecoded || 0, packetsReceived: r.packetsReceived || 0,
+            packetsLost: r.packetsLost || 0, bytesReceived: r.bytesReceived || 0,
+            codec: codecs[r.codecId] || null, frameWidth: r.frameWidth || 0, frameHeight: r.frameHeight || 0,
+            framesPerSecond: r.framesPerSecond || 0, freezeCount: r.freezeCount || 0,
+            totalFreezesDuration: r.totalFreezesDuration || 0,
+          };
         }
         if (r.type === 'inbound-rtp' && r.kind === 'audio') {
           s.audio = { packetsReceived: r.packetsReceived || 0, codec: codecs[r.codecId] || null };

@@ -1,0 +1,433 @@
+//! Sender-side bitrate adaptation for WebRTC sessions: how much video the path to a participant
+//! carries, judged from what every standard peer sends back anyway — RTCP receiver reports
+//! (loss, and the round-trip time from their timestamps) — as webrtcbin's statistics expose them.
+//!
+//! Why our own controller rather than `rtpgccbwe`: that element (gst-plugins-rs) is not shipped
+//! by Debian 12, and it needs transport-wide congestion control feedback, which a peer may not
+//! offer; receiver reports come from every peer (Chromium, Firefox, GStreamer, a second agent).
+//! The rules follow the loss-based half of Google Congestion Control (RFC draft
+//! `draft-ietf-rmcat-gcc`): more than 10 % lost → down by half the loss; under 2 % → up; in
+//! between → hold. A queue building up on the path (the round trip more than
+//! [`QUEUE_DELAY`] above its minimum of the last [`RTT_WINDOW`]) counts as congestion too, so
+//! a bottleneck with a deep buffer is found before it drops packets.
+//!
+//! One encoder feeds every session ("encode once, fan out"), so the encoder runs at the lowest
+//! participant's target; [`Level`] steps the resolution and frame rate down when that target is
+//! too low for the configured size.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How often the controller wants a report.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The round trip's minimum is taken over this long.
+const RTT_WINDOW: Duration = Duration::from_secs(30);
+/// A round trip this far above its minimum means a queue is building on the path.
+const QUEUE_DELAY: Duration = Duration::from_millis(100);
+/// After a decrease, no increase for this long (the reports still describe the old rate).
+const HOLD: Duration = Duration::from_millis(2500);
+/// How long without congestion before the rate it last showed at is forgotten.
+const FORGET_CONGESTION: Duration = Duration::from_secs(5);
+/// Growth per second while the path shows no sign of congestion.
+const GROWTH: f64 = 0.15;
+
+/// What the statistics say about video sent to one participant, cumulative where it counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Feedback {
+    /// Video RTP packets sent.
+    pub packets_sent: u64,
+    /// Video bytes sent.
+    pub bytes_sent: u64,
+    /// Video packets the peer reports lost (cumulative, from its receiver reports).
+    pub packets_lost: i64,
+    /// The fraction lost in the peer's latest receiver report, 0–1.
+    pub fraction_lost: Option<f64>,
+    /// Round-trip time from the latest receiver report.
+    pub rtt: Option<Duration>,
+    /// What identifies the latest receiver report (its LSR and DLSR fields), when known.
+    pub report: Option<u64>,
+}
+
+/// The verdict of one update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Too little feedback to judge yet.
+    Waiting,
+    /// Going up.
+    Increase,
+    /// Holding.
+    Hold,
+    /// Loss: going down.
+    Loss,
+    /// A queue builds up: going down.
+    Delay,
+}
+
+/// One participant's bitrate controller.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    floor: f64,
+    ceiling: f64,
+    target: f64,
+    last: Option<(Instant, Feedback)>,
+    rtts: VecDeque<(Instant, Duration)>,
+    hold_until: Option<Instant>,
+    /// The rate at which the path last showed congestion (increases slow down near it).
+    congested_at: Option<f64>,
+    /// Since when the path shows no congestion.
+    calm_since: Option<Instant>,
+    /// The last update's verdict.
+    pub verdict: Verdict,
+    /// The loss seen in the last update, 0–1.
+    pub loss: f64,
+}
+
+impl Controller {
+    /// Starts at `ceiling` kbit/s (the configured bitrate), never below `floor`.
+    pub fn new(floor: u32, ceiling: u32) -> Controller {
+        let ceiling = f64::from(ceiling.max(1));
+        Controller {
+            floor: f64::from(floor).min(ceiling),
+            ceiling,
+            target: ceiling,
+            last: None,
+            rtts: VecDeque::new(),
+            hold_until: None,
+            congested_at: None,
+            calm_since: None,
+            verdict: Verdict::Waiting,
+            loss: 0.0,
+        }
+    }
+
+    /// The target, kbit/s.
+    pub fn target(&self) -> u32 {
+        self.target.round() as u32
+    }
+
+    /// Folds in one statistics report; returns the new target in kbit/s.
+    pub fn update(&mut self, now: Instant, fb: Feedback) -> u32 {
+        let Some((then, before)) = self.last.replace((now, fb)) else {
+            return self.target();
+        };
+        let dt = now.saturating_duration_since(then).as_secs_f64();
+        if dt < 0.2 {
+            // Too close to the previous report to say anything; keep the older baseline.
+            self.last = Some((then, before));
+            return self.target();
+        }
+        let sent = fb.packets_sent.saturating_sub(before.packets_sent);
+        let sent_kbps = fb.bytes_sent.saturating_sub(before.bytes_sent) as f64 * 8.0 / 1000.0 / dt;
+        if let Some(rtt) = fb.rtt {
+            self.rtts.push_back((now, rtt));
+        }
+        while self
+            .rtts
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > RTT_WINDOW)
+        {
+            self.rtts.pop_front();
+        }
+        // Only a new receiver report says anything new (the statistics repeat the latest one
+        // until the next arrives): then its own fraction lost is this interval's loss.
+        let new_report = match (fb.report, before.report) {
+            (Some(now), then) => Some(now) != then,
+            (None, _) => {
+                fb.packets_lost != before.packets_lost
+                    || fb.rtt != before.rtt
+                    || fb.fraction_lost != before.fraction_lost
+            }
+        };
+        if sent == 0 || !new_report {
+            self.verdict = Verdict::Waiting;
+            return self.target();
+        }
+        let loss = match fb.fraction_lost {
+            Some(f) if f.is_finite() => f.clamp(0.0, 1.0),
+            _ => {
+                let lost = fb.packets_lost.saturating_sub(before.packets_lost).max(0) as u64;
+                (lost as f64 / sent.max(1) as f64).min(1.0)
+            }
+        };
+        self.loss = loss;
+        let min_rtt = self.rtts.iter().map(|(_, r)| *r).min();
+        let queueing = match (fb.rtt, min_rtt) {
+            (Some(r), Some(m)) => r.saturating_sub(m),
+            _ => Duration::ZERO,
+        };
+        let held = self.hold_until.is_some_and(|t| now < t);
+        self.verdict = if loss > 0.10 {
+            // Down by half the loss, and at least to what got through.
+            let through = sent_kbps * (1.0 - loss);
+            let mut t = self.target * (1.0 - 0.5 * loss);
+            if through > 0.0 {
+                t = t.min(through.max(self.floor));
+            }
+            // What the path carried is where it gives way.
+            self.congested_at = Some(if through > 0.0 {
+                through.max(self.floor)
+            } else {
+                t
+            });
+            self.calm_since = None;
+            self.target = t;
+            self.hold_until = Some(now + HOLD);
+            Verdict::Loss
+        } else if queueing > QUEUE_DELAY {
+            if !held {
+                // What actually went out, when the encoder undershoots its target.
+                let base = if sent_kbps > self.floor {
+                    self.target.min(sent_kbps)
+                } else {
+                    self.target
+                };
+                self.congested_at = Some(base);
+                self.calm_since = None;
+                self.target = base * 0.85;
+                self.hold_until = Some(now + HOLD);
+            }
+            Verdict::Delay
+        } else if loss < 0.02 && queueing < QUEUE_DELAY / 2 && !held {
+            // Near where the path last gave way, carefully; elsewhere, multiplicatively.
+            let calm_since = *self.calm_since.get_or_insert(now);
+            // Where the path gave way is forgotten after a while without congestion (the
+            // path may have widened).
+            if now.saturating_duration_since(calm_since) > FORGET_CONGESTION {
+                self.congested_at = None;
+            }
+            let near = self.congested_at.is_some_and(|c| self.target > c * 0.7);
+            let step = if near {
+                (self.target * 0.03).max(8.0) * dt.min(2.0)
+            } else {
+                self.target * ((1.0 + GROWTH).powf(dt.min(2.0)) - 1.0)
+            };
+            self.target += step.max(8.0);
+            Verdict::Increase
+        } else {
+            Verdict::Hold
+        };
+        self.target = self.target.clamp(self.floor, self.ceiling);
+        self.target()
+    }
+}
+
+/// A step of resolution and frame rate below the configured one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Level {
+    /// Width sent.
+    pub width: u32,
+    /// Height sent.
+    pub height: u32,
+    /// Frames per second sent.
+    pub framerate: u32,
+}
+
+/// Bits per pixel (per frame) a level needs to keep: below this it steps down.
+const BPP_DOWN: f64 = 0.025;
+/// Bits per pixel the level above needs before it is taken again.
+const BPP_UP: f64 = 0.035;
+
+/// Even, and at least 2.
+fn even(v: u32) -> u32 {
+    (v / 2 * 2).max(2)
+}
+
+impl Level {
+    /// The ladder for a configured size and rate: full; half size; half size at half rate;
+    /// quarter size at half rate. `layer` (0 small, 1 medium, 2 large, as a far end's
+    /// `switchVideoBySim` names them) starts the ladder lower.
+    pub fn ladder(width: u32, height: u32, framerate: u32) -> [Level; 4] {
+        let half_rate = (framerate / 2).max(1);
+        [
+            Level {
+                width,
+                height,
+                framerate,
+            },
+            Level {
+                width: even(width / 2),
+                height: even(height / 2),
+                framerate,
+            },
+            Level {
+                width: even(width / 2),
+                height: even(height / 2),
+                framerate: half_rate,
+            },
+            Level {
+                width: even(width / 4),
+                height: even(height / 4),
+                framerate: half_rate,
+            },
+        ]
+    }
+
+    fn bpp(&self, kbps: u32) -> f64 {
+        f64::from(kbps) * 1000.0
+            / (f64::from(self.width) * f64::from(self.height) * f64::from(self.framerate.max(1)))
+    }
+
+    /// The step for `kbps`, from the current step `current` (with hysteresis: a step is left
+    /// downwards below [`BPP_DOWN`], taken upwards only at [`BPP_UP`]), never above `top`.
+    pub fn choose(ladder: &[Level; 4], current: usize, kbps: u32, top: usize) -> usize {
+        let mut i = current.min(ladder.len() - 1).max(top);
+        while i + 1 < ladder.len() && ladder[i].bpp(kbps) < BPP_DOWN {
+            i += 1;
+        }
+        while i > top && ladder[i - 1].bpp(kbps) >= BPP_UP {
+            i -= 1;
+        }
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RTT: Duration = Duration::from_millis(20);
+
+    /// Drives a controller with one report a second: `rate` kbit/s of 1200-byte packets
+    /// offered, of which the path carries `capacity` (the rest is lost), and an extra queueing
+    /// delay of `queue`.
+    struct Path {
+        c: Controller,
+        now: Instant,
+        fb: Feedback,
+    }
+
+    impl Path {
+        fn new(floor: u32, ceiling: u32) -> Path {
+            let now = Instant::now();
+            let mut c = Controller::new(floor, ceiling);
+            c.update(now, Feedback::default());
+            Path {
+                c,
+                now,
+                fb: Feedback::default(),
+            }
+        }
+
+        fn second(&mut self, capacity: u32, queue: Duration) -> u32 {
+            self.now += Duration::from_secs(1);
+            let rate = self.c.target();
+            let packets = u64::from(rate) * 1000 / 8 / 1200;
+            let carried = u64::from(rate.min(capacity)) * 1000 / 8 / 1200;
+            self.fb.packets_sent += packets;
+            self.fb.bytes_sent += packets * 1200;
+            self.fb.packets_lost += (packets - carried) as i64;
+            self.fb.fraction_lost = Some((packets - carried) as f64 / packets.max(1) as f64);
+            self.fb.rtt = Some(RTT + queue);
+            self.fb.report = Some(self.fb.report.unwrap_or(0) + 1);
+            self.c.update(self.now, self.fb)
+        }
+    }
+
+    #[test]
+    fn loss_on_a_narrow_path_brings_the_target_below_its_capacity_and_back_up_after() {
+        let mut p = Path::new(100, 1500);
+        let mut seconds = 0;
+        while p.second(300, Duration::ZERO) > 300 {
+            seconds += 1;
+            assert!(seconds < 8, "still at {} after {seconds} s", p.c.target());
+        }
+        // Around the capacity it probes and backs off, never far off, never at the floor.
+        for _ in 0..30 {
+            let t = p.second(300, Duration::ZERO);
+            assert!((150..=400).contains(&t), "{t}");
+        }
+        // The path widens: back to the ceiling within 25 s.
+        let mut seconds = 0;
+        while p.second(100_000, Duration::ZERO) < 1500 {
+            seconds += 1;
+            assert!(seconds < 25, "still at {} after {seconds} s", p.c.target());
+        }
+    }
+
+    #[test]
+    fn a_growing_queue_lowers_the_target_before_anything_is_lost() {
+        let mut p = Path::new(100, 1500);
+        for _ in 0..5 {
+            assert_eq!(p.second(100_000, Duration::ZERO), 1500);
+        }
+        let t = p.second(100_000, Duration::from_millis(400));
+        assert!(t < 1500 * 9 / 10, "{t}");
+        assert_eq!(p.c.verdict, Verdict::Delay);
+    }
+
+    #[test]
+    fn the_target_stays_between_floor_and_ceiling() {
+        let mut p = Path::new(200, 800);
+        for _ in 0..20 {
+            assert!(p.second(10, Duration::ZERO) >= 200);
+        }
+        assert_eq!(p.c.target(), 200);
+        for _ in 0..60 {
+            assert!(p.second(100_000, Duration::ZERO) <= 800);
+        }
+        assert_eq!(p.c.target(), 800);
+    }
+
+    #[test]
+    fn no_feedback_changes_nothing() {
+        let mut c = Controller::new(100, 1500);
+        let t0 = Instant::now();
+        for i in 0..10 {
+            assert_eq!(
+                c.update(t0 + Duration::from_secs(i), Feedback::default()),
+                1500
+            );
+        }
+        // Hostile numbers: counters going backwards, a fraction above 1.
+        let fb = Feedback {
+            packets_sent: 5,
+            bytes_sent: 1,
+            packets_lost: i64::MIN,
+            fraction_lost: Some(7.0),
+            rtt: Some(Duration::MAX),
+            report: Some(1),
+        };
+        c.update(t0 + Duration::from_secs(20), fb);
+        let back = Feedback {
+            packets_lost: i64::MAX,
+            report: Some(2),
+            ..Feedback::default()
+        };
+        let t = c.update(t0 + Duration::from_secs(21), back);
+        assert!((100..=1500).contains(&t));
+    }
+
+    #[test]
+    fn the_ladder_steps_down_with_the_bitrate_and_up_with_hysteresis() {
+        let ladder = Level::ladder(1280, 720, 30);
+        assert_eq!(
+            ladder[1],
+            Level {
+                width: 640,
+                height: 360,
+                framerate: 30
+            }
+        );
+        assert_eq!(
+            ladder[3],
+            Level {
+                width: 320,
+                height: 180,
+                framerate: 15
+            }
+        );
+        assert_eq!(Level::choose(&ladder, 0, 1500, 0), 0);
+        assert_eq!(Level::choose(&ladder, 0, 250, 0), 1);
+        assert_eq!(Level::choose(&ladder, 0, 100, 0), 2);
+        assert_eq!(Level::choose(&ladder, 0, 40, 0), 3);
+        // 800 kbit/s keeps 720p30 but does not bring it back from 360p.
+        assert_eq!(Level::choose(&ladder, 0, 800, 0), 0);
+        assert_eq!(Level::choose(&ladder, 1, 800, 0), 1);
+        assert_eq!(Level::choose(&ladder, 1, 1000, 0), 0);
+        // A far end asking for the small stream caps it, whatever the bitrate.
+        assert_eq!(Level::choose(&ladder, 0, 1500, 3), 3);
+    }
+}
