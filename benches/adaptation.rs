@@ -62,7 +62,11 @@ fn main() {
     if std::env::var_os("ROOMAGENT_NETNS").is_none() {
         let exe = std::env::current_exe().unwrap();
         let status = Command::new("unshare")
-            .args(["-rn", "sh", "-ec", "ip link set lo up; exec \"$@\"", "sh"])
+            .args([
+                "-rn", "sh", "-ec",
+                "ip link set lo up; ip link add v0 type veth peer name v1; ip addr add 10.250.0.1/24 dev v0; ip link set v0 up; ip addr add 10.250.1.1/24 dev v1; ip link set v1 up; exec \"$@\"",
+                "sh",
+            ])
             .arg(exe)
             .env("ROOMAGENT_NETNS", "bench")
             .status()

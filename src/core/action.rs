@@ -245,6 +245,16 @@ pub enum CallEvent {
         /// Which.
         order: ModeratorOrder,
     },
+    /// The video encoder failed during a call and another profile's encoder took over (the
+    /// call goes on).
+    EncoderReplaced {
+        /// The profile whose encoder failed.
+        from: String,
+        /// The profile whose encoder runs now.
+        to: String,
+        /// What failed.
+        reason: String,
+    },
     /// Something failed that a person should know about; the agent carries on.
     Error {
         /// What.

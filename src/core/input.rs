@@ -329,6 +329,15 @@ pub enum MediaEvent {
         /// What happened.
         reason: String,
     },
+    /// The video encoder failed during the call and another took over.
+    EncoderReplaced {
+        /// The profile whose encoder failed.
+        from: String,
+        /// The profile whose encoder runs now.
+        to: String,
+        /// What failed.
+        reason: String,
+    },
     /// The media engine failed as a whole (e.g. a source could not start).
     EngineError {
         /// What happened.

@@ -332,6 +332,21 @@ pub struct EngineInfo {
     pub passed_over: Vec<(String, String)>,
 }
 
+/// A profile's encoding elements, e.g. `videoconvert ! x264enc`: two profiles with the same
+/// chain fail alike.
+fn encoder_chain(p: &profile::Profile) -> String {
+    let convert: Vec<&str> = if p.video_convert.is_empty() {
+        vec!["videoconvert"]
+    } else {
+        p.video_convert.iter().map(|s| s.element.as_str()).collect()
+    };
+    convert
+        .into_iter()
+        .chain(p.video_encoder.iter().map(|s| s.element.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ! ")
+}
+
 /// Chooses a profile as [`profile::choose`] does, then checks that its encoder really encodes
 /// ([`pipeline::check_encoder`]). When it does not (a hardware encoder whose device is
 /// missing or busy, a size it refuses), the next profile that fits is tried, down to the
@@ -546,6 +561,9 @@ pub fn start(
         rtm_previous: None,
         opts,
         profile: chosen,
+        profiles,
+        encoding: None,
+        failed_encoders: Vec::new(),
         found,
         cert,
         events: ev_tx,
@@ -585,6 +603,12 @@ struct Engine {
     rtm_previous: Option<(std::time::Instant, u64, u64)>,
     opts: MediaOptions,
     profile: profile::Profile,
+    /// Every profile, best first: where a failed encoder's replacement comes from.
+    profiles: Vec<profile::Profile>,
+    /// The profile whose encoder calls use, when the chosen profile's failed during a call.
+    encoding: Option<profile::Profile>,
+    /// Profiles whose encoders failed during a call (not tried again).
+    failed_encoders: Vec<String>,
     found: devices::Discovered,
     cert: cert::DtlsCertificate,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -686,7 +710,8 @@ impl Engine {
         if self.call.is_some() {
             return Ok(());
         }
-        let call = pipeline::build(&self.opts, &self.profile, &self.found)?;
+        let encoding = self.encoding.as_ref().unwrap_or(&self.profile);
+        let call = pipeline::build(&self.opts, &self.profile, encoding, &self.found)?;
         if let Some(rtc) = &self.rtc {
             rtc.attach(&call, self.opts.framerate)?;
         }
@@ -1239,7 +1264,102 @@ impl Engine {
         }
     }
 
+    /// The call's encoder failed: the next profile's encoder (down to software) takes over
+    /// within the call, without renegotiation; an event says so.
+    fn encoder_failed(&mut self, reason: String) {
+        let Some(call) = &mut self.call else { return };
+        let from = call.encoding.clone();
+        if !self.failed_encoders.contains(&from) {
+            self.failed_encoders.push(from.clone());
+        }
+        let failed_chain: Vec<String> = self
+            .profiles
+            .iter()
+            .filter(|p| self.failed_encoders.contains(&p.name))
+            .map(|p| encoder_chain(p))
+            .collect();
+        let kbps = if self.adapt.applied_kbps > 0 {
+            self.adapt.applied_kbps
+        } else {
+            self.opts.video_kbps
+        };
+        warn!(profile = %from, %reason, "the video encoder failed during the call");
+        for candidate in &self.profiles {
+            let chain = encoder_chain(candidate);
+            // A profile for this machine (its elements present, its board model), whatever
+            // devices it captures from: only its encoding is used.
+            let machine = devices::Machine {
+                found: &self.found,
+                configured_camera: true,
+                configured_microphone: true,
+            };
+            let usable = profile::misfits(candidate, &machine)
+                .iter()
+                .all(|m| matches!(m, profile::Misfit::MissingDevice(_)));
+            if !usable
+                || self.failed_encoders.contains(&candidate.name)
+                || failed_chain.contains(&chain)
+            {
+                continue;
+            }
+            match call.replace_encoder(&self.opts, candidate, kbps) {
+                Ok(()) => {
+                    info!(from = %from, to = %candidate.name, encoder = %chain, "encoder replaced");
+                    self.encoding = Some(candidate.clone());
+                    self.emit(MediaEvent::EncoderReplaced {
+                        from,
+                        to: candidate.name.clone(),
+                        reason,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    warn!(profile = %candidate.name, error = %e, "the replacement encoder does not work either");
+                    self.failed_encoders.push(candidate.name.clone());
+                }
+            }
+        }
+        self.emit(MediaEvent::EngineError {
+            message: format!(
+                "the video encoder of {from} failed ({reason}) and no other encoder works"
+            ),
+        });
+    }
+
     fn bus(&mut self, msg: &gst::Message) {
+        if let gst::MessageView::Application(app) = msg.view()
+            && app
+                .structure()
+                .is_some_and(|s| s.name() == pipeline::ENCODER_FAILED)
+        {
+            // Only while the failure stands (an error message may have replaced it already).
+            if !self.call.as_ref().is_some_and(|c| c.encoder_failed()) {
+                return;
+            }
+            let field = |f: &str| {
+                app.structure()
+                    .and_then(|s| s.get::<String>(f).ok())
+                    .unwrap_or_default()
+            };
+            let encoder = self
+                .call
+                .as_ref()
+                .map(|c| c.encoder.name().to_string())
+                .unwrap_or_else(|| field("element"));
+            let reason = format!("{encoder} returned {} (flow)", field("flow"));
+            return self.encoder_failed(reason);
+        }
+        if let gst::MessageView::Error(err) = msg.view()
+            && let (Some(call), Some(src)) = (&self.call, msg.src())
+            && call.encoder_owns(src)
+        {
+            let reason = format!("{}: {}", src.name(), err.error());
+            if call.encoder_failed() {
+                debug!(%reason, "encoder error (already being replaced)");
+                return;
+            }
+            return self.encoder_failed(reason);
+        }
         if let gst::MessageView::Error(err) = msg.view() {
             let src = msg
                 .src()

@@ -187,6 +187,15 @@ pub struct CallPipeline {
     pub remote: RemoteOutputs,
     /// The video encoder (first element of the encoder chain), for statistics and fallback.
     pub encoder: gst::Element,
+    /// The encoding stages (converters, encoders, caps) between `encoder_upstream` and
+    /// `encoder_downstream`: what an encoder failure replaces.
+    encoder_stages: Vec<gst::Element>,
+    encoder_upstream: gst::Element,
+    encoder_downstream: gst::Element,
+    /// The encoder returned an error: its input is dropped until it is replaced.
+    encoder_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The profile whose encoding stages run.
+    pub encoding: String,
     /// Where the encoder's bitrate is set during the call (`None`: the profile names none).
     pub bitrate: Option<BitrateControl>,
     /// The video bitrate now (kbit/s), which the sessions pace their packets by.
@@ -490,10 +499,73 @@ pub fn check_encoder(o: &MediaOptions, profile: &Profile) -> Result<std::time::D
     result.map(|()| started.elapsed())
 }
 
-/// Builds the call pipeline (not yet playing).
+/// Counts raw frames into `encoder` (the first of `counts`).
+fn count_into_encoder(
+    encoder: &gst::Element,
+    counts: &Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+) {
+    let c = counts.clone();
+    if let Some(pad) = encoder.static_pad("sink") {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+}
+
+/// The structure name of the message posted when the encoder fails.
+pub const ENCODER_FAILED: &str = "roomagent-encoder-failed";
+
+/// Keeps an encoder's failure from stopping the capture side: frames are handed to the
+/// encoder from `upstream`'s src pad here, and an error it returns is not passed back up (where
+/// it would stop the queue's thread, then every source behind the selector) but noted in
+/// `failed` and posted to the bus as [`ENCODER_FAILED`]; frames are then dropped until the
+/// encoder is replaced.
+fn guard_encoder(upstream: &gst::Element, failed: Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let Some(src) = upstream.static_pad("src") else {
+        return;
+    };
+    let element = upstream.clone();
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if failed.load(Ordering::Acquire) {
+            return gst::PadProbeReturn::Drop;
+        }
+        let (Some(peer), Some(gst::PadProbeData::Buffer(buffer))) = (pad.peer(), info.data.take())
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        match peer.chain(buffer) {
+            Ok(_) => {}
+            Err(gst::FlowError::Flushing) => info.flow_res = Err(gst::FlowError::Flushing),
+            Err(e) => {
+                if !failed.swap(true, Ordering::AcqRel) {
+                    let name = peer
+                        .parent_element()
+                        .map(|e| e.name().to_string())
+                        .unwrap_or_default();
+                    let msg = gst::message::Application::builder(
+                        gst::Structure::builder(ENCODER_FAILED)
+                            .field("flow", format!("{e:?}"))
+                            .field("element", name)
+                            .build(),
+                    )
+                    .src(&element)
+                    .build();
+                    let _ = element.post_message(msg);
+                }
+            }
+        }
+        gst::PadProbeReturn::Handled
+    });
+}
+
+/// Builds the call pipeline (not yet playing): capture from `profile`, encoding with
+/// `encoding`'s stages (the same profile, unless its encoder failed before).
 pub fn build(
     o: &MediaOptions,
     profile: &Profile,
+    encoding: &Profile,
     found: &Discovered,
 ) -> Result<CallPipeline, MediaError> {
     // Long on purpose, for now: a split of this module (commit 1dab2ee) lost a call's media in
@@ -616,23 +688,18 @@ pub fn build(
     } else {
         None
     };
-    let (stages, encoder, bitrate) = encoder_stages(o, profile)?;
+    let encoder_upstream = chain.last().expect("the encoder queue").clone();
+    let (stages, encoder, bitrate) = encoder_stages(o, encoding)?;
+    let encoder_stages = stages.clone();
     chain.extend(stages);
     let encoder_counts: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)> =
         Arc::default();
-    {
-        use std::sync::atomic::Ordering;
-        let c = encoder_counts.clone();
-        encoder.static_pad("sink").expect("encoder sink").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, _| {
-                c.0.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            },
-        );
-    }
+    count_into_encoder(&encoder, &encoder_counts);
+    let encoder_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    guard_encoder(&encoder_upstream, encoder_failed.clone());
     let parse = make("h264parse")?;
     parse.set_property("config-interval", -1i32);
+    let encoder_downstream = parse.clone();
     chain.push(parse);
     chain.push(capsfilter(
         "video/x-h264,stream-format=(string)byte-stream,alignment=(string)au",
@@ -778,6 +845,11 @@ pub fn build(
             })),
         },
         encoder,
+        encoder_stages,
+        encoder_upstream,
+        encoder_downstream,
+        encoder_failed,
+        encoding: encoding.name.clone(),
         bitrate,
         pace_kbps: Arc::new(std::sync::atomic::AtomicU32::new(o.video_kbps)),
         adapt_caps,
@@ -929,6 +1001,70 @@ impl CallPipeline {
         }
     }
 
+    /// Whether the encoder failed and is not replaced yet.
+    pub fn encoder_failed(&self) -> bool {
+        self.encoder_failed
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether `src` (an error's source) is one of the encoding stages or inside one.
+    pub fn encoder_owns(&self, src: &gst::Object) -> bool {
+        self.encoder_stages
+            .iter()
+            .any(|e| src == e.upcast_ref::<gst::Object>() || src.has_as_ancestor(e))
+    }
+
+    /// Replaces the encoding stages with `profile`'s, while the call runs: the capture side
+    /// and the sessions carry on (the payload stays H.264 of the same caps, so nothing is
+    /// renegotiated). The new encoder starts with a key frame at the current `kbps`.
+    pub fn replace_encoder(
+        &mut self,
+        o: &MediaOptions,
+        profile: &Profile,
+        kbps: u32,
+    ) -> Result<(), MediaError> {
+        use std::sync::atomic::Ordering;
+        self.encoder_failed.store(true, Ordering::Release);
+        let (stages, encoder, bitrate) = encoder_stages(o, profile)?;
+        let up = self.encoder_upstream.static_pad("src").expect("src pad");
+        let down = self
+            .encoder_downstream
+            .static_pad("sink")
+            .expect("sink pad");
+        if let Some(peer) = up.peer() {
+            let _ = up.unlink(&peer);
+        }
+        if let Some(peer) = down.peer() {
+            let _ = peer.unlink(&down);
+        }
+        for e in std::mem::take(&mut self.encoder_stages) {
+            e.set_locked_state(true);
+            let _ = e.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(&e);
+        }
+        self.pipeline
+            .add_many(&stages)
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+        let mut refs: Vec<&gst::Element> = vec![&self.encoder_upstream];
+        refs.extend(stages.iter());
+        refs.push(&self.encoder_downstream);
+        link_all(&refs)?;
+        count_into_encoder(&encoder, &self.encoder_counts);
+        if let Some(b) = &bitrate {
+            b.set(kbps)?;
+        }
+        for e in stages.iter().rev() {
+            e.sync_state_with_parent()
+                .map_err(|_| MediaError::Invalid(format!("{} did not start", e.name())))?;
+        }
+        self.encoder_stages = stages;
+        self.encoder = encoder;
+        self.bitrate = bitrate;
+        self.encoding = profile.name.clone();
+        self.encoder_failed.store(false, Ordering::Release);
+        Ok(())
+    }
+
     /// Whether an HDMI capture input is wired.
     pub fn has_hdmi(&self) -> bool {
         self.hdmi_pad.is_some()
@@ -1069,7 +1205,13 @@ mod tests {
 
     /// A call pipeline of the test profile (not started).
     fn test_call(o: &MediaOptions) -> CallPipeline {
-        build(o, &built_in("test"), &Discovered::default()).unwrap()
+        build(
+            o,
+            &built_in("test"),
+            &built_in("test"),
+            &Discovered::default(),
+        )
+        .unwrap()
     }
 
     fn no_error(call: &CallPipeline) {

@@ -91,6 +91,10 @@ impl Agent {
                 m.recovering.remove(&peer);
                 self.media_failed(peer, &reason);
             }
+            MediaEvent::EncoderReplaced { from, to, reason } => {
+                warn!(%from, %to, %reason, "video encoder replaced during the call");
+                self.event(CallEvent::EncoderReplaced { from, to, reason });
+            }
             MediaEvent::EngineError { message } => {
                 warn!(%message, "media engine error");
                 self.event(CallEvent::Error { message });
