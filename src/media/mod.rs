@@ -1276,7 +1276,7 @@ impl Engine {
             .profiles
             .iter()
             .filter(|p| self.failed_encoders.contains(&p.name))
-            .map(|p| encoder_chain(p))
+            .map(encoder_chain)
             .collect();
         let kbps = if self.adapt.applied_kbps > 0 {
             self.adapt.applied_kbps
