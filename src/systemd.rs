@@ -498,6 +498,7 @@ mod tests {
             camera_on: true,
             sharing: false,
             volume: 80,
+            devices: Default::default(),
         }
     }
 

@@ -127,6 +127,9 @@ pub struct MediaConfig {
     pub microphone: String,
     /// `auto` (recognised by name), `none`, or a device path.
     pub hdmi_capture: String,
+    /// `auto`: a source plugged into the HDMI input is shared during a call (and its loss
+    /// ends the share); `manual`: only `share_start`/`share_stop`.
+    pub hdmi_share: HdmiShare,
     /// `auto` or an element name (`alsasink`, `pulsesink`, `fakesink`).
     pub speaker: String,
     /// `auto` or an element name (`kmssink`, `autovideosink`, `fakesink`).
@@ -169,6 +172,7 @@ impl Default for MediaConfig {
             camera: "auto".into(),
             microphone: "auto".into(),
             hdmi_capture: "auto".into(),
+            hdmi_share: HdmiShare::Auto,
             speaker: "auto".into(),
             display: "auto".into(),
             width: 1280,
@@ -186,6 +190,17 @@ impl Default for MediaConfig {
             stats_interval_s: 2,
         }
     }
+}
+
+/// When the HDMI capture input is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HdmiShare {
+    /// When a source sends on it (during a call).
+    #[default]
+    Auto,
+    /// Only on `share_start`.
+    Manual,
 }
 
 /// `[media.ice]`: how WebRTC sessions find a path, whichever backend delivers the call.
@@ -613,6 +628,7 @@ impl Config {
             connect_timeout: Duration::from_secs(self.answer.connect_timeout_s),
             backend: self.signaling.backend.as_str(),
             per_participant_media: self.signaling.backend == Backend::RtcPeer,
+            auto_share: self.media.hdmi_share == HdmiShare::Auto,
         }
     }
 }

@@ -245,6 +245,18 @@ pub enum CallEvent {
         /// Which.
         order: ModeratorOrder,
     },
+    /// A capture device came or went.
+    Device {
+        /// Which.
+        kind: super::types::DeviceKind,
+        /// Attached and working now.
+        present: bool,
+    },
+    /// A source was plugged into the HDMI capture input (or unplugged).
+    HdmiSignal {
+        /// A source sends.
+        present: bool,
+    },
     /// The video encoder failed during a call and another profile's encoder took over (the
     /// call goes on).
     EncoderReplaced {

@@ -61,6 +61,8 @@ pub struct CoreConfig {
     /// Media runs as one session per participant, negotiated over signaling (WebRTC). Off
     /// for backends whose rooms carry media through a server of their own.
     pub per_participant_media: bool,
+    /// A signal on the HDMI capture input starts sharing it, and its loss stops the share.
+    pub auto_share: bool,
 }
 
 impl Default for CoreConfig {
@@ -71,6 +73,7 @@ impl Default for CoreConfig {
             connect_timeout: Duration::from_secs(20),
             backend: "rtcpeer",
             per_participant_media: true,
+            auto_share: false,
         }
     }
 }
@@ -138,6 +141,7 @@ pub struct Agent {
     camera_on: bool,
     sharing: bool,
     volume: u8,
+    devices: crate::core::state::Devices,
     timers: Timers,
     actions: VecDeque<Action>,
     published: Option<AgentState>,
@@ -281,6 +285,7 @@ impl Agent {
             camera_on: true,
             sharing: false,
             volume: 80,
+            devices: Default::default(),
             timers: Timers::default(),
             actions: VecDeque::new(),
             published: None,
@@ -369,6 +374,7 @@ impl Agent {
             camera_on: self.camera_on,
             sharing: self.sharing,
             volume: self.volume,
+            devices: self.devices,
         }
     }
 

@@ -329,6 +329,18 @@ pub enum MediaEvent {
         /// What happened.
         reason: String,
     },
+    /// A capture device came or went (`present`).
+    Device {
+        /// Which.
+        kind: super::types::DeviceKind,
+        /// Attached and working now.
+        present: bool,
+    },
+    /// The HDMI capture input's signal came or went.
+    HdmiSignal {
+        /// A source sends.
+        present: bool,
+    },
     /// The video encoder failed during the call and another took over.
     EncoderReplaced {
         /// The profile whose encoder failed.

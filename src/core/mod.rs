@@ -19,6 +19,8 @@ pub use action::{Action, CallEvent, EndReason, MediaCommand, Outgoing, RejectRea
 pub use agent::{Agent, CommandError, CoreConfig, MEDIA_RETRIES, REOFFER_WAIT, answerer_wait};
 pub use input::{Command, MediaEvent, MediaSignal, RequestKind, SignalingEvent};
 pub use policy::{AnswerMode, AnswerPolicy};
-pub use state::{AgentState, CallPhase, MediaState, MemberState};
+pub use state::{AgentState, Attached, CallPhase, Devices, MediaState, MemberState};
 pub use timers::Timer;
-pub use types::{CallType, ClientId, Member, ModeratorOrder, Peer, RoomId, RoomInfo, UserId};
+pub use types::{
+    CallType, ClientId, DeviceKind, Member, ModeratorOrder, Peer, RoomId, RoomInfo, UserId,
+};

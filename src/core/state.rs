@@ -55,6 +55,44 @@ pub struct MemberState {
     pub video_in: bool,
 }
 
+/// Whether a capture device is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Attached {
+    /// None was found or configured (test sources, silence).
+    #[default]
+    NotFound,
+    /// Attached and working.
+    Present,
+    /// It was there and went away (unplugged, failing); the call goes on without it.
+    Lost,
+}
+
+/// What is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct Devices {
+    /// The camera.
+    pub camera: Attached,
+    /// The microphone.
+    pub microphone: Attached,
+    /// The HDMI capture input.
+    pub hdmi: Attached,
+    /// A source is plugged into the HDMI input and sending (only known during a call).
+    pub hdmi_signal: bool,
+}
+
+impl Devices {
+    /// Sets the entry for `kind`.
+    pub fn set(&mut self, kind: super::types::DeviceKind, to: Attached) {
+        use super::types::DeviceKind;
+        match kind {
+            DeviceKind::Camera => self.camera = to,
+            DeviceKind::Microphone => self.microphone = to,
+            DeviceKind::Hdmi => self.hdmi = to,
+        }
+    }
+}
+
 /// A snapshot of everything the core knows that a person would check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentState {
@@ -88,6 +126,8 @@ pub struct AgentState {
     pub sharing: bool,
     /// Speaker volume 0–100.
     pub volume: u8,
+    /// Capture devices attached.
+    pub devices: Devices,
 }
 
 impl AgentState {

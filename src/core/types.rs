@@ -1,5 +1,17 @@
 //! Identifiers and small value types shared by inputs, actions and state.
 
+/// A kind of capture device the state and events report on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// The camera.
+    Camera,
+    /// The microphone.
+    Microphone,
+    /// The HDMI capture input.
+    Hdmi,
+}
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -219,7 +219,8 @@ fn desired(state: &AgentState, patterns: &Patterns) -> [(Led, Pattern); 2] {
         ),
         (
             Led::Mute,
-            if state.mic_muted {
+            // A lost microphone is as silent as a muted one: the person in the room sees it.
+            if state.mic_muted || state.devices.microphone == crate::core::Attached::Lost {
                 Pattern::On
             } else {
                 Pattern::Off
@@ -347,6 +348,7 @@ mod tests {
             camera_on: true,
             sharing: false,
             volume: 80,
+            devices: Default::default(),
         }
     }
 
@@ -459,5 +461,11 @@ mod tests {
         let mut muted = state(CallPhase::InCall, true);
         muted.mic_muted = true;
         assert_eq!(desired(&muted, &p)[1].1, Pattern::On);
+        // The microphone unplugged mid-call lights the mute LED; back, it goes out.
+        let mut unplugged = state(CallPhase::InCall, true);
+        unplugged.devices.microphone = crate::core::Attached::Lost;
+        assert_eq!(desired(&unplugged, &p)[1].1, Pattern::On);
+        unplugged.devices.microphone = crate::core::Attached::Present;
+        assert_eq!(desired(&unplugged, &p)[1].1, Pattern::Off);
     }
 }

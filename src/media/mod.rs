@@ -580,6 +580,8 @@ pub fn start(
         stats_tx,
         stuck: false,
         adapt: Adaptation::default(),
+        inputs: Inputs::default(),
+        absent: Default::default(),
     };
     let handle = MediaHandle {
         tx,
@@ -628,6 +630,39 @@ struct Engine {
     stuck: bool,
     /// Bitrate adaptation: each session's controller (by epoch) and what the encoder runs at.
     adapt: Adaptation,
+    /// Capture inputs that come and go during a call.
+    inputs: Inputs,
+    /// Inputs reported lost (until they are seen again, in this call or a later one).
+    absent: std::collections::BTreeSet<pipeline::Input>,
+}
+
+/// How often a lost capture input is tried again.
+const INPUT_RETRY: Duration = Duration::from_secs(1);
+/// How long an HDMI input delivers frames before it counts as having a signal.
+const HDMI_SETTLE: Duration = Duration::from_millis(1500);
+/// How long without a frame before an HDMI input's signal counts as gone.
+const HDMI_GONE: Duration = Duration::from_secs(1);
+
+/// The call's capture inputs over time.
+#[derive(Default)]
+struct Inputs {
+    /// Lost inputs, and when each is tried again.
+    lost: BTreeMap<pipeline::Input, std::time::Instant>,
+    /// The HDMI input's frame count when it last changed, and when.
+    hdmi_frames: u64,
+    hdmi_last: Option<std::time::Instant>,
+    /// Since when the HDMI input delivers frames without a gap.
+    hdmi_since: Option<std::time::Instant>,
+    /// Whether its signal counts as present (last reported).
+    hdmi_signal: bool,
+}
+
+fn device_kind(input: pipeline::Input) -> crate::core::DeviceKind {
+    match input {
+        pipeline::Input::Camera => crate::core::DeviceKind::Camera,
+        pipeline::Input::Hdmi => crate::core::DeviceKind::Hdmi,
+        pipeline::Input::Microphone => crate::core::DeviceKind::Microphone,
+    }
 }
 
 /// What bitrate adaptation decided for the call's single encoder.
@@ -660,6 +695,30 @@ impl Engine {
         let mut stalls = tokio::time::interval(STALL_CHECK);
         stalls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut bus: Option<gst::bus::BusStream> = None;
+        // What is attached as the agent starts (test sources and silence are not devices).
+        let configured =
+            |c: &DeviceChoice| matches!(c, DeviceChoice::Path(_) | DeviceChoice::Pipeline(_));
+        for (kind, present) in [
+            (
+                crate::core::DeviceKind::Camera,
+                configured(&self.opts.camera) || !self.found.cameras.is_empty(),
+            ),
+            (
+                crate::core::DeviceKind::Microphone,
+                configured(&self.opts.microphone) || !self.found.microphones.is_empty(),
+            ),
+            (
+                crate::core::DeviceKind::Hdmi,
+                configured(&self.opts.hdmi) || !self.found.hdmi.is_empty(),
+            ),
+        ] {
+            if present {
+                self.emit(MediaEvent::Device {
+                    kind,
+                    present: true,
+                });
+            }
+        }
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -696,7 +755,10 @@ impl Engine {
                 },
                 Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
-                _ = stalls.tick() => self.check_stalls(),
+                _ = stalls.tick() => {
+                    self.check_stalls();
+                    self.check_inputs();
+                }
             }
         }
         self.stop_all().await;
@@ -710,8 +772,23 @@ impl Engine {
         if self.call.is_some() {
             return Ok(());
         }
+        // The pipeline starts with the slate and silence; then each capture input joins it
+        // on its own, so one that cannot start (a camera unplugged, an HDMI source without
+        // signal) does not stop the call or disturb the others: it stays out, the slate (or
+        // silence) stands in, and it is tried again while the call runs.
+        let inputs = [
+            pipeline::Input::Camera,
+            pipeline::Input::Microphone,
+            pipeline::Input::Hdmi,
+        ];
         let encoding = self.encoding.as_ref().unwrap_or(&self.profile);
-        let call = pipeline::build(&self.opts, &self.profile, encoding, &self.found)?;
+        let mut call = pipeline::build(
+            &self.opts,
+            &self.profile,
+            encoding,
+            &self.found,
+            &inputs.into_iter().collect(),
+        )?;
         if let Some(rtc) = &self.rtc {
             rtc.attach(&call, self.opts.framerate)?;
         }
@@ -723,10 +800,144 @@ impl Engine {
         call.pipeline.set_state(gst::State::Playing).map_err(|_| {
             MediaError::Invalid("the call pipeline did not start (see the previous error)".into())
         })?;
+        let mut lost = Vec::new();
+        for input in inputs {
+            let source = pipeline::input_source(input, &self.opts, &self.profile, &self.found);
+            match source {
+                Ok(Some((src, caps))) => {
+                    if let Err(e) = call.add_input(input, src, caps.as_ref(), &self.opts) {
+                        warn!(input = ?input, error = %e, "a capture input cannot start; the call goes on without it");
+                        lost.push(input);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(input = ?input, error = %e, "a capture input cannot be made");
+                    lost.push(input);
+                }
+            }
+        }
+        let _ = call.set_video_input(self.camera_on, self.sharing);
         info!(profile = %self.profile.name, "call media started");
         self.call = Some(call);
         self.adapt = Adaptation::default();
+        self.inputs = Inputs::default();
+        for input in [
+            pipeline::Input::Camera,
+            pipeline::Input::Hdmi,
+            pipeline::Input::Microphone,
+        ] {
+            if self.call.as_ref().is_some_and(|c| c.has_input(input)) {
+                self.present(input);
+            }
+        }
+        for input in lost {
+            self.input_lost(input, "it did not start".into());
+        }
         Ok(())
+    }
+
+    /// Reports an input that was reported lost as present again.
+    fn present(&mut self, input: pipeline::Input) {
+        if self.absent.remove(&input) {
+            self.emit(MediaEvent::Device {
+                kind: device_kind(input),
+                present: true,
+            });
+        }
+    }
+
+    /// A capture input stopped (unplugged, its signal gone, its process ended): the slate
+    /// stands in at once, the far end sees it, the call goes on; the input is tried again
+    /// every [`INPUT_RETRY`].
+    fn input_lost(&mut self, input: pipeline::Input, reason: String) {
+        let Some(call) = &mut self.call else { return };
+        call.remove_input(input);
+        let _ = call.set_video_input(self.camera_on, self.sharing);
+        let now = std::time::Instant::now();
+        self.inputs.lost.insert(input, now + INPUT_RETRY);
+        if self.absent.insert(input) {
+            warn!(input = ?input, %reason, "capture input lost; the call goes on");
+            self.emit(MediaEvent::Device {
+                kind: device_kind(input),
+                present: false,
+            });
+        }
+        if input == pipeline::Input::Hdmi {
+            self.hdmi_signal(false);
+        }
+    }
+
+    /// Tries lost inputs again, and follows the HDMI input's signal.
+    fn check_inputs(&mut self) {
+        let now = std::time::Instant::now();
+        let due: Vec<pipeline::Input> = self
+            .inputs
+            .lost
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for input in due {
+            let Some(call) = &mut self.call else { return };
+            let source = match pipeline::input_source(input, &self.opts, &self.profile, &self.found)
+            {
+                Ok(Some(s)) => s,
+                Ok(None) | Err(_) => {
+                    self.inputs.lost.insert(input, now + INPUT_RETRY);
+                    continue;
+                }
+            };
+            match call.add_input(input, source.0, source.1.as_ref(), &self.opts) {
+                Ok(()) => {
+                    info!(input = ?input, "capture input back");
+                    self.inputs.lost.remove(&input);
+                    let _ = call.set_video_input(self.camera_on, self.sharing);
+                    self.present(input);
+                }
+                Err(e) => {
+                    debug!(input = ?input, error = %e, "capture input still missing");
+                    self.inputs.lost.insert(input, now + INPUT_RETRY);
+                }
+            }
+        }
+        // The HDMI input has a signal while it delivers frames: after HDMI_SETTLE of them,
+        // it counts as present; a second without one, as gone.
+        let frames = self
+            .call
+            .as_ref()
+            .and_then(|c| c.input_frames(pipeline::Input::Hdmi));
+        match frames {
+            Some(n) if n != self.inputs.hdmi_frames => {
+                self.inputs.hdmi_frames = n;
+                self.inputs.hdmi_last = Some(now);
+                let since = *self.inputs.hdmi_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= HDMI_SETTLE {
+                    self.hdmi_signal(true);
+                }
+            }
+            _ => {
+                if self
+                    .inputs
+                    .hdmi_last
+                    .is_none_or(|t| now.saturating_duration_since(t) > HDMI_GONE)
+                {
+                    self.inputs.hdmi_since = None;
+                    self.hdmi_signal(false);
+                }
+            }
+        }
+    }
+
+    fn hdmi_signal(&mut self, present: bool) {
+        if !present {
+            self.inputs.hdmi_since = None;
+        }
+        if self.inputs.hdmi_signal != present {
+            self.inputs.hdmi_signal = present;
+            info!(present, "HDMI input signal");
+            self.emit(MediaEvent::HdmiSignal { present });
+        }
     }
 
     async fn command(&mut self, cmd: MediaCommand) {
@@ -1360,6 +1571,19 @@ impl Engine {
             }
             return self.encoder_failed(reason);
         }
+        if let gst::MessageView::Error(err) = msg.view()
+            && let (Some(call), Some(src)) = (&self.call, msg.src())
+        {
+            if let Some(input) = call.input_owning(src) {
+                let reason = format!("{}: {}", src.name(), err.error());
+                return self.input_lost(input, reason);
+            }
+            // An input already taken out: its last words.
+            if !src.has_as_ancestor(&call.pipeline) {
+                debug!(src = %src.name(), error = %err.error(), "error from an element no longer in the call");
+                return;
+            }
+        }
         if let gst::MessageView::Error(err) = msg.view() {
             let src = msg
                 .src()
@@ -1511,6 +1735,13 @@ impl Engine {
         }
         self.awaiting_offer.clear();
         self.adapt = Adaptation::default();
+        if self.inputs.hdmi_signal {
+            self.emit(MediaEvent::HdmiSignal { present: false });
+        }
+        for input in std::mem::take(&mut self.inputs).lost.into_keys() {
+            // Not waited for between calls; the next call tries it again.
+            debug!(input = ?input, "the call ended with this input lost");
+        }
         if let Some(rtc) = &mut self.rtc {
             for (st, _) in rtc.member_stats() {
                 self.stats.forget(st.peer);

@@ -178,9 +178,17 @@ pub struct CallPipeline {
     /// Encoded Opus for the sessions' payloaders.
     pub audio_tee: gst::Element,
     selector: gst::Element,
-    camera_pad: gst::Pad,
+    /// The camera (`None` while it is lost).
+    camera: Option<VideoInput>,
     black_pad: gst::Pad,
-    hdmi_pad: Option<gst::Pad>,
+    /// The HDMI capture input (`None` when there is none or while it is lost).
+    hdmi: Option<VideoInput>,
+    /// An HDMI capture input belongs to this call (it may be lost for a while).
+    hdmi_wanted: bool,
+    audio_selector: gst::Element,
+    /// The microphone (`None` while it is lost: silence is sent).
+    microphone: Option<VideoInput>,
+    silence_pad: gst::Pad,
     mic_volume: gst::Element,
     speaker_volume: gst::Element,
     /// Where remote media goes.
@@ -318,7 +326,7 @@ pub fn capture_format(
 /// Chooses the capture format for a device offering `device_caps` and adds what turns its
 /// output into raw video; returns the element that gives raw video.
 fn capture(
-    pipeline: &gst::Pipeline,
+    pipeline: &gst::Bin,
     src: &gst::Element,
     device_caps: Option<&gst::Caps>,
     input: &str,
@@ -340,7 +348,7 @@ fn capture(
 /// Adds what turns a capture source's output into raw video (a JPEG decoder for
 /// [`CaptureFormat::Jpeg`]) and returns the element that gives raw video.
 fn capture_output(
-    pipeline: &gst::Pipeline,
+    pipeline: &gst::Bin,
     src: &gst::Element,
     format: CaptureFormat,
     o: &MediaOptions,
@@ -499,6 +507,194 @@ pub fn check_encoder(o: &MediaOptions, profile: &Profile) -> Result<std::time::D
     result.map(|()| started.elapsed())
 }
 
+/// A capture input of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Input {
+    /// The camera.
+    Camera,
+    /// The HDMI capture input.
+    Hdmi,
+    /// The microphone.
+    Microphone,
+}
+
+impl Input {
+    fn label(self) -> &'static str {
+        match self {
+            Input::Camera => "camera",
+            Input::Hdmi => "HDMI input",
+            Input::Microphone => "microphone",
+        }
+    }
+}
+
+/// An input that ends (its device gone, its process ended) sends EOS: it must not reach the
+/// selector, which holds an EOS from a pad back (and with it the thread that a removal of
+/// that input waits for): inputs come and go, the call goes on.
+fn no_eos(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        match info.event() {
+            Some(e) if e.type_() == gst::EventType::Eos => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
+}
+
+/// Live silence.
+fn silence() -> Result<gst::Element, MediaError> {
+    let e = make("audiotestsrc")?;
+    e.set_property("is-live", true);
+    e.set_property_from_str("wave", "silence");
+    Ok(e)
+}
+
+/// The microphone (or silence) in a bin of its own, linked to a new pad of `selector`.
+fn audio_input(
+    pipeline: &gst::Pipeline,
+    selector: &gst::Element,
+    src: gst::Element,
+) -> Result<VideoInput, MediaError> {
+    let bin = gst::Bin::new();
+    // The same format whichever input is selected: nothing downstream renegotiates.
+    let conv = make("audioconvert")?;
+    let resample = make("audioresample")?;
+    let filter = capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=1")?;
+    bin.add_many([&src, &conv, &resample, &filter])
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    link_all(&[&src, &conv, &resample, &filter])?;
+    let out = filter.static_pad("src").expect("capsfilter src");
+    no_eos(&out);
+    let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ghost = gst::GhostPad::with_target(&out)
+        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
+    bin.add_pad(&ghost)
+        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
+    pipeline
+        .add(&bin)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let pad = selector
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
+    ghost.link(&pad).map_err(|_| MediaError::Link {
+        from: "microphone".into(),
+        to: "input-selector".into(),
+    })?;
+    Ok(VideoInput { bin, pad, frames })
+}
+
+/// A video capture input: its source and what turns it into the call's raw video, in a bin of
+/// its own (so it can leave and come back while the call runs), linked to a selector pad.
+pub struct VideoInput {
+    bin: gst::Bin,
+    pad: gst::Pad,
+    /// Frames it delivered.
+    frames: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The source element for `input` (and the formats its device offers, when known): the
+/// configured or discovered device, else (for the camera) the profile's source or a test
+/// pattern. `None`: no such input.
+pub fn input_source(
+    input: Input,
+    o: &MediaOptions,
+    profile: &Profile,
+    found: &Discovered,
+) -> Result<Option<(gst::Element, Option<gst::Caps>)>, MediaError> {
+    match input {
+        Input::Hdmi => device_source(&o.hdmi, &found.hdmi, None, "v4l2src"),
+        Input::Microphone => Ok(Some(
+            match device_source(
+                &o.microphone,
+                &found.microphones,
+                profile.audio_source.as_ref(),
+                "pulsesrc",
+            )? {
+                Some(m) => m,
+                None => match &profile.audio_source {
+                    Some(stage) => (make_stage(stage)?, None),
+                    None => (silence()?, None),
+                },
+            },
+        )),
+        Input::Camera => {
+            // A `pipeline:` camera is used whatever the profile (the test profile included).
+            let needs_camera = profile.requires.devices.contains(&DeviceKind::Camera)
+                || matches!(o.camera, DeviceChoice::Pipeline(_));
+            let camera = if needs_camera {
+                device_source(
+                    &o.camera,
+                    &found.cameras,
+                    profile.video_source.as_ref(),
+                    "v4l2src",
+                )?
+            } else {
+                None
+            };
+            Ok(Some(match camera {
+                Some(c) => c,
+                None => match &profile.video_source {
+                    Some(stage) if !needs_camera => (make_stage(stage)?, None),
+                    _ => {
+                        // No camera at all: a pattern rather than nothing, so the far end
+                        // sees life.
+                        let e = make("videotestsrc")?;
+                        e.set_property("is-live", true);
+                        (e, None)
+                    }
+                },
+            }))
+        }
+    }
+}
+
+/// Builds `input`'s bin around `src` and links it to a new pad of `selector`.
+fn video_input(
+    pipeline: &gst::Pipeline,
+    selector: &gst::Element,
+    input: Input,
+    src: gst::Element,
+    caps: Option<&gst::Caps>,
+    o: &MediaOptions,
+) -> Result<VideoInput, MediaError> {
+    let bin = gst::Bin::new();
+    let add = |e: &[&gst::Element]| {
+        bin.add_many(e.iter().copied())
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))
+    };
+    add(&[&src])?;
+    let raw = capture(&bin, &src, caps, input.label(), o)?;
+    let conv = make("videoconvert")?;
+    let scale = make("videoscale")?;
+    let rate = make("videorate")?;
+    rate.set_property("drop-only", true);
+    let filter = capsfilter(&raw_video_caps(o))?;
+    add(&[&conv, &scale, &rate, &filter])?;
+    link_all(&[&raw, &conv, &scale, &rate, &filter])?;
+    let out = filter.static_pad("src").expect("capsfilter src");
+    no_eos(&out);
+    let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = frames.clone();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    let ghost = gst::GhostPad::with_target(&out)
+        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
+    bin.add_pad(&ghost)
+        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
+    pipeline
+        .add(&bin)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let pad = selector
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
+    ghost.link(&pad).map_err(|_| MediaError::Link {
+        from: input.label().into(),
+        to: "input-selector".into(),
+    })?;
+    Ok(VideoInput { bin, pad, frames })
+}
+
 /// Counts raw frames into `encoder` (the first of `counts`).
 fn count_into_encoder(
     encoder: &gst::Element,
@@ -567,6 +763,7 @@ pub fn build(
     profile: &Profile,
     encoding: &Profile,
     found: &Discovered,
+    without: &std::collections::BTreeSet<Input>,
 ) -> Result<CallPipeline, MediaError> {
     // Long on purpose, for now: a split of this module (commit 1dab2ee) lost a call's media in
     // the fifty-sequential-calls test (2 runs of 3) and was backed out; split it again with that
@@ -575,37 +772,12 @@ pub fn build(
     let raw = raw_video_caps(o);
 
     // ---- local video: camera / black / HDMI into a selector
-    // A `pipeline:` camera is used whatever the profile (the test profile included).
-    let needs_camera = profile.requires.devices.contains(&DeviceKind::Camera)
-        || matches!(o.camera, DeviceChoice::Pipeline(_));
-    let camera = if needs_camera {
-        device_source(
-            &o.camera,
-            &found.cameras,
-            profile.video_source.as_ref(),
-            "v4l2src",
-        )?
-    } else {
-        None
-    };
-    let (camera, camera_caps) = match camera {
-        Some((c, caps)) => (c, caps),
-        None => match &profile.video_source {
-            Some(stage) if !needs_camera => (make_stage(stage)?, None),
-            _ => {
-                // No camera at all: a pattern rather than nothing, so the far end sees life.
-                let e = make("videotestsrc")?;
-                e.set_property("is-live", true);
-                (e, None)
-            }
-        },
-    };
     let selector = make("input-selector")?;
     selector.set_property("sync-streams", false);
-    let mut sources = vec![camera.clone()];
     pipeline
-        .add_many([&camera, &selector])
+        .add(&selector)
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let mut sources = Vec::new();
 
     // A new input of the selector, fed by `last` (which gives the call's raw caps).
     let to_selector = |last: &gst::Element| -> Result<gst::Pad, MediaError> {
@@ -621,20 +793,14 @@ pub fn build(
             })?;
         Ok(pad)
     };
-    let branch_to_selector = |src: &gst::Element| -> Result<gst::Pad, MediaError> {
-        let conv = make("videoconvert")?;
-        let scale = make("videoscale")?;
-        let rate = make("videorate")?;
-        rate.set_property("drop-only", true);
-        let filter = capsfilter(&raw)?;
-        pipeline
-            .add_many([&conv, &scale, &rate, &filter])
-            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-        link_all(&[src, &conv, &scale, &rate, &filter])?;
-        to_selector(&filter)
+    let camera = match input_source(Input::Camera, o, profile, found)? {
+        Some((src, caps)) if !without.contains(&Input::Camera) => {
+            let input = video_input(&pipeline, &selector, Input::Camera, src, caps.as_ref(), o)?;
+            sources.push(input.bin.clone().upcast());
+            Some(input)
+        }
+        _ => None,
     };
-    let camera_raw = capture(&pipeline, &camera, camera_caps.as_ref(), "camera", o)?;
-    let camera_pad = branch_to_selector(&camera_raw)?;
 
     // The camera-off slate: one black frame, repeated by imagefreeze at the call's rate (the
     // same buffer each time: nothing is drawn 30 times a second for a selector that mostly
@@ -654,18 +820,20 @@ pub fn build(
     let black_pad = to_selector(&freeze_caps)?;
     sources.push(freeze.clone());
 
-    let hdmi_pad = match device_source(&o.hdmi, &found.hdmi, None, "v4l2src")? {
-        Some((src, caps)) => {
-            pipeline
-                .add(&src)
-                .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-            sources.push(src.clone());
-            let raw = capture(&pipeline, &src, caps.as_ref(), "HDMI input", o)?;
-            Some(branch_to_selector(&raw)?)
-        }
-        None => None,
+    let hdmi_wanted = match o.hdmi {
+        DeviceChoice::None => false,
+        DeviceChoice::Auto => !found.hdmi.is_empty(),
+        DeviceChoice::Path(_) | DeviceChoice::Pipeline(_) => true,
     };
-    selector.set_property("active-pad", &camera_pad);
+    let hdmi = match input_source(Input::Hdmi, o, profile, found)? {
+        Some((src, caps)) if !without.contains(&Input::Hdmi) => {
+            let input = video_input(&pipeline, &selector, Input::Hdmi, src, caps.as_ref(), o)?;
+            sources.push(input.bin.clone().upcast());
+            Some(input)
+        }
+        _ => None,
+    };
+    selector.set_property("active-pad", camera.as_ref().map_or(&black_pad, |c| &c.pad));
 
     // ---- encoder
     let vqueue = make("queue")?;
@@ -724,31 +892,31 @@ pub fn build(
     link_all(&refs)?;
 
     // ---- local audio
-    let mic = match device_source(
-        &o.microphone,
-        &found.microphones,
-        profile.audio_source.as_ref(),
-        "pulsesrc",
-    )? {
-        Some((m, _)) => m,
-        None => match &profile.audio_source {
-            Some(stage) => make_stage(stage)?,
-            None => {
-                let e = make("audiotestsrc")?;
-                e.set_property("is-live", true);
-                e.set_property_from_str("wave", "silence");
-                e
-            }
-        },
+    // The microphone and, for when it is lost, silence, into a selector.
+    let (mic, _) = input_source(Input::Microphone, o, profile, found)?
+        .expect("a microphone source, silence at least");
+    let audio_selector = make("input-selector")?;
+    audio_selector.set_property("sync-streams", false);
+    pipeline
+        .add(&audio_selector)
+        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+    let mic = if without.contains(&Input::Microphone) {
+        None
+    } else {
+        let mic = audio_input(&pipeline, &audio_selector, mic)?;
+        sources.push(mic.bin.clone().upcast());
+        Some(mic)
     };
+    let silence = audio_input(&pipeline, &audio_selector, silence()?)?;
+    sources.push(silence.bin.clone().upcast());
+    audio_selector.set_property("active-pad", mic.as_ref().map_or(&silence.pad, |m| &m.pad));
     // Nothing is played without a speaker, so there is no echo to cancel.
     let speaker = sink_element(&o.speaker, false)?;
     let echo_cancel = speaker.is_some()
         && o.echo_cancellation
             .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
-    sources.push(mic.clone());
     let mut audio: Vec<gst::Element> = vec![
-        mic,
+        audio_selector.clone(),
         make("audioconvert")?,
         make("audioresample")?,
         capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=1")?,
@@ -774,7 +942,7 @@ pub fn build(
     audio_tee.set_property("allow-not-linked", true);
     audio.push(audio_tee.clone());
     pipeline
-        .add_many(&audio)
+        .add_many(audio.iter().skip(1))
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
     link_all(&audio.iter().collect::<Vec<_>>())?;
 
@@ -827,9 +995,13 @@ pub fn build(
         video_tee,
         audio_tee,
         selector,
-        camera_pad,
+        hdmi_wanted,
+        audio_selector,
+        microphone: mic,
+        silence_pad: silence.pad,
+        camera,
         black_pad,
-        hdmi_pad,
+        hdmi,
         mic_volume,
         speaker_volume,
         remote: RemoteOutputs {
@@ -965,15 +1137,133 @@ fn display_caps(framerate: i32, size: Option<(i32, i32)>) -> String {
 
 impl CallPipeline {
     /// Chooses what the camera input shows: HDMI when sharing, else camera or black.
+    /// The slate stands in for a camera that is lost, and for an HDMI input that is lost
+    /// while sharing.
     pub fn set_video_input(&self, camera_on: bool, sharing: bool) -> Result<(), MediaError> {
-        let pad = if sharing {
-            self.hdmi_pad.as_ref().ok_or(MediaError::NoHdmi)?
-        } else if camera_on {
-            &self.camera_pad
-        } else {
-            &self.black_pad
+        if sharing && !self.hdmi_wanted {
+            return Err(MediaError::NoHdmi);
+        }
+        let pad = match (&self.hdmi, &self.camera) {
+            (Some(h), _) if sharing => &h.pad,
+            (_, Some(c)) if camera_on && !sharing => &c.pad,
+            _ => &self.black_pad,
         };
-        self.selector.set_property("active-pad", pad);
+        if self
+            .selector
+            .property::<Option<gst::Pad>>("active-pad")
+            .as_ref()
+            != Some(pad)
+        {
+            self.selector.set_property("active-pad", pad);
+        }
+        Ok(())
+    }
+
+    /// The input whose bin holds `src` (an error's source).
+    pub fn input_owning(&self, src: &gst::Object) -> Option<Input> {
+        [
+            (Input::Camera, &self.camera),
+            (Input::Hdmi, &self.hdmi),
+            (Input::Microphone, &self.microphone),
+        ]
+        .into_iter()
+        .find(|(_, i)| i.as_ref().is_some_and(|i| src.has_as_ancestor(&i.bin)))
+        .map(|(k, _)| k)
+    }
+
+    /// Whether `input` is attached now.
+    pub fn has_input(&self, input: Input) -> bool {
+        match input {
+            Input::Camera => self.camera.is_some(),
+            Input::Hdmi => self.hdmi.is_some(),
+            Input::Microphone => self.microphone.is_some(),
+        }
+    }
+
+    /// Whether the call has (or had, before it was lost) an HDMI capture input.
+    pub fn hdmi_wanted(&self) -> bool {
+        self.hdmi_wanted
+    }
+
+    /// Frames `input` delivered so far (`None`: not attached).
+    pub fn input_frames(&self, input: Input) -> Option<u64> {
+        let i = match input {
+            Input::Camera => &self.camera,
+            Input::Hdmi => &self.hdmi,
+            Input::Microphone => &self.microphone,
+        };
+        i.as_ref()
+            .map(|i| i.frames.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Takes a lost input out of the call (the caller selects the slate first, through
+    /// [`CallPipeline::set_video_input`] with the input gone). Returns whether it was there.
+    pub fn remove_input(&mut self, input: Input) -> bool {
+        let slot = match input {
+            Input::Camera => &mut self.camera,
+            Input::Hdmi => &mut self.hdmi,
+            Input::Microphone => &mut self.microphone,
+        };
+        let Some(i) = slot.take() else {
+            return false;
+        };
+        // Away from it first, then cut off: nothing it still pushes reaches the call.
+        if input == Input::Microphone {
+            self.audio_selector
+                .set_property("active-pad", &self.silence_pad);
+        } else if self
+            .selector
+            .property::<Option<gst::Pad>>("active-pad")
+            .as_ref()
+            == Some(&i.pad)
+        {
+            self.selector.set_property("active-pad", &self.black_pad);
+        }
+        if let Some(ghost) = i.bin.static_pad("src") {
+            let _ = ghost.unlink(&i.pad);
+        }
+        i.bin.set_locked_state(true);
+        let _ = i.bin.set_state(gst::State::Null);
+        self.selector.release_request_pad(&i.pad);
+        let _ = self.pipeline.remove(&i.bin);
+        self.sources
+            .retain(|s| s != i.bin.upcast_ref::<gst::Element>());
+        true
+    }
+
+    /// Brings `input` back (a device plugged in again, a signal back): built from `src` and
+    /// started; on failure it is taken out again and the error returned.
+    pub fn add_input(
+        &mut self,
+        input: Input,
+        src: gst::Element,
+        caps: Option<&gst::Caps>,
+        o: &MediaOptions,
+    ) -> Result<(), MediaError> {
+        let i = if input == Input::Microphone {
+            audio_input(&self.pipeline, &self.audio_selector, src)?
+        } else {
+            video_input(&self.pipeline, &self.selector, input, src, caps, o)?
+        };
+        let started = i.bin.sync_state_with_parent();
+        let bin = i.bin.clone();
+        let pad = i.pad.clone();
+        match input {
+            Input::Camera => self.camera = Some(i),
+            Input::Hdmi => self.hdmi = Some(i),
+            Input::Microphone => self.microphone = Some(i),
+        }
+        self.sources.push(bin.upcast());
+        if started.is_err() {
+            self.remove_input(input);
+            return Err(MediaError::Invalid(format!(
+                "the {} did not start",
+                input.label()
+            )));
+        }
+        if input == Input::Microphone {
+            self.audio_selector.set_property("active-pad", &pad);
+        }
         Ok(())
     }
 
@@ -1067,7 +1357,7 @@ impl CallPipeline {
 
     /// Whether an HDMI capture input is wired.
     pub fn has_hdmi(&self) -> bool {
-        self.hdmi_pad.is_some()
+        self.hdmi.is_some()
     }
 
     /// Mutes the microphone (silence is encoded; the sessions are untouched).
@@ -1173,7 +1463,13 @@ mod tests {
             None
         });
         pipeline.add_many([camera.upcast_ref(), &sink]).unwrap();
-        let raw = capture_output(&pipeline, camera.upcast_ref(), CaptureFormat::Jpeg, &o).unwrap();
+        let raw = capture_output(
+            pipeline.upcast_ref(),
+            camera.upcast_ref(),
+            CaptureFormat::Jpeg,
+            &o,
+        )
+        .unwrap();
         raw.link(&sink).unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
         let bus = pipeline.bus().unwrap();
@@ -1210,6 +1506,7 @@ mod tests {
             &built_in("test"),
             &built_in("test"),
             &Discovered::default(),
+            &Default::default(),
         )
         .unwrap()
     }

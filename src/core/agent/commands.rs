@@ -73,20 +73,7 @@ impl Agent {
             }
             Command::CameraOn | Command::CameraOff => self.set_camera(command == Command::CameraOn),
             Command::ShareStart | Command::ShareStop => {
-                let on = command == Command::ShareStart;
-                let Phase::Meeting(m) = &self.phase else {
-                    return Err(CommandError::NotInCall);
-                };
-                if self.sharing != on {
-                    let room_id = m.room_id;
-                    let share_id = if on { m.me } else { None };
-                    let present = m.present();
-                    self.sharing = on;
-                    self.media(MediaCommand::SetSharing(on));
-                    if present {
-                        self.send(Outgoing::AnnounceShare { room_id, share_id });
-                    }
-                }
+                self.share(command == Command::ShareStart)?
             }
             Command::Volume { level } => {
                 if level > 100 {
@@ -96,6 +83,24 @@ impl Agent {
                     self.volume = level;
                     self.media(MediaCommand::SetVolume(level));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts or stops sharing the HDMI input as the screen (`meeting/shareScreen`).
+    pub(super) fn share(&mut self, on: bool) -> Result<(), CommandError> {
+        let Phase::Meeting(m) = &self.phase else {
+            return Err(CommandError::NotInCall);
+        };
+        if self.sharing != on {
+            let room_id = m.room_id;
+            let share_id = if on { m.me } else { None };
+            let present = m.present();
+            self.sharing = on;
+            self.media(MediaCommand::SetSharing(on));
+            if present {
+                self.send(Outgoing::AnnounceShare { room_id, share_id });
             }
         }
         Ok(())

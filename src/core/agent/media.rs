@@ -91,6 +91,36 @@ impl Agent {
                 m.recovering.remove(&peer);
                 self.media_failed(peer, &reason);
             }
+            MediaEvent::Device { kind, present } => {
+                let to = if present {
+                    crate::core::state::Attached::Present
+                } else {
+                    crate::core::state::Attached::Lost
+                };
+                if present {
+                    info!(?kind, "capture device attached");
+                } else {
+                    warn!(?kind, "capture device lost; the call goes on without it");
+                }
+                self.devices.set(kind, to);
+                self.event(CallEvent::Device { kind, present });
+            }
+            MediaEvent::HdmiSignal { present } => {
+                if self.devices.hdmi_signal == present {
+                    return;
+                }
+                self.devices.hdmi_signal = present;
+                self.event(CallEvent::HdmiSignal { present });
+                // With automatic sharing, the signal is the share (only in a call: outside
+                // one there is nothing to share into).
+                if self.cfg.auto_share
+                    && matches!(self.phase, Phase::Meeting(_))
+                    && self.sharing != present
+                {
+                    info!(present, "HDMI signal: sharing follows it");
+                    let _ = self.share(present);
+                }
+            }
             MediaEvent::EncoderReplaced { from, to, reason } => {
                 warn!(%from, %to, %reason, "video encoder replaced during the call");
                 self.event(CallEvent::EncoderReplaced { from, to, reason });

@@ -484,6 +484,26 @@ window.roomagent = {
     }
     return out;
   },
+  // Per remote participant: how bright their picture is now (mean of R, G, B over a small
+  // copy of the frame, 0-255), and its size.
+  pictures: () => {
+    const out = {};
+    for (const [id] of peers) {
+      const v = document.querySelector('#tile-' + id + ' video');
+      if (!v || !v.videoWidth) continue;
+      const c = document.createElement('canvas');
+      c.width = 32; c.height = 18;
+      const g = c.getContext('2d');
+      g.drawImage(v, 0, 0, c.width, c.height);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      let sum = 0, r = 0, gr = 0, b = 0;
+      for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
+      const n = d.length / 4;
+      sum = (r + gr + b) / 3 / n;
+      out[id] = { brightness: sum, red: r / n, green: gr / n, blue: b / n, width: v.videoWidth, height: v.videoHeight };
+    }
+    return out;
+  },
   login, dial: (userId) => dial({ id: userId, name: String(userId) }), hangup,
   hostMute: () => hostMute(true), hostUnmute: () => hostMute(false),
 };
