@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 
 use super::profile::{self, Capabilities, DeviceKind, Profile};
@@ -133,6 +134,64 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
     found
 }
 
+/// Follows devices for the agent's whole life: GStreamer's device monitor (udev for V4L2
+/// cameras and HDMI dongles, the sound server or ALSA for audio) on a thread of its own that
+/// runs the GLib main loop the providers report on. Each addition or removal is one `()` on
+/// the channel [`watch`] returns; what is attached then is [`probe`]'s to say. Dropping the watch
+/// ends the thread.
+pub struct DeviceWatch {
+    main_loop: glib::MainLoop,
+}
+
+impl Drop for DeviceWatch {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+    }
+}
+
+/// Starts the [`DeviceWatch`] and returns it with the channel of changes; `None` when no device
+/// monitor can run here.
+pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)> {
+    let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<Option<glib::MainLoop>>();
+    std::thread::Builder::new()
+        .name("device-monitor".into())
+        .spawn(move || {
+            let ctx = glib::MainContext::new();
+            let ran = ctx.with_thread_default(|| {
+                let monitor = gst::DeviceMonitor::new();
+                monitor.add_filter(Some("Video/Source"), None);
+                monitor.add_filter(Some("Audio/Source"), None);
+                let watch = monitor.bus().add_watch_local(move |_, msg| {
+                    if matches!(
+                        msg.view(),
+                        gst::MessageView::DeviceAdded(_) | gst::MessageView::DeviceRemoved(_)
+                    ) {
+                        let _ = tx.send(());
+                    }
+                    glib::ControlFlow::Continue
+                });
+                if watch.is_err() || monitor.start().is_err() {
+                    let _ = started_tx.send(None);
+                    return;
+                }
+                let main_loop = glib::MainLoop::new(Some(&ctx), false);
+                let _ = started_tx.send(Some(main_loop.clone()));
+                main_loop.run();
+                monitor.stop();
+                drop(watch);
+            });
+            if ran.is_err() {
+                let _ = started_tx.send(None);
+            }
+        })
+        .ok()?;
+    let main_loop = started_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .ok()??;
+    Some((DeviceWatch { main_loop }, changes))
+}
+
 /// Profile selection's view of the machine, with configured devices counting as present.
 pub struct Machine<'a> {
     /// What was found.
@@ -236,6 +295,37 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The watch starts where GStreamer runs and its thread ends when it is dropped.
+    #[test]
+    fn the_device_watch_starts_and_stops() {
+        gst::init().unwrap();
+        let threads = || {
+            std::fs::read_dir("/proc/self/task")
+                .map(|d| {
+                    d.filter_map(|t| t.ok())
+                        .filter(|t| {
+                            std::fs::read_to_string(t.path().join("comm"))
+                                .is_ok_and(|c| c.trim() == "device-monitor")
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let before = threads();
+        let (watch, _changes) = watch().expect("a device monitor runs here");
+        // (Threads the providers start from it carry its name too.)
+        assert!(threads() > before);
+        drop(watch);
+        let t = std::time::Instant::now();
+        while threads() > before {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "the watch thread did not end"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 
     #[test]
     fn capture_sticks_are_recognised_as_hdmi_inputs() {

@@ -554,6 +554,15 @@ pub fn start(
     let (int_tx, int_rx) = mpsc::unbounded_channel();
     let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
     let inbound = relay.as_ref().and_then(relay::Relay::take_inbound);
+    let (device_watch, device_changes) = match devices::watch() {
+        Some((w, rx)) => (Some(w), Some(rx)),
+        None => {
+            warn!(
+                "no device monitor: devices plugged in while the agent runs are found by the next call's capture only"
+            );
+            (None, None)
+        }
+    };
     let rtc = relay.map(|r| rtc_room::RtcRoom::new(r, int_tx.clone()));
     let engine = Engine {
         rtc,
@@ -582,6 +591,8 @@ pub fn start(
         adapt: Adaptation::default(),
         inputs: Inputs::default(),
         absent: Default::default(),
+        _device_watch: device_watch,
+        devices_dirty: None,
     };
     let handle = MediaHandle {
         tx,
@@ -592,7 +603,7 @@ pub fn start(
     Ok((
         handle,
         ev_rx,
-        engine.run(rx, int_rx, probe_rx, inbound, shutdown),
+        engine.run(rx, int_rx, probe_rx, inbound, device_changes, shutdown),
     ))
 }
 
@@ -634,8 +645,14 @@ struct Engine {
     inputs: Inputs,
     /// Inputs reported lost (until they are seen again, in this call or a later one).
     absent: std::collections::BTreeSet<pipeline::Input>,
+    /// Devices come and go: the device monitor's thread (ends with the engine).
+    _device_watch: Option<devices::DeviceWatch>,
+    /// A device change to look at, once changes settle (a plug-in comes as a burst).
+    devices_dirty: Option<std::time::Instant>,
 }
 
+/// How long device changes settle before they are looked at.
+const DEVICES_SETTLE: Duration = Duration::from_millis(300);
 /// How often a lost capture input is tried again.
 const INPUT_RETRY: Duration = Duration::from_secs(1);
 /// How long an HDMI input delivers frames before it counts as having a signal.
@@ -682,6 +699,7 @@ impl Engine {
         mut internal: mpsc::UnboundedReceiver<Internal>,
         mut probes: mpsc::UnboundedReceiver<Probe>,
         mut inbound: Option<mpsc::Receiver<relay::Inbound>>,
+        mut device_changes: Option<mpsc::UnboundedReceiver<()>>,
         shutdown: CancellationToken,
     ) {
         // Adaptation wants the receiver reports' news every second.
@@ -755,8 +773,15 @@ impl Engine {
                 },
                 Some(msg) = crate::wait::next_or_pending(&mut bus) => self.bus(&msg),
                 _ = tick.tick() => self.request_stats(),
+                Some(()) = crate::wait::recv_or_pending(&mut device_changes) => {
+                    self.devices_dirty.get_or_insert(std::time::Instant::now() + DEVICES_SETTLE);
+                }
                 _ = stalls.tick() => {
                     self.check_stalls();
+                    if self.devices_dirty.is_some_and(|t| t <= std::time::Instant::now()) {
+                        self.devices_dirty = None;
+                        self.devices_changed();
+                    }
                     self.check_inputs();
                 }
             }
@@ -865,6 +890,82 @@ impl Engine {
         }
         if input == pipeline::Input::Hdmi {
             self.hdmi_signal(false);
+        }
+    }
+
+    /// Devices were added or removed: what is attached is probed again. Idle, the state says
+    /// so at once and the profile is chosen again (a camera plugged in is used by the next
+    /// call); in a call, a lost input that is back is tried at once.
+    fn devices_changed(&mut self) {
+        let hdmi_path = match &self.opts.hdmi {
+            DeviceChoice::Path(p) => Some(p.clone()),
+            _ => None,
+        };
+        let found = devices::probe(hdmi_path.as_deref());
+        let presence = |f: &devices::Discovered| {
+            [
+                (pipeline::Input::Camera, !f.cameras.is_empty()),
+                (pipeline::Input::Microphone, !f.microphones.is_empty()),
+                (pipeline::Input::Hdmi, !f.hdmi.is_empty()),
+            ]
+        };
+        let before = presence(&self.found);
+        let after = presence(&found);
+        info!(
+            cameras = found.cameras.len(),
+            microphones = found.microphones.len(),
+            hdmi = found.hdmi.len(),
+            "devices changed"
+        );
+        let camera_or_mic_changed = before[0] != after[0] || before[1] != after[1];
+        self.found = found;
+        let now = std::time::Instant::now();
+        for ((input, was), (_, is)) in before.into_iter().zip(after) {
+            // A configured device (a path, a pipeline) is judged by its capture, not here.
+            let configured = matches!(
+                match input {
+                    pipeline::Input::Camera => &self.opts.camera,
+                    pipeline::Input::Microphone => &self.opts.microphone,
+                    pipeline::Input::Hdmi => &self.opts.hdmi,
+                },
+                DeviceChoice::Path(_) | DeviceChoice::Pipeline(_) | DeviceChoice::None
+            );
+            if configured || was == is {
+                continue;
+            }
+            if self.call.is_some() {
+                if is && self.inputs.lost.contains_key(&input) {
+                    self.inputs.lost.insert(input, now);
+                }
+                continue;
+            }
+            if is {
+                self.absent.remove(&input);
+            } else {
+                self.absent.insert(input);
+            }
+            self.emit(MediaEvent::Device {
+                kind: device_kind(input),
+                present: is,
+            });
+        }
+        if camera_or_mic_changed && self.call.is_none() {
+            let machine = devices::Machine {
+                found: &self.found,
+                configured_camera: matches!(self.opts.camera, DeviceChoice::Path(_)),
+                configured_microphone: matches!(self.opts.microphone, DeviceChoice::Path(_)),
+            };
+            match choose_working(&self.opts, &self.profiles, &machine) {
+                Ok((chosen, _)) if chosen.name != self.profile.name => {
+                    info!(from = %self.profile.name, to = %chosen.name, "profile chosen again for the devices now attached");
+                    self.profile = chosen;
+                    self.encoding = None;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "no profile fits the devices now attached; keeping {}", self.profile.name)
+                }
+            }
         }
     }
 
