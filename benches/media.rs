@@ -323,20 +323,7 @@ async fn reconnect() {
 }
 
 fn main() {
-    if std::env::var_os("ROOMAGENT_NETNS").is_none() {
-        let exe = std::env::current_exe().unwrap();
-        let status = Command::new("unshare")
-            .args([
-                "-rn", "sh", "-ec",
-                "ip link set lo up; ip link add v0 type veth peer name v1; ip addr add 10.250.0.1/24 dev v0; ip link set v0 up; ip addr add 10.250.1.1/24 dev v1; ip link set v1 up; exec \"$@\"",
-                "sh",
-            ])
-            .arg(exe)
-            .env("ROOMAGENT_NETNS", "bench")
-            .status()
-            .expect("unshare");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    common::in_own_namespace();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -141,11 +141,21 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
 /// ends the thread.
 pub struct DeviceWatch {
     main_loop: glib::MainLoop,
+    /// Not joined (the engine does not wait for it); a test watches it end.
+    #[cfg_attr(not(test), allow(dead_code))]
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl DeviceWatch {
+    /// Ends the watch's main loop (and so its thread).
+    fn stop(&self) {
+        self.main_loop.quit();
+    }
 }
 
 impl Drop for DeviceWatch {
     fn drop(&mut self) {
-        self.main_loop.quit();
+        self.stop();
     }
 }
 
@@ -154,7 +164,7 @@ impl Drop for DeviceWatch {
 pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)> {
     let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Option<glib::MainLoop>>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("device-monitor".into())
         .spawn(move || {
             let ctx = glib::MainContext::new();
@@ -189,7 +199,7 @@ pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)
     let main_loop = started_rx
         .recv_timeout(std::time::Duration::from_secs(5))
         .ok()??;
-    Some((DeviceWatch { main_loop }, changes))
+    Some((DeviceWatch { main_loop, thread }, changes))
 }
 
 /// Profile selection's view of the machine, with configured devices counting as present.
@@ -296,29 +306,15 @@ pub fn report(
 mod tests {
     use super::*;
 
-    /// The watch starts where GStreamer runs and its thread ends when it is dropped.
+    /// The watch starts where GStreamer runs, and its thread ends when it is stopped.
     #[test]
     fn the_device_watch_starts_and_stops() {
         gst::init().unwrap();
-        let threads = || {
-            std::fs::read_dir("/proc/self/task")
-                .map(|d| {
-                    d.filter_map(|t| t.ok())
-                        .filter(|t| {
-                            std::fs::read_to_string(t.path().join("comm"))
-                                .is_ok_and(|c| c.trim() == "device-monitor")
-                        })
-                        .count()
-                })
-                .unwrap_or(0)
-        };
-        let before = threads();
         let (watch, _changes) = watch().expect("a device monitor runs here");
-        // (Threads the providers start from it carry its name too.)
-        assert!(threads() > before);
-        drop(watch);
+        assert!(!watch.thread.is_finished());
+        watch.stop();
         let t = std::time::Instant::now();
-        while threads() > before {
+        while !watch.thread.is_finished() {
             assert!(
                 t.elapsed() < std::time::Duration::from_secs(5),
                 "the watch thread did not end"

@@ -563,9 +563,22 @@ fn audio_input(
         .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
     link_all(&[&src, &conv, &resample, &filter])?;
     let out = filter.static_pad("src").expect("capsfilter src");
-    no_eos(&out);
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let ghost = gst::GhostPad::with_target(&out)
+    plug_in(pipeline, selector, bin, &out, frames, "microphone")
+}
+
+/// Puts an input's bin into the call: `out` (its last pad; an EOS there stops) exposed on the
+/// bin, the bin in `pipeline`, linked to a new pad of `selector`.
+fn plug_in(
+    pipeline: &gst::Pipeline,
+    selector: &gst::Element,
+    bin: gst::Bin,
+    out: &gst::Pad,
+    frames: Arc<std::sync::atomic::AtomicU64>,
+    label: &str,
+) -> Result<VideoInput, MediaError> {
+    no_eos(out);
+    let ghost = gst::GhostPad::with_target(out)
         .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
     bin.add_pad(&ghost)
         .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
@@ -576,7 +589,7 @@ fn audio_input(
         .request_pad_simple("sink_%u")
         .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
     ghost.link(&pad).map_err(|_| MediaError::Link {
-        from: "microphone".into(),
+        from: label.into(),
         to: "input-selector".into(),
     })?;
     Ok(VideoInput { bin, pad, frames })
@@ -671,28 +684,13 @@ fn video_input(
     add(&[&conv, &scale, &rate, &filter])?;
     link_all(&[&raw, &conv, &scale, &rate, &filter])?;
     let out = filter.static_pad("src").expect("capsfilter src");
-    no_eos(&out);
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = frames.clone();
     out.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
-    let ghost = gst::GhostPad::with_target(&out)
-        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
-    bin.add_pad(&ghost)
-        .map_err(|_| MediaError::Invalid("cannot expose the input's output".into()))?;
-    pipeline
-        .add(&bin)
-        .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-    let pad = selector
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| MediaError::Invalid("input-selector gave no pad".into()))?;
-    ghost.link(&pad).map_err(|_| MediaError::Link {
-        from: input.label().into(),
-        to: "input-selector".into(),
-    })?;
-    Ok(VideoInput { bin, pad, frames })
+    plug_in(pipeline, selector, bin, &out, frames, input.label())
 }
 
 /// Counts raw frames into `encoder` (the first of `counts`).
