@@ -136,20 +136,24 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
 
 /// Follows devices for the agent's whole life: GStreamer's device monitor (udev for V4L2
 /// cameras and HDMI dongles, the sound server or ALSA for audio) on a thread of its own that
-/// runs the GLib main loop the providers report on. Each addition or removal is one `()` on
+/// runs the GLib main context the providers report on. Each addition or removal is one `()` on
 /// the channel [`watch`] returns; what is attached then is [`probe`]'s to say. Dropping the watch
 /// ends the thread.
 pub struct DeviceWatch {
-    main_loop: glib::MainLoop,
+    ctx: glib::MainContext,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Not joined (the engine does not wait for it); a test watches it end.
     #[cfg_attr(not(test), allow(dead_code))]
     thread: std::thread::JoinHandle<()>,
 }
 
 impl DeviceWatch {
-    /// Ends the watch's main loop (and so its thread).
+    /// Ends the watch's thread. (A flag and a wake-up rather than `MainLoop::quit`, which is
+    /// lost when it comes before the loop runs.)
     fn stop(&self) {
-        self.main_loop.quit();
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.ctx.wakeup();
     }
 }
 
@@ -163,7 +167,9 @@ impl Drop for DeviceWatch {
 /// monitor can run here.
 pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)> {
     let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
-    let (started_tx, started_rx) = std::sync::mpsc::channel::<Option<glib::MainLoop>>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<Option<glib::MainContext>>();
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = stopped.clone();
     let thread = std::thread::Builder::new()
         .name("device-monitor".into())
         .spawn(move || {
@@ -185,9 +191,10 @@ pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)
                     let _ = started_tx.send(None);
                     return;
                 }
-                let main_loop = glib::MainLoop::new(Some(&ctx), false);
-                let _ = started_tx.send(Some(main_loop.clone()));
-                main_loop.run();
+                let _ = started_tx.send(Some(ctx.clone()));
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    ctx.iteration(true);
+                }
                 monitor.stop();
                 drop(watch);
             });
@@ -196,10 +203,17 @@ pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)
             }
         })
         .ok()?;
-    let main_loop = started_rx
-        .recv_timeout(std::time::Duration::from_secs(5))
+    let ctx = started_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
         .ok()??;
-    Some((DeviceWatch { main_loop, thread }, changes))
+    Some((
+        DeviceWatch {
+            ctx,
+            stopped,
+            thread,
+        },
+        changes,
+    ))
 }
 
 /// Profile selection's view of the machine, with configured devices counting as present.
@@ -316,7 +330,8 @@ mod tests {
         let t = std::time::Instant::now();
         while !watch.thread.is_finished() {
             assert!(
-                t.elapsed() < std::time::Duration::from_secs(5),
+                // Generous: the unit tests also run under qemu.
+                t.elapsed() < std::time::Duration::from_secs(30),
                 "the watch thread did not end"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
