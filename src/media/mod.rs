@@ -921,7 +921,8 @@ impl Engine {
         self.found = found;
         let now = std::time::Instant::now();
         for ((input, was), (_, is)) in before.into_iter().zip(after) {
-            // A configured device (a path, a pipeline) is judged by its capture, not here.
+            // A device named by path or `pipeline:` (or none wanted) is judged by its capture,
+            // not by the monitor.
             let configured = matches!(
                 match input {
                     pipeline::Input::Camera => &self.opts.camera,
@@ -1023,7 +1024,6 @@ impl Engine {
                     .hdmi_last
                     .is_none_or(|t| now.saturating_duration_since(t) > HDMI_GONE)
                 {
-                    self.inputs.hdmi_since = None;
                     self.hdmi_signal(false);
                 }
             }
@@ -1836,13 +1836,9 @@ impl Engine {
         }
         self.awaiting_offer.clear();
         self.adapt = Adaptation::default();
-        if self.inputs.hdmi_signal {
-            self.emit(MediaEvent::HdmiSignal { present: false });
-        }
-        for input in std::mem::take(&mut self.inputs).lost.into_keys() {
-            // Not waited for between calls; the next call tries it again.
-            debug!(input = ?input, "the call ended with this input lost");
-        }
+        // Lost inputs are not waited for between calls: the next call tries them again.
+        self.hdmi_signal(false);
+        self.inputs = Inputs::default();
         if let Some(rtc) = &mut self.rtc {
             for (st, _) in rtc.member_stats() {
                 self.stats.forget(st.peer);
