@@ -147,6 +147,11 @@ pub struct MediaConfig {
     pub adaptive_bitrate: bool,
     /// The least video bitrate adaptation goes down to, kbit/s.
     pub min_video_bitrate_kbps: u32,
+    /// How a far end's request for a lower quality layer (`switchVideoBySim`) is served while
+    /// others watch a higher one: `encode` (a second, smaller encode for it; falls back to
+    /// `scale` when the encoder cannot run twice) or `scale` (one encode, at the largest layer
+    /// anyone asks for).
+    pub quality_layers: QualityLayers,
     /// Audio (Opus) bitrate, kbit/s.
     pub audio_bitrate_kbps: u32,
     /// Display width (remote participants are composed into a grid of this size).
@@ -181,6 +186,7 @@ impl Default for MediaConfig {
             video_bitrate_kbps: 1500,
             adaptive_bitrate: true,
             min_video_bitrate_kbps: 150,
+            quality_layers: QualityLayers::Encode,
             audio_bitrate_kbps: 32,
             display_width: 1280,
             display_height: 720,
@@ -201,6 +207,17 @@ pub enum HdmiShare {
     Auto,
     /// Only on `share_start`.
     Manual,
+}
+
+/// How lower quality layers are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityLayers {
+    /// A smaller encode of its own for each lower layer asked for.
+    #[default]
+    Encode,
+    /// One encode, scaled to the largest layer asked for.
+    Scale,
 }
 
 /// `[media.ice]`: how WebRTC sessions find a path, whichever backend delivers the call.

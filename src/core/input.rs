@@ -237,6 +237,12 @@ pub enum MediaSignal {
     },
     /// The peer closed its connection with us.
     Bye,
+    /// The peer asks for a quality layer of the video we send it (`switchVideoBySim`): 0 small,
+    /// 1 medium, 2 large (the full picture).
+    Quality {
+        /// 0, 1 or 2.
+        layer: u8,
+    },
 }
 
 impl std::fmt::Debug for MediaSignal {
@@ -255,6 +261,7 @@ impl std::fmt::Debug for MediaSignal {
                 .field("sdp_mid", sdp_mid)
                 .finish(),
             MediaSignal::Bye => f.write_str("Bye"),
+            MediaSignal::Quality { layer } => write!(f, "Quality {{ layer: {layer} }}"),
         }
     }
 }

@@ -188,6 +188,9 @@ pub struct MediaOptions {
     pub adaptive: bool,
     /// The adaptation's floor.
     pub min_video_kbps: u32,
+    /// A lower quality layer a far end asks for gets a smaller encode of its own while others
+    /// watch a higher one (`false`: one encode, scaled to the largest layer asked for).
+    pub layer_encodes: bool,
     /// Audio bitrate.
     pub audio_kbps: u32,
     /// Display width.
@@ -220,6 +223,7 @@ impl Default for MediaOptions {
             video_kbps: 1500,
             adaptive: true,
             min_video_kbps: 150,
+            layer_encodes: true,
             audio_kbps: 32,
             display_width: 1280,
             display_height: 720,
@@ -589,6 +593,7 @@ pub fn start(
         stats_tx,
         stuck: false,
         adapt: Adaptation::default(),
+        layers: Layers::default(),
         inputs: Inputs::default(),
         absent: Default::default(),
         _device_watch: device_watch,
@@ -641,6 +646,8 @@ struct Engine {
     stuck: bool,
     /// Bitrate adaptation: each session's controller (by epoch) and what the encoder runs at.
     adapt: Adaptation,
+    /// Quality layers asked for, and how they are served.
+    layers: Layers,
     /// Capture inputs that come and go during a call.
     inputs: Inputs,
     /// Inputs reported lost (until they are seen again, in this call or a later one).
@@ -679,6 +686,54 @@ fn device_kind(input: pipeline::Input) -> crate::core::DeviceKind {
         pipeline::Input::Camera => crate::core::DeviceKind::Camera,
         pipeline::Input::Hdmi => crate::core::DeviceKind::Hdmi,
         pipeline::Input::Microphone => crate::core::DeviceKind::Microphone,
+    }
+}
+
+/// The quality layer nobody asked to lower: the configured size (`switchVideoBySim`'s 2).
+const LAYER_TOP: u8 = 2;
+
+/// The step of [`adapt::Level::ladder`] a quality layer is sent at: large is the configured
+/// size, medium half of it, small a quarter of it at half the frame rate.
+fn layer_step(layer: u8) -> usize {
+    match layer {
+        0 => 3,
+        1 => 1,
+        _ => 0,
+    }
+}
+
+/// The most a quality layer is sent at, kbit/s: large the configured bitrate, medium 35 % of it,
+/// small 12 % (about what their pixels need at the same quality).
+fn layer_kbps(o: &MediaOptions, layer: u8) -> u32 {
+    let percent = match layer {
+        0 => 12,
+        1 => 35,
+        _ => 100,
+    };
+    (o.video_kbps * percent / 100).max(48).min(o.video_kbps)
+}
+
+/// Quality layers far ends asked for (`media/quality`, the SDK's `switchVideoBySim`).
+struct Layers {
+    /// What each participant asked for (absent: large).
+    requested: HashMap<ClientId, u8>,
+    /// The largest layer anyone watching asks for: what the call's main encoder sends.
+    top: u8,
+    /// A second encode could not start, or failed: lower layers are served by scaling the
+    /// single stream.
+    unavailable: bool,
+    /// Who is sent what must be looked at again.
+    dirty: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers {
+            requested: HashMap::new(),
+            top: LAYER_TOP,
+            unavailable: false,
+            dirty: false,
+        }
     }
 }
 
@@ -753,7 +808,12 @@ impl Engine {
                     }
                     None => break,
                 },
-                Some(msg) = internal.recv() => self.internal(msg),
+                Some(msg) = internal.recv() => {
+                    self.internal(msg);
+                    if self.layers.dirty {
+                        self.serve_layers().await;
+                    }
+                }
                 Some(msg) = crate::wait::recv_bounded_or_pending(&mut inbound) => {
                     let had_call = self.call.is_some();
                     self.room_media(msg);
@@ -778,6 +838,9 @@ impl Engine {
                 }
                 _ = stalls.tick() => {
                     self.check_stalls();
+                    if self.layers.dirty {
+                        self.serve_layers().await;
+                    }
                     if self.devices_dirty.is_some_and(|t| t <= std::time::Instant::now()) {
                         self.devices_dirty = None;
                         self.devices_changed();
@@ -1363,8 +1426,130 @@ impl Engine {
                     s.pending.push((sdp_mline_index, candidate));
                 }
             }
-            MediaSignal::Bye => self.close_session(peer).await,
+            MediaSignal::Bye => {
+                self.layers.requested.remove(&peer);
+                self.close_session(peer).await;
+            }
+            MediaSignal::Quality { layer } => {
+                let layer = layer.min(LAYER_TOP);
+                if self
+                    .layers
+                    .requested
+                    .get(&peer)
+                    .copied()
+                    .unwrap_or(LAYER_TOP)
+                    != layer
+                {
+                    info!(%peer, layer, "a participant asks for another quality layer");
+                }
+                self.layers.requested.insert(peer, layer);
+                self.serve_layers().await;
+            }
         }
+    }
+
+    /// Serves each participant the quality layer it asked for: the call's main encoder sends
+    /// the largest layer anyone watches (scaled before the encoder when that is below the
+    /// configured size); a participant asking for less gets a smaller encode of its own
+    /// (`quality_layers = "encode"`) or, where a second encode cannot run, the main stream.
+    /// Encodes nobody watches are stopped.
+    async fn serve_layers(&mut self) {
+        self.layers.dirty = false;
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let watching: Vec<(ClientId, u8)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.sends_video())
+            .map(|(p, _)| {
+                let layer = self.layers.requested.get(p).copied();
+                (*p, layer.unwrap_or(LAYER_TOP))
+            })
+            .collect();
+        let top = watching.iter().map(|w| w.1).max().unwrap_or(LAYER_TOP);
+        if top != self.layers.top {
+            info!(
+                from = self.layers.top,
+                to = top,
+                "the main encode follows the largest quality layer watched"
+            );
+            self.layers.top = top;
+        }
+        let ladder = adapt::Level::ladder(self.opts.width, self.opts.height, self.opts.framerate);
+        let encoding = self
+            .encoding
+            .clone()
+            .unwrap_or_else(|| self.profile.clone());
+        for (peer, layer) in watching {
+            let mut want = (layer < top && self.opts.layer_encodes && !self.layers.unavailable)
+                .then_some(layer);
+            let Some(current) = self.sessions.get(&peer).map(|s| s.layer_source) else {
+                continue;
+            };
+            if current == want {
+                continue;
+            }
+            let tee = match want {
+                None => call.video_tee.clone(),
+                Some(l) => {
+                    let level = ladder[layer_step(l)];
+                    match call.add_layer(&self.opts, &encoding, l, level, layer_kbps(&self.opts, l))
+                    {
+                        Ok(tee) => tee,
+                        Err(e) => {
+                            warn!(error = %e, "a second encode cannot run here: lower quality layers are served by scaling the single stream");
+                            self.layers.unavailable = true;
+                            want = None;
+                            call.video_tee.clone()
+                        }
+                    }
+                }
+            };
+            if current == want {
+                continue;
+            }
+            let Some(mut session) = self.sessions.remove(&peer) else {
+                continue;
+            };
+            let moved = tokio::task::spawn_blocking(move || {
+                let r = session.switch_video(&tee, want);
+                (session, r)
+            })
+            .await;
+            match moved {
+                Ok((session, r)) => {
+                    match r {
+                        Ok(()) => {
+                            info!(%peer, layer, own_encode = want.is_some(), "participant's video moved")
+                        }
+                        Err(e) => warn!(%peer, error = %e, "cannot move a participant's video"),
+                    }
+                    self.sessions.insert(peer, session);
+                }
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "moving a participant's video panicked; its session is gone");
+                }
+            }
+        }
+        let used: std::collections::BTreeSet<u8> = self
+            .sessions
+            .values()
+            .filter_map(|s| s.layer_source)
+            .collect();
+        for l in call.layer_ids() {
+            if used.contains(&l) {
+                continue;
+            }
+            if let Some((encode, pipeline, raw_tee)) = call.take_layer(l) {
+                let _ = tokio::task::spawn_blocking(move || encode.stop(&pipeline, &raw_tee)).await;
+                info!(
+                    layer = l,
+                    "a quality layer's own encode stopped: nobody watches it"
+                );
+            }
+        }
+        self.apply_rates(true);
     }
 
     fn internal(&mut self, msg: Internal) {
@@ -1454,6 +1639,7 @@ impl Engine {
                         debug!(%peer, sources, "watching the session's inbound packets");
                         s.open();
                         s.request_key_frame();
+                        self.layers.dirty = true;
                         self.emit(MediaEvent::SessionConnected { peer });
                     }
                     gst_webrtc::WebRTCPeerConnectionState::Failed => {
@@ -1483,10 +1669,22 @@ impl Engine {
                     if let Some(c) = &self.call {
                         (snapshot.frames_to_encoder, snapshot.frames_encoded) = c.encoder_totals();
                     }
-                    if self.opts.adaptive && self.adapt.applied_kbps > 0 {
-                        let ladder = self.ladder();
+                    let ladder = self.ladder();
+                    if self.adapt.applied_kbps > 0 {
                         snapshot.video_target_kbps = Some(self.adapt.applied_kbps);
                         snapshot.video_sent = Some(ladder[self.adapt.level]);
+                    }
+                    for st in &mut snapshot.sessions {
+                        st.quality_layer = self.layers.requested.get(&st.peer).copied();
+                        let Some(s) = self.sessions.get(&st.peer).filter(|s| s.sends_video())
+                        else {
+                            continue;
+                        };
+                        st.layer_encode = s.layer_source.is_some();
+                        st.video_sent = Some(match s.layer_source {
+                            Some(l) => ladder[layer_step(l)],
+                            None => ladder[self.adapt.level],
+                        });
                     }
                     self.stats_tx.send_replace(snapshot);
                 }
@@ -1526,24 +1724,64 @@ impl Engine {
         if target != before {
             debug!(%peer, target, verdict = ?entry.1.verdict, loss = entry.1.loss, rtt_ms = ?fb.rtt.map(|r| r.as_millis()), "bitrate controller");
         }
+        self.apply_rates(false);
+    }
+
+    /// Sets the main encoder to the lowest target of the sessions it serves (and no more than
+    /// the largest quality layer watched needs), each quality layer's own encode to the lowest
+    /// of its sessions', and the main size and rate to what the bitrate carries within that
+    /// layer. `force`: apply even a small change (the layers changed).
+    fn apply_rates(&mut self, force: bool) {
+        let ceiling = layer_kbps(&self.opts, self.layers.top);
+        let top_step = layer_step(self.layers.top);
+        let ladder = self.ladder();
         let sessions = &self.sessions;
-        let lowest = self
-            .adapt
-            .controllers
-            .iter()
-            .filter(|(p, (e, _))| sessions.get(p).is_some_and(|s| s.epoch == *e))
-            .map(|(_, (_, c))| c.target())
-            .min()
-            .unwrap_or(ceiling);
-        let Some(call) = &self.call else { return };
+        let lowest_of = |source: Option<u8>| {
+            self.adapt
+                .controllers
+                .iter()
+                .filter(|(p, (e, _))| {
+                    sessions
+                        .get(p)
+                        .is_some_and(|s| s.epoch == *e && s.layer_source == source)
+                })
+                .map(|(_, (_, c))| c.target())
+                .min()
+        };
+        let lowest = lowest_of(None).unwrap_or(ceiling).min(ceiling);
+        let layer_targets: Vec<(u8, u32)> = self
+            .call
+            .as_ref()
+            .map(|c| c.layer_ids())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| {
+                let cap = layer_kbps(&self.opts, l);
+                (l, lowest_of(Some(l)).unwrap_or(cap).min(cap))
+            })
+            .collect();
+        let Some(call) = &mut self.call else { return };
+        for (l, kbps) in layer_targets {
+            if let Some(encode) = call.layer(l)
+                && (force || kbps.abs_diff(encode.kbps) * 100 >= encode.kbps.max(1) * 3)
+                && kbps != encode.kbps
+            {
+                encode.set_kbps(kbps);
+            }
+        }
+        let call = &*call;
         let applied = if self.adapt.applied_kbps == 0 {
-            ceiling
+            self.opts.video_kbps
         } else {
             self.adapt.applied_kbps
         };
         // Small moves are not worth an encoder reconfiguration.
         let edge = lowest != applied && (lowest == ceiling || lowest == self.opts.min_video_kbps);
-        if lowest.abs_diff(applied) * 100 >= applied * 3 || edge || self.adapt.applied_kbps == 0 {
+        if lowest.abs_diff(applied) * 100 >= applied * 3
+            || edge
+            || (force && lowest != applied)
+            || self.adapt.applied_kbps == 0
+        {
             if let Some(b) = &call.bitrate
                 && let Err(e) = b.set(lowest)
             {
@@ -1560,8 +1798,11 @@ impl Engine {
             call.pace_kbps
                 .store(lowest, std::sync::atomic::Ordering::Relaxed);
         }
-        let ladder = self.ladder();
-        let level = adapt::Level::choose(&ladder, self.adapt.level, self.adapt.applied_kbps, 0);
+        let level = if self.opts.adaptive {
+            adapt::Level::choose(&ladder, self.adapt.level, self.adapt.applied_kbps, top_step)
+        } else {
+            top_step
+        };
         if level != self.adapt.level {
             let l = ladder[level];
             info!(
@@ -1639,6 +1880,25 @@ impl Engine {
     }
 
     fn bus(&mut self, msg: &gst::Message) {
+        // A quality layer's own encode failed: every layer is served by scaling from now on.
+        let layer_failed = match msg.view() {
+            gst::MessageView::Application(app) => app
+                .structure()
+                .is_some_and(|s| s.name() == pipeline::LAYER_FAILED),
+            gst::MessageView::Error(_) => true,
+            _ => false,
+        };
+        if layer_failed
+            && let (Some(call), Some(src)) = (&self.call, msg.src())
+            && let Some(layer) = call.layer_owning(src)
+        {
+            if !self.layers.unavailable {
+                warn!(layer, src = %src.name(), "a quality layer's own encode failed: lower layers are served by scaling the single stream");
+            }
+            self.layers.unavailable = true;
+            self.layers.dirty = true;
+            return;
+        }
         if let gst::MessageView::Application(app) = msg.view()
             && app
                 .structure()
@@ -1818,6 +2078,7 @@ impl Engine {
         };
         self.stats.forget(peer);
         self.adapt.controllers.remove(&peer);
+        self.layers.dirty = true;
         let Some(call) = &self.call else { return };
         let pipeline = call.pipeline.clone();
         let remote = call.remote.clone();
@@ -1836,6 +2097,7 @@ impl Engine {
         }
         self.awaiting_offer.clear();
         self.adapt = Adaptation::default();
+        self.layers = Layers::default();
         // Lost inputs are not waited for between calls: the next call tries them again.
         self.hdmi_signal(false);
         self.inputs = Inputs::default();
@@ -1919,6 +2181,7 @@ impl MediaOptions {
             video_kbps: m.video_bitrate_kbps,
             adaptive: m.adaptive_bitrate,
             min_video_kbps: m.min_video_bitrate_kbps.min(m.video_bitrate_kbps),
+            layer_encodes: m.quality_layers == crate::config::QualityLayers::Encode,
             audio_kbps: m.audio_bitrate_kbps,
             display_width: m.display_width,
             display_height: m.display_height,

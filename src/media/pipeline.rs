@@ -18,6 +18,7 @@
 //! Every element is made from a factory name and typed properties; no launch strings.
 
 use crate::core::ClientId;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
@@ -208,8 +209,13 @@ pub struct CallPipeline {
     pub bitrate: Option<BitrateControl>,
     /// The video bitrate now (kbit/s), which the sessions pace their packets by.
     pub pace_kbps: Arc<std::sync::atomic::AtomicU32>,
-    /// The size and rate sent, stepped down by bitrate adaptation (`None`: adaptation off).
-    adapt_caps: Option<gst::Element>,
+    /// The size and rate sent, stepped down by bitrate adaptation and quality layers.
+    adapt_caps: gst::Element,
+    /// Raw frames, before the main encoder: quality layers' own encodes branch off here.
+    raw_tee: gst::Element,
+    /// The smaller encodes serving quality layers (0 small, 1 medium) while others watch a
+    /// larger one.
+    layers: BTreeMap<u8, LayerEncode>,
     /// The Opus encoder.
     pub audio_encoder: gst::Element,
     /// Every live source, stopped first when the call ends.
@@ -707,6 +713,35 @@ fn count_into_encoder(
     }
 }
 
+/// The structure name of the message posted when a quality layer's own encoder fails.
+pub const LAYER_FAILED: &str = "roomagent-layer-failed";
+
+/// Raw caps of a size and rate.
+fn level_caps(width: u32, height: u32, framerate: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("framerate", gst::Fraction::new(framerate as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// A quality layer's own encode: `queue ! videoscale ! videorate ! caps ! <the profile's
+/// encoding stages> ! h264parse ! caps` in a bin of its own off the raw tee, into a tee the
+/// sessions watching that layer hang off.
+pub struct LayerEncode {
+    bin: gst::Bin,
+    /// Encoded H.264 of this layer, for the sessions' payloaders.
+    pub tee: gst::Element,
+    raw_pad: gst::Pad,
+    bitrate: Option<BitrateControl>,
+    /// The bitrate it was last set to.
+    pub kbps: u32,
+    /// Its size and rate.
+    pub level: super::adapt::Level,
+}
+
 /// The structure name of the message posted when the encoder fails.
 pub const ENCODER_FAILED: &str = "roomagent-encoder-failed";
 
@@ -715,7 +750,11 @@ pub const ENCODER_FAILED: &str = "roomagent-encoder-failed";
 /// it would stop the queue's thread, then every source behind the selector) but noted in
 /// `failed` and posted to the bus as [`ENCODER_FAILED`]; frames are then dropped until the
 /// encoder is replaced.
-fn guard_encoder(upstream: &gst::Element, failed: Arc<std::sync::atomic::AtomicBool>) {
+fn guard_encoder(
+    upstream: &gst::Element,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+    message: &'static str,
+) {
     use std::sync::atomic::Ordering;
     let Some(src) = upstream.static_pad("src") else {
         return;
@@ -739,7 +778,7 @@ fn guard_encoder(upstream: &gst::Element, failed: Arc<std::sync::atomic::AtomicB
                         .map(|e| e.name().to_string())
                         .unwrap_or_default();
                     let msg = gst::message::Application::builder(
-                        gst::Structure::builder(ENCODER_FAILED)
+                        gst::Structure::builder(message)
                             .field("flow", format!("{e:?}"))
                             .field("element", name)
                             .build(),
@@ -833,26 +872,27 @@ pub fn build(
     };
     selector.set_property("active-pad", camera.as_ref().map_or(&black_pad, |c| &c.pad));
 
-    // ---- encoder
+    // ---- encoder (behind a tee of raw frames: a quality layer's own encode branches off here)
+    let raw_tee = make("tee")?;
+    raw_tee.set_property("name", "raw-tee");
+    raw_tee.set_property("allow-not-linked", true);
     let vqueue = make("queue")?;
     vqueue.set_property("name", "encoder-queue");
     vqueue.set_property("max-size-buffers", 2u32);
     vqueue.set_property("max-size-time", 0u64);
     vqueue.set_property("max-size-bytes", 0u32);
     vqueue.set_property_from_str("leaky", "downstream");
-    let mut chain: Vec<gst::Element> = vec![vqueue];
-    // Bitrate adaptation steps the size and rate down here when the path is narrow (a
-    // passthrough while the call's own size and rate are sent).
-    let adapt_caps = if o.adaptive {
+    let mut chain: Vec<gst::Element> = vec![raw_tee.clone(), vqueue];
+    // Bitrate adaptation and quality layers step the size and rate down here (a passthrough
+    // while the call's own size and rate are sent).
+    let adapt_caps = {
         let scale = make("videoscale")?;
         let rate = make("videorate")?;
         rate.set_property("drop-only", true);
         let filter = capsfilter(&raw)?;
         filter.set_property("name", "adapt-caps");
         chain.extend([scale, rate, filter.clone()]);
-        Some(filter)
-    } else {
-        None
+        filter
     };
     let encoder_upstream = chain.last().expect("the encoder queue").clone();
     let (stages, encoder, bitrate) = encoder_stages(o, encoding)?;
@@ -862,7 +902,7 @@ pub fn build(
         Arc::default();
     count_into_encoder(&encoder, &encoder_counts);
     let encoder_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    guard_encoder(&encoder_upstream, encoder_failed.clone());
+    guard_encoder(&encoder_upstream, encoder_failed.clone(), ENCODER_FAILED);
     let parse = make("h264parse")?;
     parse.set_property("config-interval", -1i32);
     let encoder_downstream = parse.clone();
@@ -1023,10 +1063,55 @@ pub fn build(
         bitrate,
         pace_kbps: Arc::new(std::sync::atomic::AtomicU32::new(o.video_kbps)),
         adapt_caps,
+        raw_tee,
+        layers: BTreeMap::new(),
         audio_encoder: opus,
         sources,
         encoder_counts,
     })
+}
+
+impl LayerEncode {
+    /// Sets its encoder's bitrate (kbit/s).
+    pub fn set_kbps(&mut self, kbps: u32) {
+        if let Some(b) = &self.bitrate
+            && let Err(e) = b.set(kbps)
+        {
+            tracing::warn!(error = %e, "cannot change a quality layer's bitrate");
+        }
+        self.kbps = kbps;
+    }
+
+    /// Detaches it from the raw frames at an idle point, waits (up to 2 s) for the sessions
+    /// that were moved off it to be relinked, then stops and removes it. Blocks.
+    pub fn stop(self, pipeline: &gst::Pipeline, raw_tee: &gst::Element) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.raw_pad
+            .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                let _ = tx.send(());
+                gst::PadProbeReturn::Remove
+            });
+        if rx.recv_timeout(std::time::Duration::from_secs(2)).is_err()
+            && let Some(peer) = self.raw_pad.peer()
+        {
+            let _ = self.raw_pad.unlink(&peer);
+        }
+        raw_tee.release_request_pad(&self.raw_pad);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.tee.src_pads().iter().any(|p| p.is_linked())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for e in [self.bin.upcast_ref::<gst::Element>(), &self.tee] {
+            e.set_locked_state(true);
+            let _ = e.set_state(gst::State::Null);
+            let _ = pipeline.remove(e);
+        }
+    }
 }
 
 /// The display or speaker element, or `None` when there is none (then remote media of that
@@ -1277,16 +1362,8 @@ impl CallPipeline {
     /// Sends `width`×`height` at `framerate` (scaled and rate-limited before the encoder,
     /// which starts a new sequence at the new size: no renegotiation with the peers).
     pub fn set_video_level(&self, width: u32, height: u32, framerate: u32) {
-        if let Some(filter) = &self.adapt_caps {
-            let caps = gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", width as i32)
-                .field("height", height as i32)
-                .field("framerate", gst::Fraction::new(framerate as i32, 1))
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build();
-            filter.set_property("caps", caps);
-        }
+        self.adapt_caps
+            .set_property("caps", level_caps(width, height, framerate));
     }
 
     /// Whether the encoder failed and is not replaced yet.
@@ -1351,6 +1428,146 @@ impl CallPipeline {
         self.encoding = profile.name.clone();
         self.encoder_failed.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Starts a quality layer's own encode at `level` and `kbps`, with `profile`'s encoding
+    /// stages (a second instance of the call's encoder); returns the tee its sessions hang
+    /// off. Fails when the encoder cannot run a second time (a hardware encoder with one
+    /// context), and then leaves nothing behind.
+    pub fn add_layer(
+        &mut self,
+        o: &MediaOptions,
+        profile: &Profile,
+        layer: u8,
+        level: super::adapt::Level,
+        kbps: u32,
+    ) -> Result<gst::Element, MediaError> {
+        if let Some(l) = self.layers.get(&layer) {
+            return Ok(l.tee.clone());
+        }
+        let bin = gst::Bin::with_name(&format!("layer-{layer}"));
+        let queue = make("queue")?;
+        queue.set_property("max-size-buffers", 2u32);
+        queue.set_property("max-size-time", 0u64);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property_from_str("leaky", "downstream");
+        let scale = make("videoscale")?;
+        let rate = make("videorate")?;
+        rate.set_property("drop-only", true);
+        let filter = make("capsfilter")?;
+        filter.set_property(
+            "caps",
+            level_caps(level.width, level.height, level.framerate),
+        );
+        let (stages, _encoder, bitrate) = encoder_stages(o, profile)?;
+        if let Some(b) = &bitrate {
+            b.set(kbps)?;
+        }
+        let parse = make("h264parse")?;
+        parse.set_property("config-interval", -1i32);
+        let out =
+            capsfilter("video/x-h264,stream-format=(string)byte-stream,alignment=(string)au")?;
+        let mut chain = vec![queue.clone(), scale, rate, filter.clone()];
+        chain.extend(stages);
+        chain.extend([parse, out.clone()]);
+        bin.add_many(&chain)
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+        link_all(&chain.iter().collect::<Vec<_>>())?;
+        let ghost = |pad: gst::Pad, name: &str| -> Result<gst::Pad, MediaError> {
+            let g = gst::GhostPad::builder_with_target(&pad)
+                .map_err(|_| MediaError::Invalid("cannot make a ghost pad".into()))?
+                .name(name)
+                .build();
+            bin.add_pad(&g)
+                .map_err(|_| MediaError::Invalid("cannot add a ghost pad".into()))?;
+            Ok(g.upcast())
+        };
+        let sink = ghost(queue.static_pad("sink").expect("queue sink"), "sink")?;
+        let src = ghost(out.static_pad("src").expect("caps src"), "src")?;
+        // The encoder's failure stays inside the layer (see `guard_encoder`).
+        guard_encoder(&filter, Arc::default(), LAYER_FAILED);
+        let tee = make("tee")?;
+        tee.set_property("name", format!("layer-tee-{layer}"));
+        tee.set_property("allow-not-linked", true);
+        self.pipeline
+            .add_many([bin.upcast_ref::<gst::Element>(), &tee])
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+        let undo = |p: &gst::Pipeline| {
+            for e in [bin.upcast_ref::<gst::Element>(), &tee] {
+                let _ = e.set_state(gst::State::Null);
+                let _ = p.remove(e);
+            }
+        };
+        let started = src
+            .link(&tee.static_pad("sink").expect("tee sink"))
+            .map_err(|_| MediaError::Link {
+                from: bin.name().to_string(),
+                to: tee.name().to_string(),
+            })
+            .and_then(|_| {
+                tee.sync_state_with_parent()
+                    .map_err(|_| MediaError::Invalid("the layer's tee did not start".into()))?;
+                bin.sync_state_with_parent().map_err(|_| {
+                    MediaError::Invalid(format!(
+                        "the layer's encoder ({}) did not start",
+                        profile.name
+                    ))
+                })?;
+                Ok(())
+            });
+        if let Err(e) = started {
+            undo(&self.pipeline);
+            return Err(e);
+        }
+        let Some(raw_pad) = self.raw_tee.request_pad_simple("src_%u") else {
+            undo(&self.pipeline);
+            return Err(MediaError::Invalid("tee gave no pad".into()));
+        };
+        if raw_pad.link(&sink).is_err() {
+            self.raw_tee.release_request_pad(&raw_pad);
+            undo(&self.pipeline);
+            return Err(MediaError::Link {
+                from: "raw-tee".into(),
+                to: bin.name().to_string(),
+            });
+        }
+        self.layers.insert(
+            layer,
+            LayerEncode {
+                bin,
+                tee: tee.clone(),
+                raw_pad,
+                bitrate,
+                kbps,
+                level,
+            },
+        );
+        Ok(tee)
+    }
+
+    /// The quality layers with an encode of their own.
+    pub fn layer_ids(&self) -> Vec<u8> {
+        self.layers.keys().copied().collect()
+    }
+
+    /// A quality layer's own encode.
+    pub fn layer(&mut self, layer: u8) -> Option<&mut LayerEncode> {
+        self.layers.get_mut(&layer)
+    }
+
+    /// The quality layer whose encode `src` (an error's or a message's source) belongs to.
+    pub fn layer_owning(&self, src: &gst::Object) -> Option<u8> {
+        self.layers.iter().find_map(|(l, e)| {
+            (src == e.bin.upcast_ref::<gst::Object>() || src.has_as_ancestor(&e.bin)).then_some(*l)
+        })
+    }
+
+    /// Takes a quality layer's encode out of the call (its sessions moved off it first); stop
+    /// it with [`LayerEncode::stop`], off the async runtime.
+    pub fn take_layer(&mut self, layer: u8) -> Option<(LayerEncode, gst::Pipeline, gst::Element)> {
+        self.layers
+            .remove(&layer)
+            .map(|l| (l, self.pipeline.clone(), self.raw_tee.clone()))
     }
 
     /// Whether an HDMI capture input is wired.
@@ -1670,6 +1887,82 @@ mod tests {
     /// What reaches the encoder follows the inputs (camera, slate, HDMI share, camera), with
     /// frames flowing throughout and the raw format never renegotiated. The HDMI input is a
     /// `pipeline:` stand-in drawing white.
+    #[test]
+    fn a_quality_layer_encodes_its_own_size_and_one_that_cannot_start_leaves_nothing() {
+        gst::init().unwrap();
+        let o = MediaOptions {
+            width: 320,
+            height: 240,
+            framerate: 30,
+            camera: DeviceChoice::None,
+            display: SinkChoice::None,
+            speaker: SinkChoice::None,
+            ..MediaOptions::default()
+        };
+        let mut call = test_call(&o);
+        call.pipeline.set_state(gst::State::Playing).unwrap();
+        let elements = call.pipeline.children().len();
+        // An encoder that cannot run (its element is not installed): an error, nothing left.
+        let mut broken = built_in("test");
+        broken.video_encoder[0].element = "no-such-encoder".into();
+        let level = super::super::adapt::Level {
+            width: 80,
+            height: 60,
+            framerate: 15,
+        };
+        assert!(call.add_layer(&o, &broken, 0, level, 100).is_err());
+        assert_eq!(call.pipeline.children().len(), elements);
+        assert!(call.layer_ids().is_empty());
+        // The small layer: H.264 of its own size out of its tee while the main encode goes on.
+        let tee = call
+            .add_layer(&o, &built_in("test"), 0, level, 100)
+            .unwrap();
+        let sizes: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = sizes.clone();
+        let sink = make("fakesink").unwrap();
+        sink.set_property("async", false);
+        call.pipeline.add(&sink).unwrap();
+        sink.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if let Some(c) = pad.current_caps() {
+                    seen.lock().unwrap().push(c.to_string());
+                }
+                gst::PadProbeReturn::Ok
+            });
+        sink.sync_state_with_parent().unwrap();
+        tee.link(&sink).unwrap();
+        let started = std::time::Instant::now();
+        while sizes.lock().unwrap().len() < 5 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "no frames from the layer's encode"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        no_error(&call);
+        let caps = sizes.lock().unwrap()[0].clone();
+        assert!(
+            caps.contains("video/x-h264")
+                && caps.contains("width=(int)80")
+                && caps.contains("height=(int)60"),
+            "{caps}"
+        );
+        let (before, _) = call.encoder_totals();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(call.encoder_totals().0 > before, "the main encode stopped");
+        // Stopped: out of the pipeline again, the main encode still going.
+        tee.unlink(&sink);
+        let (encode, pipeline, raw) = call.take_layer(0).unwrap();
+        encode.stop(&pipeline, &raw);
+        assert_eq!(call.pipeline.children().len(), elements + 1);
+        let (before, _) = call.encoder_totals();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(call.encoder_totals().0 > before, "the main encode stopped");
+        no_error(&call);
+        call.pipeline.set_state(gst::State::Null).unwrap();
+    }
+
     #[test]
     fn inputs_switch_without_renegotiation() {
         gst::init().unwrap();

@@ -92,6 +92,10 @@ pub struct Session {
     pub remote: Option<super::check::Checked>,
     /// Inbound packet times, for the stall watchdog (watched once connected).
     pub inbound: Arc<super::inbound::Inbound>,
+    /// Which of `tee_pads` feeds the video payloader (none: the session sends no video).
+    video_branch: Option<usize>,
+    /// The quality layer whose own encode feeds the video (`None`: the call's main encoder).
+    pub layer_source: Option<u8>,
 }
 
 /// Candidates kept while the remote description is not yet set.
@@ -316,6 +320,8 @@ impl Session {
             pts: spec.pts,
             remote: None,
             inbound: Arc::default(),
+            video_branch: None,
+            layer_source: None,
         };
 
         if let Some(pt) = spec.pts.opus {
@@ -348,6 +354,7 @@ impl Session {
                 prefs.push_str(&rtp_caps("video", "VP8", vp8, 90000, FB));
             }
             let counters = session.counters.clone();
+            session.video_branch = Some(session.tee_pads.len());
             session.attach(
                 pipeline,
                 &call.video_tee,
@@ -487,6 +494,74 @@ impl Session {
         self.valves.push(valve.clone());
         self.send.extend([valve, queue, pay, filter]);
         Ok(())
+    }
+
+    /// Whether the session sends video.
+    pub fn sends_video(&self) -> bool {
+        self.video_branch.is_some()
+    }
+
+    /// Feeds the video payloader from `tee` (another encode of the same picture) instead,
+    /// at an idle point of the branch now feeding it, and asks the new encoder for a key
+    /// frame: the payloader, its SSRC and sequence carry on, so the far end sees a new size
+    /// and no renegotiation. Blocks briefly (call it off the async runtime).
+    pub fn switch_video(
+        &mut self,
+        tee: &gst::Element,
+        layer: Option<u8>,
+    ) -> Result<(), MediaError> {
+        let Some(i) = self.video_branch else {
+            return Ok(());
+        };
+        let (old_tee, old_pad) = self.tee_pads[i].clone();
+        if &old_tee == tee {
+            self.layer_source = layer;
+            return Ok(());
+        }
+        let new_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| MediaError::Invalid("tee gave no pad".into()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let relink = new_pad.clone();
+        let probe = old_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+            let linked = match pad.peer() {
+                Some(valve) => {
+                    let _ = pad.unlink(&valve);
+                    relink.link(&valve).is_ok()
+                }
+                None => false,
+            };
+            if linked {
+                let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                relink.send_event(ev);
+            }
+            let _ = tx.send(linked);
+            gst::PadProbeReturn::Remove
+        });
+        let moved = rx.recv_timeout(Duration::from_secs(2));
+        if moved.is_err()
+            && let Some(id) = probe
+        {
+            old_pad.remove_probe(id);
+        }
+        match moved {
+            Ok(true) => {
+                old_tee.release_request_pad(&old_pad);
+                self.tee_pads[i] = (tee.clone(), new_pad);
+                self.layer_source = layer;
+                Ok(())
+            }
+            Ok(false) | Err(_) => {
+                tee.release_request_pad(&new_pad);
+                Err(MediaError::Invalid(format!(
+                    "the video of {} could not be moved to {}",
+                    self.peer,
+                    tee.name()
+                )))
+            }
+        }
     }
 
     /// Starts sending (the session is connected).

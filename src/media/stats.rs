@@ -48,6 +48,13 @@ pub struct SessionStats {
     /// Remote frames that could not be used: before a key frame, after a gap, stale voice
     /// (cumulative; RTM rooms).
     pub frames_discarded: u64,
+    /// The quality layer the participant asked for (`switchVideoBySim`: 0 small, 1 medium,
+    /// 2 large; `None`: it never asked, so large).
+    pub quality_layer: Option<u8>,
+    /// The size and frame rate of the video it is sent.
+    pub video_sent: Option<super::adapt::Level>,
+    /// Its video comes from an encode of its own (a lower layer than others watch).
+    pub layer_encode: bool,
 }
 
 /// All sessions.

@@ -326,7 +326,9 @@ impl Agent {
                     });
                     cmds.push(MediaCommand::RemoteSignal { peer: from, signal });
                 }
-                MediaSignal::Answer { .. } | MediaSignal::Candidate { .. } => {
+                MediaSignal::Answer { .. }
+                | MediaSignal::Candidate { .. }
+                | MediaSignal::Quality { .. } => {
                     if m.sessions.contains_key(&from) {
                         cmds.push(MediaCommand::RemoteSignal { peer: from, signal });
                     } else {

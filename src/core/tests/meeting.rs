@@ -432,6 +432,30 @@ fn bye_closes_only_that_session() {
 }
 
 #[test]
+fn a_quality_request_reaches_only_that_participants_session() {
+    let mut h = Harness::in_room_with(&[CALLER_C, ClientId(8)]);
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: ClientId(8),
+        signal: MediaSignal::Quality { layer: 0 },
+    });
+    assert_eq!(
+        media(&h.take()),
+        vec![MediaCommand::RemoteSignal {
+            peer: ClientId(8),
+            signal: MediaSignal::Quality { layer: 0 }
+        }]
+    );
+    // Someone without a session with us asks in vain.
+    h.signal(SignalingEvent::Media {
+        room_id: ROOM,
+        from: ClientId(12345),
+        signal: MediaSignal::Quality { layer: 1 },
+    });
+    assert!(media(&h.take()).is_empty());
+}
+
+#[test]
 fn same_account_entering_elsewhere_replaces_us() {
     let mut h = Harness::in_call_with(&[CALLER_C]);
     h.signal(SignalingEvent::ReplacedByOtherLogin { room_id: ROOM });

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 use super::rooms::not_in_room;
 use super::route::MediaKind;
 use super::{ConnId, Handled, Hub, Me, Out, Refusal, deliver, ok};
-use crate::signaling::rtcpeer::wire::{self, Envelope, MediaBye, MediaCandidate, MediaSdp};
+use crate::signaling::rtcpeer::wire::{
+    self, Envelope, MediaBye, MediaCandidate, MediaQuality, MediaSdp, code,
+};
 
 /// A `media/*` body: where it goes, and the sender field the hub fills in.
 trait Relayed: Serialize + DeserializeOwned {
@@ -32,7 +34,7 @@ macro_rules! relayed {
     )*};
 }
 
-relayed!(MediaSdp, MediaCandidate, MediaBye);
+relayed!(MediaSdp, MediaCandidate, MediaBye, MediaQuality);
 
 impl Hub {
     /// Decodes the body `kind` carries and relays it.
@@ -43,6 +45,12 @@ impl Hub {
             }
             MediaKind::Candidate => self.relay_body::<MediaCandidate>(out, me, kind, env.decode()?),
             MediaKind::Bye => self.relay_body::<MediaBye>(out, me, kind, env.decode()?),
+            MediaKind::Quality => {
+                let m: MediaQuality = env.decode()?;
+                m.layer()
+                    .map_err(|e| Refusal::new(code::BAD_REQUEST, format!("field `sim`: {e}")))?;
+                self.relay_body(out, me, kind, m)
+            }
         }
     }
 

@@ -134,14 +134,17 @@ pub(super) enum MediaKind {
     Candidate,
     /// `bye` (the peer connection ends).
     Bye,
+    /// `quality` (a viewer asks for a quality layer of the video it receives).
+    Quality,
 }
 
 impl MediaKind {
-    const ALL: [MediaKind; 4] = [
+    const ALL: [MediaKind; 5] = [
         MediaKind::Offer,
         MediaKind::Answer,
         MediaKind::Candidate,
         MediaKind::Bye,
+        MediaKind::Quality,
     ];
 
     /// The wire method, both of the request and of the relayed copy.
@@ -151,6 +154,7 @@ impl MediaKind {
             MediaKind::Answer => "answer",
             MediaKind::Candidate => "candidate",
             MediaKind::Bye => "bye",
+            MediaKind::Quality => "quality",
         }
     }
 

@@ -266,3 +266,39 @@ fn debug_shows_no_session_id_signature_or_password() {
     }
     assert!(shown.contains("user_id: 2"), "{shown}");
 }
+
+#[test]
+fn quality_requests_are_relayed_and_a_bad_layer_is_refused() {
+    let mut h = hub();
+    online(&mut h, 1, "tv", "tv");
+    online(&mut h, 2, "alice", "webphone");
+    for (conn, user) in [(1, 1), (2, 2)] {
+        send(
+            &mut h,
+            conn,
+            json!({"module":"meeting","method":"enter","userId":user,"roomId":5,"roomType":2}),
+        );
+    }
+    let out = send(
+        &mut h,
+        2,
+        json!({"module":"media","method":"quality","roomId":5,"toClientId":1,"sim":0}),
+    );
+    assert_eq!(out[0].1["result"], 0);
+    assert_eq!(out[1].0, 1);
+    assert_eq!(out[1].1["method"], "quality");
+    assert_eq!(out[1].1["fromClientId"], 2);
+    assert_eq!(out[1].1["sim"], 0);
+    let out = send(
+        &mut h,
+        2,
+        json!({"module":"media","method":"quality","roomId":5,"toClientId":1,"sim":5}),
+    );
+    assert_eq!(out.len(), 1, "a bad layer is not relayed");
+    assert_eq!(out[0].1["result"], 400);
+    assert!(
+        out[0].1["message"].as_str().unwrap().contains("sim"),
+        "{}",
+        out[0].1
+    );
+}

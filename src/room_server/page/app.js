@@ -282,6 +282,7 @@ function updateButtons() {
   $('host-mute').disabled = !inRoom;
   $('host-unmute').disabled = !inRoom;
   $('hangup').disabled = !call && !room;
+  $('quality').disabled = !inRoom;
   document.querySelectorAll('button.call').forEach((b) => { b.disabled = !!call || !!room; });
 }
 
@@ -294,6 +295,7 @@ function addTile(id, stream, label, isLocal) {
     tile.className = 'tile';
     tile.id = 'tile-' + id;
     tile.innerHTML = '<video autoplay playsinline></video><span></span>';
+    tile.querySelector('video').id = 'video_' + id;
     $('videos').appendChild(tile);
   }
   const v = tile.querySelector('video');
@@ -415,7 +417,38 @@ async function onMedia(m) {
     else await addCandidate(entry.pc, m);
   } else if (m.method === 'bye') {
     closePeer(from);
+  } else if (m.method === 'quality') {
+    // A viewer asks for a smaller layer of what we send it: scale our stream down for it.
+    const entry = peers.get(from);
+    if (!entry) return;
+    const by = { 2: 1, 1: 2, 0: 4 }[m.sim] || 1;
+    for (const sender of entry.pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== 'video') continue;
+      const params = sender.getParameters();
+      (params.encodings || []).forEach((e) => { e.scaleResolutionDownBy = by; });
+      try { await sender.setParameters(params); } catch (e) { log('setParameters failed:', String(e)); }
+    }
   }
+}
+
+// The SDK's switchVideoBySim: ask every participant whose video we receive for a quality
+// layer (0 small, 1 medium, 2 large).
+function switchVideoBySim(sim) {
+  if (!room) return;
+  for (const [id] of peers) switchVideoSimTo(id, sim);
+}
+
+// The SDK's switchVideoSimByDom: the same for the one participant a video element shows.
+function switchVideoSimByDom(domId, sim) {
+  const tile = document.getElementById(domId);
+  const id = tile && tile.closest('.tile') && tile.closest('.tile').id.replace(/^tile-/, '');
+  if (!id || !peers.has(Number(id))) throw new Error('no participant shown in ' + domId);
+  switchVideoSimTo(Number(id), sim);
+}
+
+function switchVideoSimTo(clientId, sim) {
+  log(`asking ${clientId} for the ${['small', 'medium', 'large'][sim]} layer`);
+  send('media', 'quality', { roomId: room.id, toClientId: clientId, sim });
 }
 
 async function addCandidate(pc, m) {
@@ -505,6 +538,11 @@ window.roomagent = {
     return out;
   },
   login, dial: (userId) => dial({ id: userId, name: String(userId) }), hangup,
+  switchVideoBySim, switchVideoSimByDom,
+  join: async (id) => {
+    call = { dir: 'join', state: 'entering', roomType: 2 };
+    await enterRoom(id, 2);
+  },
   hostMute: () => hostMute(true), hostUnmute: () => hostMute(false),
 };
 
@@ -529,6 +567,7 @@ $('camera').onclick = () => {
   if (room) send('meeting', 'updateVideo', { roomId: room.id, video: !cameraOff });
   updateButtons();
 };
+$('quality').onchange = () => switchVideoBySim(Number($('quality').value));
 $('host-mute').onclick = () => hostMute(true);
 $('host-unmute').onclick = () => hostMute(false);
 $('join').onclick = async () => {

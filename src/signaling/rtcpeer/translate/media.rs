@@ -3,7 +3,9 @@
 
 use super::{Identity, MediaMethod, Request, Route, missing};
 use crate::core::{ClientId, MediaSignal, RoomId, SignalingEvent};
-use crate::signaling::rtcpeer::wire::{Envelope, MediaBye, MediaCandidate, MediaSdp, WireError};
+use crate::signaling::rtcpeer::wire::{
+    Envelope, MediaBye, MediaCandidate, MediaQuality, MediaSdp, WireError,
+};
 
 /// The message carrying `signal` to participant `to`.
 pub(super) fn request(
@@ -49,6 +51,15 @@ pub(super) fn request(
             };
             Request::new(Route::Media(MediaMethod::Bye), body)
         }
+        MediaSignal::Quality { layer } => {
+            let body = MediaQuality {
+                room_id: room_id.0,
+                from_client_id,
+                to_client_id: to.0,
+                sim: i64::from(*layer),
+            };
+            Request::new(Route::Media(MediaMethod::Quality), body)
+        }
     }
 }
 
@@ -76,6 +87,14 @@ pub(super) fn push(method: MediaMethod, env: &Envelope) -> Result<SignalingEvent
         MediaMethod::Bye => {
             let m: MediaBye = env.decode()?;
             (m.room_id, m.from_client_id, MediaSignal::Bye)
+        }
+        MediaMethod::Quality => {
+            let m: MediaQuality = env.decode()?;
+            let layer = m.layer().map_err(|problem| WireError::Field {
+                field: "sim".into(),
+                problem,
+            })?;
+            (m.room_id, m.from_client_id, MediaSignal::Quality { layer })
         }
     };
     Ok(SignalingEvent::Media {

@@ -116,7 +116,7 @@ methods! {
 
 methods! {
     /// `media/*`: WebRTC negotiation between two participants, relayed by the server. The
-    /// same four methods go both ways.
+    /// same methods go both ways.
     MediaMethod {
         /// An SDP offer.
         Offer = "offer",
@@ -126,6 +126,8 @@ methods! {
         Candidate = "candidate",
         /// The sender closed its connection with the recipient.
         Bye = "bye",
+        /// The sender asks for a quality layer of the recipient's video.
+        Quality = "quality",
     }
 }
 

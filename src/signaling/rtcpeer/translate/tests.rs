@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::core::{ClientId, Peer, RoomId};
+use crate::core::{ClientId, MediaSignal, Peer, RoomId};
 
 fn me() -> Identity {
     Identity {
@@ -161,4 +161,47 @@ fn enter_reply_lists_members() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn quality_requests_go_both_ways_and_a_bad_layer_is_named() {
+    let r = media::request(
+        &me(),
+        RoomId(5),
+        ClientId(7),
+        &MediaSignal::Quality { layer: 0 },
+    );
+    assert_eq!(r.route, Route::Media(MediaMethod::Quality));
+    assert_eq!(r.body["sim"], 0);
+    assert_eq!(r.body["toClientId"], 7);
+    assert_eq!(r.body["fromClientId"], 100);
+    let got = push(&env(
+        json!({"module":"media","method":"quality","roomId":5,"fromClientId":7,"toClientId":100,"sim":1}),
+    ));
+    assert!(matches!(
+        got,
+        Ok(Some(SignalingEvent::Media {
+            from: ClientId(7),
+            signal: MediaSignal::Quality { layer: 1 },
+            ..
+        }))
+    ));
+    for bad in [json!(3), json!(-1), json!(99999999999i64)] {
+        let got = push(&env(
+            json!({"module":"media","method":"quality","roomId":5,"fromClientId":7,"toClientId":100,"sim":bad}),
+        ));
+        match got {
+            Err(WireError::Field { field, problem }) => {
+                assert_eq!(field, "sim");
+                assert!(problem.contains("0 (small)"), "{problem}");
+            }
+            other => panic!("sim {bad} was taken: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        push(&env(
+            json!({"module":"media","method":"quality","roomId":5,"fromClientId":7,"toClientId":100,"sim":"large"})
+        )),
+        Err(WireError::Field { .. })
+    ));
 }

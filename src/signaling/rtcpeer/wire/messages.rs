@@ -356,3 +356,32 @@ pub struct MediaBye {
     /// Recipient.
     pub to_client_id: i64,
 }
+
+/// `media/quality`: the sender (a viewer) asks the recipient for a quality layer of the video
+/// it sends, as the SDK's `switchVideoBySim` names them (a development extension of the
+/// dialect: docs/rtcpeer.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaQuality {
+    /// The room.
+    pub room_id: i64,
+    /// Sender (rewritten by the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_client_id: Option<i64>,
+    /// Recipient.
+    pub to_client_id: i64,
+    /// 0 small, 1 medium, 2 large (the full picture).
+    pub sim: i64,
+}
+
+impl MediaQuality {
+    /// The layer asked for, or what is wrong with it.
+    pub fn layer(&self) -> Result<u8, String> {
+        match self.sim {
+            0..=2 => Ok(self.sim as u8),
+            other => Err(format!(
+                "sim must be 0 (small), 1 (medium) or 2 (large), not {other}"
+            )),
+        }
+    }
+}

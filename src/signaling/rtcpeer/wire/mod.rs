@@ -214,9 +214,9 @@ pub use account::{AccountParams, LoginReply, SignReply};
 pub use beans::{Client, Company, Room, User};
 pub use messages::{
     CallMsg, Chat, ClientPush, Enter, EnterReply, FROM_SUPER, FinishPush, InviteReply, MediaBye,
-    MediaCandidate, MediaSdp, MemberTalking, MuteAll, MuteMsg, NewAppRoom, NewAppRoomReply,
-    PrivateChat, Register, RoomRef, ShareScreen, UpdateClientName, UpdateMeetingName, UpdateVideo,
-    UserRoom, event,
+    MediaCandidate, MediaQuality, MediaSdp, MemberTalking, MuteAll, MuteMsg, NewAppRoom,
+    NewAppRoomReply, PrivateChat, Register, RoomRef, ShareScreen, UpdateClientName,
+    UpdateMeetingName, UpdateVideo, UserRoom, event,
 };
 
 #[cfg(test)]
