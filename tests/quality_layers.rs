@@ -195,6 +195,17 @@ fn each_viewer_gets_the_quality_layer_it_asks_for() {
             .await;
         assert_eq!(session(&stats, b_id).quality_layer, Some(2));
 
+        // A viewer flipping layers as fast as it can send: the device follows at its own pace
+        // (one change a second) and ends on the last request.
+        alice
+            .eval(&format!(
+                "(async () => {{ for (let i = 0; i < 120; i++) window.roomagent.switchVideoSimByDom('video_{ROOM}', i % 3); window.roomagent.switchVideoSimByDom('video_{ROOM}', 1); }})()"
+            ))
+            .await;
+        wait_height(&alice, "alice", HEIGHT / 2, Duration::from_secs(15)).await;
+        let (h, _, _) = seen(&bob).await;
+        assert_eq!(h, HEIGHT, "bob's picture changed with alice's requests");
+
         // Nothing was renegotiated: the same peer connections all along.
         assert_eq!(seen(&alice).await.2, alice_peer);
         assert_eq!(seen(&bob).await.2, bob_peer);

@@ -724,7 +724,13 @@ struct Layers {
     unavailable: bool,
     /// Who is sent what must be looked at again.
     dirty: bool,
+    /// When it was last looked at: a participant flipping layers many times a second must not
+    /// start and stop encoders as fast (at most one change per [`LAYER_SETTLE`]).
+    served: Option<std::time::Instant>,
 }
+
+/// How often the quality layers follow requests at most.
+const LAYER_SETTLE: Duration = Duration::from_secs(1);
 
 impl Default for Layers {
     fn default() -> Self {
@@ -733,6 +739,7 @@ impl Default for Layers {
             top: LAYER_TOP,
             unavailable: false,
             dirty: false,
+            served: None,
         }
     }
 }
@@ -810,9 +817,7 @@ impl Engine {
                 },
                 Some(msg) = internal.recv() => {
                     self.internal(msg);
-                    if self.layers.dirty {
-                        self.serve_layers().await;
-                    }
+                    self.serve_layers_when_due().await;
                 }
                 Some(msg) = crate::wait::recv_bounded_or_pending(&mut inbound) => {
                     let had_call = self.call.is_some();
@@ -838,9 +843,7 @@ impl Engine {
                 }
                 _ = stalls.tick() => {
                     self.check_stalls();
-                    if self.layers.dirty {
-                        self.serve_layers().await;
-                    }
+                    self.serve_layers_when_due().await;
                     if self.devices_dirty.is_some_and(|t| t <= std::time::Instant::now()) {
                         self.devices_dirty = None;
                         self.devices_changed();
@@ -1443,8 +1446,22 @@ impl Engine {
                     info!(%peer, layer, "a participant asks for another quality layer");
                 }
                 self.layers.requested.insert(peer, layer);
-                self.serve_layers().await;
+                self.layers.dirty = true;
+                // Now, or at a check (every STALL_CHECK) once the last change settled.
+                self.serve_layers_when_due().await;
             }
+        }
+    }
+
+    /// Serves the quality layers if something changed and the last change settled.
+    async fn serve_layers_when_due(&mut self) {
+        if self.layers.dirty
+            && self
+                .layers
+                .served
+                .is_none_or(|t| t.elapsed() >= LAYER_SETTLE)
+        {
+            self.serve_layers().await;
         }
     }
 
@@ -1455,6 +1472,7 @@ impl Engine {
     /// Encodes nobody watches are stopped.
     async fn serve_layers(&mut self) {
         self.layers.dirty = false;
+        self.layers.served = Some(std::time::Instant::now());
         let Some(call) = self.call.as_mut() else {
             return;
         };
