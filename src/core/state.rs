@@ -79,6 +79,10 @@ pub struct Devices {
     pub hdmi: Attached,
     /// A source is plugged into the HDMI input and sending (only known during a call).
     pub hdmi_signal: bool,
+    /// The speaker.
+    pub speaker: Attached,
+    /// The display.
+    pub display: Attached,
 }
 
 impl Devices {
@@ -89,6 +93,8 @@ impl Devices {
             DeviceKind::Camera => self.camera = to,
             DeviceKind::Microphone => self.microphone = to,
             DeviceKind::Hdmi => self.hdmi = to,
+            DeviceKind::Speaker => self.speaker = to,
+            DeviceKind::Display => self.display = to,
         }
     }
 }

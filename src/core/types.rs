@@ -1,6 +1,6 @@
 //! Identifiers and small value types shared by inputs, actions and state.
 
-/// A kind of capture device the state and events report on.
+/// A kind of device (capture or playback) the state and events report on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
@@ -10,6 +10,10 @@ pub enum DeviceKind {
     Microphone,
     /// The HDMI capture input.
     Hdmi,
+    /// The speaker remote audio plays on.
+    Speaker,
+    /// The display remote video shows on.
+    Display,
 }
 
 use std::fmt;

@@ -96,15 +96,21 @@ pub enum SinkChoice {
     None,
     /// This element factory (`kmssink`, `autovideosink`, `fakesink`, `alsasink`, …).
     Element(String),
+    /// `pipeline:<description>`: a GStreamer sink described as for `gst-launch-1.0` (an
+    /// `alsasink device=…` with a converter in front, or a stand-in for hardware in tests).
+    Pipeline(String),
 }
 
 impl SinkChoice {
-    /// Reads `auto`, `none` or an element name.
+    /// Reads `auto`, `none`, `pipeline:<description>` or an element name.
     pub fn parse(s: &str) -> SinkChoice {
         match s {
             "auto" | "" => SinkChoice::Auto,
             "none" => SinkChoice::None,
-            e => SinkChoice::Element(e.to_string()),
+            e => match e.strip_prefix("pipeline:") {
+                Some(d) => SinkChoice::Pipeline(d.trim().to_string()),
+                None => SinkChoice::Element(e.to_string()),
+            },
         }
     }
 }
@@ -596,6 +602,7 @@ pub fn start(
         layers: Layers::default(),
         inputs: Inputs::default(),
         absent: Default::default(),
+        outputs_absent: Default::default(),
         _device_watch: device_watch,
         devices_dirty: None,
     };
@@ -652,6 +659,8 @@ struct Engine {
     inputs: Inputs,
     /// Inputs reported lost (until they are seen again, in this call or a later one).
     absent: std::collections::BTreeSet<pipeline::Input>,
+    /// Outputs reported lost (until they play again, in this call or a later one).
+    outputs_absent: std::collections::BTreeSet<pipeline::Output>,
     /// Devices come and go: the device monitor's thread (ends with the engine).
     _device_watch: Option<devices::DeviceWatch>,
     /// A device change to look at, once changes settle (a plug-in comes as a burst).
@@ -679,6 +688,16 @@ struct Inputs {
     hdmi_since: Option<std::time::Instant>,
     /// Whether its signal counts as present (last reported).
     hdmi_signal: bool,
+    /// Speaker or display lost in this call (a stand-in plays in its place), and when each is
+    /// tried again.
+    outputs_lost: BTreeMap<pipeline::Output, std::time::Instant>,
+}
+
+fn output_kind(output: pipeline::Output) -> crate::core::DeviceKind {
+    match output {
+        pipeline::Output::Speaker => crate::core::DeviceKind::Speaker,
+        pipeline::Output::Display => crate::core::DeviceKind::Display,
+    }
 }
 
 fn device_kind(input: pipeline::Input) -> crate::core::DeviceKind {
@@ -791,6 +810,20 @@ impl Engine {
                 crate::core::DeviceKind::Hdmi,
                 configured(&self.opts.hdmi) || !self.found.hdmi.is_empty(),
             ),
+            (
+                crate::core::DeviceKind::Speaker,
+                matches!(
+                    pipeline::sink_element(&self.opts.speaker, false),
+                    Ok(Some(_))
+                ),
+            ),
+            (
+                crate::core::DeviceKind::Display,
+                matches!(
+                    pipeline::sink_element(&self.opts.display, true),
+                    Ok(Some(_))
+                ),
+            ),
         ] {
             if present {
                 self.emit(MediaEvent::Device {
@@ -844,6 +877,7 @@ impl Engine {
                 _ = stalls.tick() => {
                     self.check_stalls();
                     self.serve_layers_when_due().await;
+                    self.check_outputs();
                     if self.devices_dirty.is_some_and(|t| t <= std::time::Instant::now()) {
                         self.devices_dirty = None;
                         self.devices_changed();
@@ -922,6 +956,11 @@ impl Engine {
                 self.present(input);
             }
         }
+        for output in [pipeline::Output::Speaker, pipeline::Output::Display] {
+            if self.call.as_ref().is_some_and(|c| c.has_output(output)) {
+                self.output_present(output);
+            }
+        }
         for input in lost {
             self.input_lost(input, "it did not start".into());
         }
@@ -935,6 +974,75 @@ impl Engine {
                 kind: device_kind(input),
                 present: true,
             });
+        }
+    }
+
+    /// The speaker or display failed (unplugged, its device gone): a stand-in that only keeps
+    /// time plays in its place (remote media goes on being decoded and mixed), the state and an
+    /// event say so, and the device is tried again every [`INPUT_RETRY`].
+    fn output_lost(&mut self, output: pipeline::Output, reason: String) {
+        let Some(call) = &mut self.call else { return };
+        if !call.has_output(output) {
+            debug!(?output, %reason, "output error (a stand-in already plays)");
+            return;
+        }
+        warn!(?output, %reason, "playback device lost; the call goes on without it");
+        if let Err(e) = call.replace_output(output, None) {
+            warn!(?output, error = %e, "cannot put a stand-in in place of the lost device");
+        }
+        self.inputs
+            .outputs_lost
+            .insert(output, std::time::Instant::now() + INPUT_RETRY);
+        self.outputs_absent.insert(output);
+        self.emit(MediaEvent::Device {
+            kind: output_kind(output),
+            present: false,
+        });
+    }
+
+    /// The output plays (again): said if it was reported lost.
+    fn output_present(&mut self, output: pipeline::Output) {
+        if self.outputs_absent.remove(&output) {
+            self.emit(MediaEvent::Device {
+                kind: output_kind(output),
+                present: true,
+            });
+        }
+    }
+
+    /// Tries the lost speaker or display again.
+    fn check_outputs(&mut self) {
+        let now = std::time::Instant::now();
+        let due: Vec<pipeline::Output> = self
+            .inputs
+            .outputs_lost
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(o, _)| *o)
+            .collect();
+        for output in due {
+            let Some(call) = &mut self.call else { return };
+            let choice = match output {
+                pipeline::Output::Speaker => &self.opts.speaker,
+                pipeline::Output::Display => &self.opts.display,
+            };
+            let sink = pipeline::sink_element(choice, output == pipeline::Output::Display);
+            let result = match sink {
+                Ok(Some(sink)) => call.replace_output(output, Some(sink)),
+                Ok(None) => Err(MediaError::Invalid("no such device".into())),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    info!(?output, "playback device back");
+                    self.inputs.outputs_lost.remove(&output);
+                    self.output_present(output);
+                }
+                Err(e) => {
+                    debug!(?output, error = %e, "playback device still missing");
+                    self.inputs.outputs_lost.insert(output, now + INPUT_RETRY);
+                }
+            }
         }
     }
 
@@ -1898,6 +2006,24 @@ impl Engine {
     }
 
     fn bus(&mut self, msg: &gst::Message) {
+        // The speaker or the display failed: a stand-in plays in its place, the call goes on.
+        let output_failed = match msg.view() {
+            gst::MessageView::Application(app) => app
+                .structure()
+                .is_some_and(|s| s.name() == pipeline::OUTPUT_FAILED),
+            gst::MessageView::Error(_) => true,
+            _ => false,
+        };
+        if output_failed
+            && let (Some(call), Some(src)) = (&self.call, msg.src())
+            && let Some(output) = call.output_owning(src)
+        {
+            let reason = match msg.view() {
+                gst::MessageView::Error(err) => format!("{}: {}", src.name(), err.error()),
+                _ => format!("{} returned an error", src.name()),
+            };
+            return self.output_lost(output, reason);
+        }
         // A quality layer's own encode failed: every layer is served by scaling from now on.
         let layer_failed = match msg.view() {
             gst::MessageView::Application(app) => app

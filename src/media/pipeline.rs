@@ -216,6 +216,8 @@ pub struct CallPipeline {
     /// The smaller encodes serving quality layers (0 small, 1 medium) while others watch a
     /// larger one.
     layers: BTreeMap<u8, LayerEncode>,
+    /// The speaker and the display, which can fail and come back during the call.
+    outputs: BTreeMap<Output, OutputSlot>,
     /// The Opus encoder.
     pub audio_encoder: gst::Element,
     /// Every live source, stopped first when the call ends.
@@ -713,6 +715,43 @@ fn count_into_encoder(
     }
 }
 
+/// A playback device of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Output {
+    /// Where remote audio plays.
+    Speaker,
+    /// Where remote video shows.
+    Display,
+}
+
+/// The structure name of the message posted when a speaker or display sink fails.
+pub const OUTPUT_FAILED: &str = "roomagent-output-failed";
+
+/// A speaker or display sink behind its queue. The queue hands it buffers through a guard
+/// (see `guard_encoder`): a sink that fails (unplugged, its device gone) returns an error the
+/// queue does not see, so the mixer or compositor in front never stops, and a stand-in that
+/// only keeps time takes its place until the device is back.
+struct OutputSlot {
+    queue: gst::Element,
+    sink: gst::Element,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+    /// A stand-in runs in the device's place.
+    standing_in: bool,
+}
+
+impl OutputSlot {
+    fn new(queue: gst::Element, sink: gst::Element) -> OutputSlot {
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        guard_encoder(&queue, failed.clone(), OUTPUT_FAILED);
+        OutputSlot {
+            queue,
+            sink,
+            failed,
+            standing_in: false,
+        }
+    }
+}
+
 /// The structure name of the message posted when a quality layer's own encoder fails.
 pub const LAYER_FAILED: &str = "roomagent-layer-failed";
 
@@ -986,11 +1025,13 @@ pub fn build(
 
     // ---- remote video: compositor onto the display (none: remote video is not decoded)
     let display = sink_element(&o.display, true)?;
+    let mut outputs = BTreeMap::new();
     let (compositor, display_filter) = match display {
         None => (None, None),
         Some(display) => {
-            let d = display_path(&pipeline, o, display)?;
+            let d = display_path(&pipeline, o, display.clone())?;
             sources.push(d.background);
+            outputs.insert(Output::Display, OutputSlot::new(d.queue, display));
             (Some(d.compositor), Some(d.filter))
         }
     };
@@ -1018,8 +1059,9 @@ pub fn build(
             playback.push(make("audioresample")?);
             let sq = make("queue")?;
             sq.set_property("name", "speaker-queue");
-            playback.push(sq);
-            playback.push(speaker);
+            playback.push(sq.clone());
+            playback.push(speaker.clone());
+            outputs.insert(Output::Speaker, OutputSlot::new(sq, speaker));
             pipeline
                 .add_many(&playback)
                 .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
@@ -1065,6 +1107,7 @@ pub fn build(
         adapt_caps,
         raw_tee,
         layers: BTreeMap::new(),
+        outputs,
         audio_encoder: opus,
         sources,
         encoder_counts,
@@ -1116,9 +1159,14 @@ impl LayerEncode {
 
 /// The display or speaker element, or `None` when there is none (then remote media of that
 /// kind is not decoded at all).
-fn sink_element(choice: &SinkChoice, video: bool) -> Result<Option<gst::Element>, MediaError> {
+pub fn sink_element(choice: &SinkChoice, video: bool) -> Result<Option<gst::Element>, MediaError> {
     let name = match choice {
         SinkChoice::None => return Ok(None),
+        SinkChoice::Pipeline(d) => {
+            return gst::parse::bin_from_description(d, true)
+                .map(|b| Some(b.upcast()))
+                .map_err(|e| MediaError::Invalid(format!("pipeline:{d}: {e}")));
+        }
         SinkChoice::Element(name) => name.clone(),
         SinkChoice::Auto => match auto_sink(video) {
             Some(name) => name.to_string(),
@@ -1195,11 +1243,14 @@ fn display_path(
         compositor,
         background: bg,
         filter: out_caps,
+        queue: vq,
     })
 }
 
 /// The parts of the display path the call keeps.
 struct DisplayPath {
+    /// The queue in front of the display sink.
+    queue: gst::Element,
     compositor: gst::Element,
     /// The live background source (stopped first when the call ends).
     background: gst::Element,
@@ -1410,8 +1461,7 @@ impl CallPipeline {
         self.pipeline
             .add_many(&stages)
             .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
-        let mut refs: Vec<&gst::Element> = vec![&self.encoder_upstream];
-        refs.extend(stages.iter());
+        let mut refs: Vec<&gst::Element> = stages.iter().collect();
         refs.push(&self.encoder_downstream);
         link_all(&refs)?;
         count_into_encoder(&encoder, &self.encoder_counts);
@@ -1422,6 +1472,9 @@ impl CallPipeline {
             e.sync_state_with_parent()
                 .map_err(|_| MediaError::Invalid(format!("{} did not start", e.name())))?;
         }
+        // Linked to the frames last, once playing: the next push sends the sticky events
+        // first, and a stage still in NULL would answer FLUSHING and stop the encoder queue.
+        link_all(&[&self.encoder_upstream, &stages[0]])?;
         self.encoder_stages = stages;
         self.encoder = encoder;
         self.bitrate = bitrate;
@@ -1543,6 +1596,96 @@ impl CallPipeline {
             },
         );
         Ok(tee)
+    }
+
+    /// The output `src` (an error's or a message's source) belongs to: its sink, anything
+    /// inside it, or the queue that feeds it.
+    pub fn output_owning(&self, src: &gst::Object) -> Option<Output> {
+        self.outputs.iter().find_map(|(o, slot)| {
+            (src == slot.queue.upcast_ref::<gst::Object>()
+                || src == slot.sink.upcast_ref::<gst::Object>()
+                || src.has_as_ancestor(&slot.sink))
+            .then_some(*o)
+        })
+    }
+
+    /// Whether the call plays to `output` (`false` without one, or while a stand-in runs in
+    /// its place).
+    pub fn has_output(&self, output: Output) -> bool {
+        self.outputs.get(&output).is_some_and(|s| !s.standing_in)
+    }
+
+    /// Puts `sink` behind the output's queue in place of the sink there, or (`None`) a
+    /// stand-in that only keeps time, so the mixer or compositor in front runs on. A sink that
+    /// does not start is taken out again, the stand-in runs, and the error says why.
+    pub fn replace_output(
+        &mut self,
+        output: Output,
+        sink: Option<gst::Element>,
+    ) -> Result<(), MediaError> {
+        use std::sync::atomic::Ordering;
+        let pipeline = self.pipeline.clone();
+        let Some(slot) = self.outputs.get_mut(&output) else {
+            return Err(MediaError::Invalid(format!("the call has no {output:?}")));
+        };
+        slot.failed.store(true, Ordering::Release);
+        let src = slot.queue.static_pad("src").expect("queue src");
+        if let Some(peer) = src.peer() {
+            let _ = src.unlink(&peer);
+        }
+        slot.sink.set_locked_state(true);
+        let _ = slot.sink.set_state(gst::State::Null);
+        let _ = pipeline.remove(&slot.sink);
+        let (new, standing_in) = match sink {
+            Some(s) => {
+                // A sink that prerolls on its own (async) makes the running pipeline lose its
+                // state: it goes to PAUSED, where the live sources stop, and never prerolls.
+                let sinks: Vec<gst::Element> = match s.downcast_ref::<gst::Bin>() {
+                    Some(bin) => bin.iterate_sinks().into_iter().flatten().collect(),
+                    None => vec![s.clone()],
+                };
+                for e in sinks {
+                    if e.find_property("async").is_some() {
+                        e.set_property("async", false);
+                    }
+                }
+                (s, false)
+            }
+            None => {
+                let s = make("fakesink")?;
+                s.set_property("sync", true);
+                s.set_property("async", false);
+                (s, true)
+            }
+        };
+        pipeline
+            .add(&new)
+            .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
+        // Playing before it is linked: the queue's next push sends its sticky events first,
+        // and a sink still in NULL would answer FLUSHING, which stops the queue for good.
+        let started = new
+            .sync_state_with_parent()
+            .map(|_| ())
+            .map_err(|_| MediaError::Invalid(format!("{} did not start", new.name())))
+            .and_then(|_| {
+                slot.queue.link(&new).map_err(|_| MediaError::Link {
+                    from: slot.queue.name().to_string(),
+                    to: new.name().to_string(),
+                })
+            });
+        slot.sink = new;
+        slot.standing_in = standing_in;
+        match started {
+            Ok(()) => {
+                slot.failed.store(false, Ordering::Release);
+                Ok(())
+            }
+            Err(e) if !standing_in => {
+                self.replace_output(output, None)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The quality layers with an encode of their own.

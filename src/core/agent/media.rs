@@ -98,9 +98,9 @@ impl Agent {
                     crate::core::state::Attached::Lost
                 };
                 if present {
-                    info!(?kind, "capture device attached");
+                    info!(?kind, "device attached");
                 } else {
-                    warn!(?kind, "capture device lost; the call goes on without it");
+                    warn!(?kind, "device lost; the call goes on without it");
                 }
                 self.devices.set(kind, to);
                 self.event(CallEvent::Device { kind, present });
