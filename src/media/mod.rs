@@ -943,6 +943,26 @@ impl Engine {
             }
         }
         let _ = call.set_video_input(self.camera_on, self.sharing);
+        // The speaker and the display join the running call the same way.
+        let mut lost_outputs = Vec::new();
+        for output in [pipeline::Output::Speaker, pipeline::Output::Display] {
+            if !call.wants_output(output) {
+                continue;
+            }
+            let sink = match output {
+                pipeline::Output::Speaker => pipeline::sink_element(&self.opts.speaker, false),
+                pipeline::Output::Display => pipeline::sink_element(&self.opts.display, true),
+            };
+            let started = match sink {
+                Ok(Some(sink)) => call.replace_output(output, Some(sink)),
+                Ok(None) => Err(MediaError::Invalid("no such device here".into())),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                warn!(?output, error = %e, "a playback device cannot start; the call goes on without it");
+                lost_outputs.push((output, e.to_string()));
+            }
+        }
         info!(profile = %self.profile.name, "call media started");
         self.call = Some(call);
         self.adapt = Adaptation::default();
@@ -960,6 +980,9 @@ impl Engine {
             if self.call.as_ref().is_some_and(|c| c.has_output(output)) {
                 self.output_present(output);
             }
+        }
+        for (output, reason) in lost_outputs {
+            self.output_lost(output, reason);
         }
         for input in lost {
             self.input_lost(input, "it did not start".into());
@@ -982,12 +1005,14 @@ impl Engine {
     /// event say so, and the device is tried again every [`INPUT_RETRY`].
     fn output_lost(&mut self, output: pipeline::Output, reason: String) {
         let Some(call) = &mut self.call else { return };
-        if !call.has_output(output) {
+        if self.inputs.outputs_lost.contains_key(&output) {
             debug!(?output, %reason, "output error (a stand-in already plays)");
             return;
         }
         warn!(?output, %reason, "playback device lost; the call goes on without it");
-        if let Err(e) = call.replace_output(output, None) {
+        if call.has_output(output)
+            && let Err(e) = call.replace_output(output, None)
+        {
             warn!(?output, error = %e, "cannot put a stand-in in place of the lost device");
         }
         self.inputs

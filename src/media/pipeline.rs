@@ -740,16 +740,25 @@ struct OutputSlot {
 }
 
 impl OutputSlot {
-    fn new(queue: gst::Element, sink: gst::Element) -> OutputSlot {
+    /// A slot with a stand-in playing.
+    fn new(queue: gst::Element, stand_in: gst::Element) -> OutputSlot {
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         guard_encoder(&queue, failed.clone(), OUTPUT_FAILED);
         OutputSlot {
             queue,
-            sink,
+            sink: stand_in,
             failed,
-            standing_in: false,
+            standing_in: true,
         }
     }
+}
+
+/// Plays in a speaker's or display's place: keeps time, shows and plays nothing.
+fn stand_in() -> Result<gst::Element, MediaError> {
+    let s = make("fakesink")?;
+    s.set_property("sync", true);
+    s.set_property("async", false);
+    Ok(s)
 }
 
 /// The structure name of the message posted when a quality layer's own encoder fails.
@@ -809,6 +818,9 @@ fn guard_encoder(
         };
         match peer.chain(buffer) {
             Ok(_) => {}
+            // The element behind is being swapped (the flag was set first): its FLUSHING must
+            // not stop the thread in front for good. Otherwise the pipeline is stopping.
+            Err(gst::FlowError::Flushing) if failed.load(Ordering::Acquire) => {}
             Err(gst::FlowError::Flushing) => info.flow_res = Err(gst::FlowError::Flushing),
             Err(e) => {
                 if !failed.swap(true, Ordering::AcqRel) {
@@ -1024,14 +1036,18 @@ pub fn build(
     link_all(&audio.iter().collect::<Vec<_>>())?;
 
     // ---- remote video: compositor onto the display (none: remote video is not decoded)
+    // The speaker and the display start as stand-ins; the real sinks join once the call runs
+    // (`CallPipeline::replace_output`), so one that cannot start (unplugged while idle) does
+    // not stop the call. Made here all the same: a setting naming no element fails the call.
     let display = sink_element(&o.display, true)?;
     let mut outputs = BTreeMap::new();
     let (compositor, display_filter) = match display {
         None => (None, None),
-        Some(display) => {
-            let d = display_path(&pipeline, o, display.clone())?;
+        Some(_) => {
+            let stand_in = stand_in()?;
+            let d = display_path(&pipeline, o, stand_in.clone())?;
             sources.push(d.background);
-            outputs.insert(Output::Display, OutputSlot::new(d.queue, display));
+            outputs.insert(Output::Display, OutputSlot::new(d.queue, stand_in));
             (Some(d.compositor), Some(d.filter))
         }
     };
@@ -1041,7 +1057,8 @@ pub fn build(
     speaker_volume.set_property("volume", o.volume as f64 / 100.0);
     let mixer = match speaker {
         None => None,
-        Some(speaker) => {
+        Some(_) => {
+            let speaker = stand_in()?;
             let mixer = make("audiomixer")?;
             let silence = make("audiotestsrc")?;
             silence.set_property("is-live", true);
@@ -1609,6 +1626,11 @@ impl CallPipeline {
         })
     }
 
+    /// Whether the call has a place for `output` (the setting names one).
+    pub fn wants_output(&self, output: Output) -> bool {
+        self.outputs.contains_key(&output)
+    }
+
     /// Whether the call plays to `output` (`false` without one, or while a stand-in runs in
     /// its place).
     pub fn has_output(&self, output: Output) -> bool {
@@ -1651,12 +1673,7 @@ impl CallPipeline {
                 }
                 (s, false)
             }
-            None => {
-                let s = make("fakesink")?;
-                s.set_property("sync", true);
-                s.set_property("async", false);
-                (s, true)
-            }
+            None => (stand_in()?, true),
         };
         pipeline
             .add(&new)
@@ -1959,13 +1976,13 @@ mod tests {
             ..MediaOptions::default()
         };
         let call = test_call(&o);
+        // What the display sink gets (behind the queue's guard, which hands buffers on itself).
         let queue = call.pipeline.by_name("display-queue").unwrap();
         let shown: Shown = Arc::default();
         let seen = shown.clone();
-        queue
-            .static_pad("src")
-            .unwrap()
-            .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        queue.static_pad("src").unwrap().peer().unwrap().add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, _| {
                 if let Some(v) = pad
                     .current_caps()
                     .and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok())
@@ -1976,7 +1993,8 @@ mod tests {
                         .push((v.width() as i32, v.height() as i32));
                 }
                 gst::PadProbeReturn::Ok
-            });
+            },
+        );
         call.pipeline.set_state(gst::State::Playing).unwrap();
 
         // Nobody yet: black, once a second.
