@@ -29,7 +29,11 @@ const QUEUE_DELAY: Duration = Duration::from_millis(100);
 /// After a decrease, no increase for this long (the reports still describe the old rate).
 const HOLD: Duration = Duration::from_millis(2500);
 /// How long without congestion before the rate it last showed at is forgotten.
-const FORGET_CONGESTION: Duration = Duration::from_secs(5);
+const FORGET_CONGESTION: Duration = Duration::from_secs(20);
+/// Increases are careful from this share of the rate where the path last gave way…
+const NEAR_BELOW: f64 = 0.7;
+/// …up to this multiple of it: beyond, the path has widened, and growth is fast again.
+const NEAR_ABOVE: f64 = 1.25;
 /// Growth per second while the path shows no sign of congestion.
 const GROWTH: f64 = 0.15;
 
@@ -198,7 +202,11 @@ impl Controller {
             if now.saturating_duration_since(calm_since) > FORGET_CONGESTION {
                 self.congested_at = None;
             }
-            let near = self.congested_at.is_some_and(|c| self.target > c * 0.7);
+            // (A short memory let the target climb fast into the same bottleneck every few
+            // seconds, each time with a burst of loss and a frozen picture at the far end.)
+            let near = self
+                .congested_at
+                .is_some_and(|c| self.target > c * NEAR_BELOW && self.target < c * NEAR_ABOVE);
             let step = if near {
                 (self.target * 0.03).max(8.0) * dt.min(2.0)
             } else {
