@@ -377,15 +377,6 @@ impl Output {
     }
 }
 
-async fn frames_decoded(agent: &Agent) -> u64 {
-    agent
-        .media_now()
-        .sessions
-        .iter()
-        .map(|s| s.frames_decoded)
-        .sum()
-}
-
 #[test]
 fn a_speaker_and_a_display_that_come_and_go_during_a_call() {
     netns::run_isolated(
@@ -434,7 +425,7 @@ fn a_speaker_and_a_display_that_come_and_go_during_a_call() {
                 )
                 .await;
             let started = Instant::now();
-            while frames_decoded(&agent).await < 10 {
+            while agent.frames_decoded() < 10 {
                 assert!(
                     started.elapsed() < Duration::from_secs(20),
                     "the agent does not decode Chromium's video"
@@ -483,9 +474,9 @@ fn a_speaker_and_a_display_that_come_and_go_during_a_call() {
                     "MEASURE {name} unplugged → state lost in {:?}",
                     unplugged.elapsed()
                 );
-                let (a0, f0) = (audio_packets(&browser).await, frames_decoded(&agent).await);
+                let (a0, f0) = (audio_packets(&browser).await, agent.frames_decoded());
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                let (a1, f1) = (audio_packets(&browser).await, frames_decoded(&agent).await);
+                let (a1, f1) = (audio_packets(&browser).await, agent.frames_decoded());
                 assert!(
                     a1 >= a0 + 50,
                     "the agent's audio stopped without its {name}: {a0} → {a1}"

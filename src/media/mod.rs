@@ -693,6 +693,18 @@ struct Inputs {
     outputs_lost: BTreeMap<pipeline::Output, std::time::Instant>,
 }
 
+/// The devices whose retry time has come.
+fn due<K: Copy + Ord>(
+    retries: &BTreeMap<K, std::time::Instant>,
+    now: std::time::Instant,
+) -> Vec<K> {
+    retries
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(k, _)| *k)
+        .collect()
+}
+
 fn output_kind(output: pipeline::Output) -> crate::core::DeviceKind {
     match output {
         pipeline::Output::Speaker => crate::core::DeviceKind::Speaker,
@@ -1038,14 +1050,7 @@ impl Engine {
     /// Tries the lost speaker or display again.
     fn check_outputs(&mut self) {
         let now = std::time::Instant::now();
-        let due: Vec<pipeline::Output> = self
-            .inputs
-            .outputs_lost
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(o, _)| *o)
-            .collect();
-        for output in due {
+        for output in due(&self.inputs.outputs_lost, now) {
             let Some(call) = &mut self.call else { return };
             let choice = match output {
                 pipeline::Output::Speaker => &self.opts.speaker,
@@ -1172,14 +1177,7 @@ impl Engine {
     /// Tries lost inputs again, and follows the HDMI input's signal.
     fn check_inputs(&mut self) {
         let now = std::time::Instant::now();
-        let due: Vec<pipeline::Input> = self
-            .inputs
-            .lost
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        for input in due {
+        for input in due(&self.inputs.lost, now) {
             let Some(call) = &mut self.call else { return };
             let source = match pipeline::input_source(input, &self.opts, &self.profile, &self.found)
             {

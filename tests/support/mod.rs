@@ -332,6 +332,15 @@ impl Agent {
             .clone()
     }
 
+    /// Remote video frames the agent decoded so far, over all its sessions.
+    pub fn frames_decoded(&self) -> u64 {
+        self.media_now()
+            .sessions
+            .iter()
+            .map(|s| s.frames_decoded)
+            .sum()
+    }
+
     /// Waits (up to 15 s) for media statistics matching `pred`; panics with the last ones
     /// otherwise, saying `what` was awaited.
     pub async fn stats_until(
