@@ -918,25 +918,44 @@ impl Engine {
             pipeline::Input::Microphone,
             pipeline::Input::Hdmi,
         ];
-        let encoding = self.encoding.as_ref().unwrap_or(&self.profile);
-        let mut call = pipeline::build(
-            &self.opts,
-            &self.profile,
-            encoding,
-            &self.found,
-            &inputs.into_iter().collect(),
-        )?;
-        if let Some(rtc) = &self.rtc {
-            rtc.attach(&call, self.opts.framerate)?;
-        }
-        call.set_mic_muted(self.mic_muted);
-        call.set_volume(self.volume);
-        if let Err(e) = call.set_video_input(self.camera_on, self.sharing) {
-            warn!(error = %e, "cannot select the video input");
-        }
-        call.pipeline.set_state(gst::State::Playing).map_err(|_| {
-            MediaError::Invalid("the call pipeline did not start (see the previous error)".into())
-        })?;
+        let start = |stand_ins: bool| -> Result<CallPipeline, MediaError> {
+            let encoding = self.encoding.as_ref().unwrap_or(&self.profile);
+            let call = pipeline::build(
+                &self.opts,
+                &self.profile,
+                encoding,
+                &self.found,
+                &inputs.into_iter().collect(),
+                stand_ins,
+            )?;
+            if let Some(rtc) = &self.rtc {
+                rtc.attach(&call, self.opts.framerate)?;
+            }
+            call.set_mic_muted(self.mic_muted);
+            call.set_volume(self.volume);
+            if let Err(e) = call.set_video_input(self.camera_on, self.sharing) {
+                warn!(error = %e, "cannot select the video input");
+            }
+            call.pipeline.set_state(gst::State::Playing).map_err(|_| {
+                MediaError::Invalid(
+                    "the call pipeline did not start (see the previous error)".into(),
+                )
+            })?;
+            Ok(call)
+        };
+        // A speaker or display that cannot start (unplugged while idle) must not stop the
+        // call: it starts again with stand-ins for them, and they are tried every second.
+        let (mut call, stand_ins) = match start(false) {
+            Ok(call) => (call, false),
+            Err(e)
+                if !matches!(self.opts.speaker, SinkChoice::None)
+                    || !matches!(self.opts.display, SinkChoice::None) =>
+            {
+                warn!(error = %e, "the call did not start with its speaker and display; starting without them");
+                (start(true)?, true)
+            }
+            Err(e) => return Err(e),
+        };
         let mut lost = Vec::new();
         for input in inputs {
             let source = pipeline::input_source(input, &self.opts, &self.profile, &self.found);
@@ -955,26 +974,12 @@ impl Engine {
             }
         }
         let _ = call.set_video_input(self.camera_on, self.sharing);
-        // The speaker and the display join the running call the same way.
-        let mut lost_outputs = Vec::new();
-        for output in [pipeline::Output::Speaker, pipeline::Output::Display] {
-            if !call.wants_output(output) {
-                continue;
-            }
-            let sink = match output {
-                pipeline::Output::Speaker => pipeline::sink_element(&self.opts.speaker, false),
-                pipeline::Output::Display => pipeline::sink_element(&self.opts.display, true),
-            };
-            let started = match sink {
-                Ok(Some(sink)) => call.replace_output(output, Some(sink)),
-                Ok(None) => Err(MediaError::Invalid("no such device here".into())),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = started {
-                warn!(?output, error = %e, "a playback device cannot start; the call goes on without it");
-                lost_outputs.push((output, e.to_string()));
-            }
-        }
+        let lost_outputs: Vec<(pipeline::Output, String)> =
+            [pipeline::Output::Speaker, pipeline::Output::Display]
+                .into_iter()
+                .filter(|o| stand_ins && call.wants_output(*o))
+                .map(|o| (o, "it did not start with the call".to_string()))
+                .collect();
         info!(profile = %self.profile.name, "call media started");
         self.call = Some(call);
         self.adapt = Adaptation::default();

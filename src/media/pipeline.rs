@@ -740,15 +740,15 @@ struct OutputSlot {
 }
 
 impl OutputSlot {
-    /// A slot with a stand-in playing.
-    fn new(queue: gst::Element, stand_in: gst::Element) -> OutputSlot {
+    /// A slot with `sink` playing (a stand-in: `standing_in`).
+    fn new(queue: gst::Element, sink: gst::Element, standing_in: bool) -> OutputSlot {
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         guard_encoder(&queue, failed.clone(), OUTPUT_FAILED);
         OutputSlot {
             queue,
-            sink: stand_in,
+            sink,
             failed,
-            standing_in: true,
+            standing_in,
         }
     }
 }
@@ -852,6 +852,7 @@ pub fn build(
     encoding: &Profile,
     found: &Discovered,
     without: &std::collections::BTreeSet<Input>,
+    stand_ins: bool,
 ) -> Result<CallPipeline, MediaError> {
     // Long on purpose, for now: a split of this module (commit 1dab2ee) lost a call's media in
     // the fifty-sequential-calls test (2 runs of 3) and was backed out; split it again with that
@@ -1036,18 +1037,17 @@ pub fn build(
     link_all(&audio.iter().collect::<Vec<_>>())?;
 
     // ---- remote video: compositor onto the display (none: remote video is not decoded)
-    // The speaker and the display start as stand-ins; the real sinks join once the call runs
-    // (`CallPipeline::replace_output`), so one that cannot start (unplugged while idle) does
-    // not stop the call. Made here all the same: a setting naming no element fails the call.
+    // With `stand_ins`, the speaker and the display are stand-ins that only keep time (their
+    // devices did not start: the call goes on without them, and they are tried again).
     let display = sink_element(&o.display, true)?;
     let mut outputs = BTreeMap::new();
     let (compositor, display_filter) = match display {
         None => (None, None),
-        Some(_) => {
-            let stand_in = stand_in()?;
-            let d = display_path(&pipeline, o, stand_in.clone())?;
+        Some(real) => {
+            let sink = if stand_ins { stand_in()? } else { real };
+            let d = display_path(&pipeline, o, sink.clone())?;
             sources.push(d.background);
-            outputs.insert(Output::Display, OutputSlot::new(d.queue, stand_in));
+            outputs.insert(Output::Display, OutputSlot::new(d.queue, sink, stand_ins));
             (Some(d.compositor), Some(d.filter))
         }
     };
@@ -1057,8 +1057,8 @@ pub fn build(
     speaker_volume.set_property("volume", o.volume as f64 / 100.0);
     let mixer = match speaker {
         None => None,
-        Some(_) => {
-            let speaker = stand_in()?;
+        Some(real) => {
+            let speaker = if stand_ins { stand_in()? } else { real };
             let mixer = make("audiomixer")?;
             let silence = make("audiotestsrc")?;
             silence.set_property("is-live", true);
@@ -1078,7 +1078,7 @@ pub fn build(
             sq.set_property("name", "speaker-queue");
             playback.push(sq.clone());
             playback.push(speaker.clone());
-            outputs.insert(Output::Speaker, OutputSlot::new(sq, speaker));
+            outputs.insert(Output::Speaker, OutputSlot::new(sq, speaker, stand_ins));
             pipeline
                 .add_many(&playback)
                 .map_err(|_| MediaError::Invalid("cannot add elements".into()))?;
@@ -1882,6 +1882,7 @@ mod tests {
             &built_in("test"),
             &Discovered::default(),
             &Default::default(),
+            false,
         )
         .unwrap()
     }
