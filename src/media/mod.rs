@@ -693,6 +693,16 @@ struct Inputs {
     outputs_lost: BTreeMap<pipeline::Output, std::time::Instant>,
 }
 
+/// Whether `msg` is an error, or the application message `name` a guard posts when the
+/// element behind it fails (see `pipeline::guard_encoder`).
+fn is_failure(msg: &gst::Message, name: &str) -> bool {
+    match msg.view() {
+        gst::MessageView::Application(app) => app.structure().is_some_and(|s| s.name() == name),
+        gst::MessageView::Error(_) => true,
+        _ => false,
+    }
+}
+
 /// The devices whose retry time has come.
 fn due<K: Copy + Ord>(
     retries: &BTreeMap<K, std::time::Instant>,
@@ -2035,14 +2045,7 @@ impl Engine {
 
     fn bus(&mut self, msg: &gst::Message) {
         // The speaker or the display failed: a stand-in plays in its place, the call goes on.
-        let output_failed = match msg.view() {
-            gst::MessageView::Application(app) => app
-                .structure()
-                .is_some_and(|s| s.name() == pipeline::OUTPUT_FAILED),
-            gst::MessageView::Error(_) => true,
-            _ => false,
-        };
-        if output_failed
+        if is_failure(msg, pipeline::OUTPUT_FAILED)
             && let (Some(call), Some(src)) = (&self.call, msg.src())
             && let Some(output) = call.output_owning(src)
         {
@@ -2053,14 +2056,7 @@ impl Engine {
             return self.output_lost(output, reason);
         }
         // A quality layer's own encode failed: every layer is served by scaling from now on.
-        let layer_failed = match msg.view() {
-            gst::MessageView::Application(app) => app
-                .structure()
-                .is_some_and(|s| s.name() == pipeline::LAYER_FAILED),
-            gst::MessageView::Error(_) => true,
-            _ => false,
-        };
-        if layer_failed
+        if is_failure(msg, pipeline::LAYER_FAILED)
             && let (Some(call), Some(src)) = (&self.call, msg.src())
             && let Some(layer) = call.layer_owning(src)
         {
