@@ -401,11 +401,6 @@ fn a_speaker_and_a_display_that_come_and_go_during_a_call() {
                         display.port
                     ),
                 );
-            let toml = if std::env::var_os("HOTPLUG_DEBUG").is_some() {
-                toml.replace("level = \"warn\"", "level = \"info\"")
-            } else {
-                toml
-            };
             let mut agent = Agent::start_toml(&toml).await;
             let mut events = agent.handle.events();
             agent.registered().await;

@@ -249,8 +249,8 @@ fn even(v: u32) -> u32 {
 
 impl Level {
     /// The ladder for a configured size and rate: full; half size; half size at half rate;
-    /// quarter size at half rate. `layer` (0 small, 1 medium, 2 large, as a far end's
-    /// `switchVideoBySim` names them) starts the ladder lower.
+    /// quarter size at half rate. Quality layers are steps of it (the engine's `layer_step`):
+    /// large the first, medium the second, small the last.
     pub fn ladder(width: u32, height: u32, framerate: u32) -> [Level; 4] {
         let half_rate = (framerate / 2).max(1);
         [
