@@ -694,7 +694,7 @@ struct Inputs {
 }
 
 /// Whether `msg` is an error, or the application message `name` a guard posts when the
-/// element behind it fails (see `pipeline::guard_encoder`).
+/// element behind it fails (see `pipeline::guard_element`).
 fn is_failure(msg: &gst::Message, name: &str) -> bool {
     match msg.view() {
         gst::MessageView::Application(app) => app.structure().is_some_and(|s| s.name() == name),

@@ -728,7 +728,7 @@ pub enum Output {
 pub const OUTPUT_FAILED: &str = "roomagent-output-failed";
 
 /// A speaker or display sink behind its queue. The queue hands it buffers through a guard
-/// (see `guard_encoder`): a sink that fails (unplugged, its device gone) returns an error the
+/// (see `guard_element`): a sink that fails (unplugged, its device gone) returns an error the
 /// queue does not see, so the mixer or compositor in front never stops, and a stand-in that
 /// only keeps time takes its place until the device is back.
 struct OutputSlot {
@@ -743,7 +743,7 @@ impl OutputSlot {
     /// A slot with `sink` playing (a stand-in: `standing_in`).
     fn new(queue: gst::Element, sink: gst::Element, standing_in: bool) -> OutputSlot {
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        guard_encoder(&queue, failed.clone(), OUTPUT_FAILED);
+        guard_element(&queue, failed.clone(), OUTPUT_FAILED);
         OutputSlot {
             queue,
             sink,
@@ -793,12 +793,12 @@ pub struct LayerEncode {
 /// The structure name of the message posted when the encoder fails.
 pub const ENCODER_FAILED: &str = "roomagent-encoder-failed";
 
-/// Keeps an encoder's failure from stopping the capture side: frames are handed to the
-/// encoder from `upstream`'s src pad here, and an error it returns is not passed back up (where
-/// it would stop the queue's thread, then every source behind the selector) but noted in
-/// `failed` and posted to the bus as [`ENCODER_FAILED`]; frames are then dropped until the
-/// encoder is replaced.
-fn guard_encoder(
+/// Keeps the failure of the element behind `upstream` (the encoder, a quality layer's
+/// encoder, a speaker or display sink) from stopping everything in front of it: buffers are
+/// handed to it from `upstream`'s src pad here, and an error it returns is not passed back up
+/// (where it would stop the queue's thread, then every source behind it) but noted in `failed`
+/// and posted to the bus as `message`; buffers are then dropped until it is replaced.
+fn guard_element(
     upstream: &gst::Element,
     failed: Arc<std::sync::atomic::AtomicBool>,
     message: &'static str,
@@ -954,7 +954,7 @@ pub fn build(
         Arc::default();
     count_into_encoder(&encoder, &encoder_counts);
     let encoder_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    guard_encoder(&encoder_upstream, encoder_failed.clone(), ENCODER_FAILED);
+    guard_element(&encoder_upstream, encoder_failed.clone(), ENCODER_FAILED);
     let parse = make("h264parse")?;
     parse.set_property("config-interval", -1i32);
     let encoder_downstream = parse.clone();
@@ -1554,8 +1554,8 @@ impl CallPipeline {
         };
         let sink = ghost(queue.static_pad("sink").expect("queue sink"), "sink")?;
         let src = ghost(out.static_pad("src").expect("caps src"), "src")?;
-        // The encoder's failure stays inside the layer (see `guard_encoder`).
-        guard_encoder(&filter, Arc::default(), LAYER_FAILED);
+        // The encoder's failure stays inside the layer (see `guard_element`).
+        guard_element(&filter, Arc::default(), LAYER_FAILED);
         let tee = make("tee")?;
         tee.set_property("name", format!("layer-tee-{layer}"));
         tee.set_property("allow-not-linked", true);
