@@ -46,6 +46,40 @@ pub enum Kind {
 pub struct Checked {
     /// The `a=mid` of each media section, in order (`None` where a section has none).
     pub mids: Vec<Option<String>>,
+    /// Each media section's kind (`audio`, `video`, `application`) and whether it is
+    /// rejected (port 0 without `a=bundle-only`), in order.
+    pub kinds: Vec<(String, bool)>,
+}
+
+/// Before GStreamer 1.22 the streams a session sends are tied to media sections by the order
+/// their webrtcbin pads were made, not by kind, and a pad left without a section of its own
+/// aborts the process (webrtcbin 1.18 asserts). So the sections must hold, in order, the kinds
+/// of the streams the session sends (`sends`: `audio` and/or `video`, as its pads were made),
+/// none rejected. Later sections are free.
+pub fn sections_fit_streams(checked: &Checked, sends: &[&str]) -> Result<(), Refusal> {
+    for (i, want) in sends.iter().enumerate() {
+        match checked.kinds.get(i) {
+            Some((kind, false)) if kind == want => {}
+            Some((kind, rejected)) => {
+                return refuse(format!(
+                    "media section {} is {kind}{}, but this GStreamer (before 1.22) sends {want} \
+                     there: it takes {} first, in that order, none rejected",
+                    i + 1,
+                    if *rejected { " (rejected)" } else { "" },
+                    sends.join(" then ")
+                ));
+            }
+            None => {
+                return refuse(format!(
+                    "the description has {} media section(s); this GStreamer (before 1.22) needs \
+                     {} first, in that order",
+                    checked.kinds.len(),
+                    sends.join(" then ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -61,6 +95,8 @@ struct Section {
     setup: Option<String>,
     ice: (bool, bool),
     fingerprint: bool,
+    port_zero: bool,
+    bundle_only: bool,
 }
 
 struct Reader {
@@ -158,7 +194,7 @@ impl Reader {
             ));
         }
         let port = port.split('/').next().unwrap_or("");
-        number::<u16>(port, "the port")?;
+        let port_zero = number::<u16>(port, "the port")? == 0;
         let rtp = proto.contains("RTP/");
         if !rtp && !proto.contains("SCTP") {
             return refuse(format!("protocol {proto:?} is neither RTP nor SCTP"));
@@ -177,6 +213,7 @@ impl Reader {
             line: n,
             rtp,
             formats,
+            port_zero,
             ..Section::default()
         });
         Ok(())
@@ -264,6 +301,11 @@ impl Reader {
             return refuse("the SDP has no audio or video section");
         }
         Ok(Checked {
+            kinds: self
+                .sections
+                .iter()
+                .map(|s| (s.kind.clone(), s.port_zero && !s.bundle_only))
+                .collect(),
             mids: self.sections.into_iter().map(|s| s.mid).collect(),
         })
     }
@@ -302,6 +344,10 @@ fn section_attribute(s: &mut Section, name: &str, arg: &str) -> Result<(), Refus
         }
         "sendrecv" | "sendonly" | "recvonly" | "inactive" => {
             s.directions += 1;
+            Ok(())
+        }
+        "bundle-only" => {
+            s.bundle_only = true;
             Ok(())
         }
         "ssrc" => {

@@ -104,14 +104,10 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
             .collect(),
         ..Discovered::default()
     };
-    let monitor = gst::DeviceMonitor::new();
-    monitor.add_filter(Some("Video/Source"), None);
-    monitor.add_filter(Some("Audio/Source"), None);
-    monitor.add_filter(Some("Audio/Sink"), None);
-    if monitor.start().is_err() {
+    let Some(sources) = Sources::start(&["Video/Source", "Audio/Source", "Audio/Sink"]) else {
         return found;
-    }
-    for d in monitor.devices() {
+    };
+    for d in sources.devices() {
         let class = d.device_class().to_string();
         let i = info(d);
         if class.contains("Video/Source") {
@@ -130,13 +126,136 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
             found.speakers.push(i);
         }
     }
-    monitor.stop();
+    sources.stop();
     found
 }
 
-/// Follows devices for the agent's whole life: GStreamer's device monitor (udev for V4L2
-/// cameras and HDMI dongles, the sound server or ALSA for audio) on a thread of its own that
-/// runs the GLib main context the providers report on. Each addition or removal is one `()` on
+/// The handlers [`Sources::follow`] installed; removed on drop.
+struct Following(Vec<(gst::Bus, Option<glib::SignalHandlerId>)>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        for (bus, id) in &mut self.0 {
+            if let Some(id) = id.take() {
+                bus.disconnect(id);
+                bus.disable_sync_message_emission();
+            }
+        }
+    }
+}
+
+/// Where devices come from: GStreamer's device monitor, or before 1.20 the device providers
+/// themselves, each started alone: a 1.18 monitor gives up when any one of its providers cannot
+/// start (PulseAudio's, with no sound server for the service's user, takes the cameras down
+/// with it); 1.20 and later carry on with those that started.
+enum Sources {
+    Monitor(gst::DeviceMonitor),
+    Providers(Vec<gst::DeviceProvider>, Vec<String>),
+}
+
+impl Sources {
+    /// Starts following devices of `classes`; `None` when nothing could start.
+    fn start(classes: &[&'static str]) -> Option<Sources> {
+        if super::version::GstVersion::running().device_monitor_skips_failed_providers() {
+            Sources::monitor(classes)
+        } else {
+            Sources::providers(classes)
+        }
+    }
+
+    fn monitor(classes: &[&'static str]) -> Option<Sources> {
+        let monitor = gst::DeviceMonitor::new();
+        for c in classes {
+            monitor.add_filter(Some(c), None);
+        }
+        monitor.start().ok()?;
+        Some(Sources::Monitor(monitor))
+    }
+
+    fn providers(classes: &[&'static str]) -> Option<Sources> {
+        let candidates: Vec<gst::DeviceProvider> =
+            gst::DeviceProviderFactory::factories(gst::Rank::NONE)
+                .iter()
+                .filter(|f| classes.iter().any(|c| f.has_classes(Some(c))))
+                .filter_map(|f| f.get())
+                .collect();
+        // A provider may hide another that sees the same devices (libcamera's hides V4L2's).
+        let hidden: Vec<String> = candidates
+            .iter()
+            .flat_map(|p| p.hidden_providers())
+            .map(|h| h.to_string())
+            .collect();
+        let started: Vec<gst::DeviceProvider> = candidates
+            .into_iter()
+            .filter(|p| {
+                p.factory()
+                    .is_none_or(|f| !hidden.iter().any(|h| h == f.name().as_str()))
+            })
+            .filter(|p| p.start().is_ok())
+            .collect();
+        if started.is_empty() {
+            return None;
+        }
+        Some(Sources::Providers(
+            started,
+            classes.iter().map(|c| c.to_string()).collect(),
+        ))
+    }
+
+    fn devices(&self) -> Vec<gst::Device> {
+        match self {
+            Sources::Monitor(m) => m.devices().into_iter().collect(),
+            Sources::Providers(providers, classes) => providers
+                .iter()
+                .flat_map(|p| p.devices())
+                .filter(|d| classes.iter().any(|c| d.has_classes(c)))
+                .collect(),
+        }
+    }
+
+    /// Where additions and removals are posted.
+    fn buses(&self) -> Vec<gst::Bus> {
+        match self {
+            Sources::Monitor(m) => vec![m.bus()],
+            Sources::Providers(providers, _) => providers.iter().map(|p| p.bus()).collect(),
+        }
+    }
+
+    /// Sends `()` on `tx` for every device added or removed, from the thread that posts it.
+    /// Synchronous handlers rather than bus watches: a device provider is shared by everyone
+    /// in the process who asks for it, and a bus takes one watch only.
+    fn follow(&self, tx: &tokio::sync::mpsc::UnboundedSender<()>) -> Following {
+        Following(
+            self.buses()
+                .into_iter()
+                .map(|bus| {
+                    bus.enable_sync_message_emission();
+                    let tx = tx.clone();
+                    let id = bus.connect_sync_message(None, move |_, msg| {
+                        if matches!(
+                            msg.view(),
+                            gst::MessageView::DeviceAdded(_) | gst::MessageView::DeviceRemoved(_)
+                        ) {
+                            let _ = tx.send(());
+                        }
+                    });
+                    (bus, Some(id))
+                })
+                .collect(),
+        )
+    }
+
+    fn stop(&self) {
+        match self {
+            Sources::Monitor(m) => m.stop(),
+            Sources::Providers(providers, _) => providers.iter().for_each(|p| p.stop()),
+        }
+    }
+}
+
+/// Follows devices for the agent's whole life: GStreamer's device monitor, or before 1.20 its
+/// device providers one by one (udev for V4L2 cameras and HDMI dongles, the sound server or
+/// ALSA for audio), on a thread of its own that runs the GLib main context the providers use. Each addition or removal is one `()` on
 /// the channel [`watch`] returns; what is attached then is [`probe`]'s to say. Dropping the watch
 /// ends the thread.
 pub struct DeviceWatch {
@@ -175,28 +294,18 @@ pub fn watch() -> Option<(DeviceWatch, tokio::sync::mpsc::UnboundedReceiver<()>)
         .spawn(move || {
             let ctx = glib::MainContext::new();
             let ran = ctx.with_thread_default(|| {
-                let monitor = gst::DeviceMonitor::new();
-                monitor.add_filter(Some("Video/Source"), None);
-                monitor.add_filter(Some("Audio/Source"), None);
-                let watch = monitor.bus().add_watch_local(move |_, msg| {
-                    if matches!(
-                        msg.view(),
-                        gst::MessageView::DeviceAdded(_) | gst::MessageView::DeviceRemoved(_)
-                    ) {
-                        let _ = tx.send(());
-                    }
-                    glib::ControlFlow::Continue
-                });
-                if watch.is_err() || monitor.start().is_err() {
+                let Some(sources) = Sources::start(&["Video/Source", "Audio/Source"]) else {
                     let _ = started_tx.send(None);
                     return;
-                }
+                };
+                let following = sources.follow(&tx);
                 let _ = started_tx.send(Some(ctx.clone()));
+                // The providers' own sources (udev's, the sound server's) run on this context.
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
                     ctx.iteration(true);
                 }
-                monitor.stop();
-                drop(watch);
+                drop(following);
+                sources.stop();
             });
             if ran.is_err() {
                 let _ = started_tx.send(None);
@@ -336,6 +445,30 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// The providers started one by one (what a GStreamer before 1.20 gets) find devices of
+    /// the classes asked for only, and start where any of them can: here PulseAudio's has no
+    /// server, which stops a 1.18 device monitor as a whole.
+    #[test]
+    fn providers_started_one_by_one_carry_on_without_those_that_fail() {
+        gst::init().unwrap();
+        let sources = Sources::providers(&["Video/Source", "Audio/Source"])
+            .expect("some device provider starts here");
+        let Sources::Providers(started, _) = &sources else {
+            unreachable!()
+        };
+        assert!(!started.is_empty());
+        assert_eq!(sources.buses().len(), started.len());
+        for d in sources.devices() {
+            assert!(
+                d.has_classes("Video/Source") || d.has_classes("Audio/Source"),
+                "{} is {}",
+                d.display_name(),
+                d.device_class()
+            );
+        }
+        sources.stop();
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod rtc_room;
 pub mod sdp;
 mod session;
 mod stats;
+pub mod version;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -328,6 +329,8 @@ pub(crate) enum Internal {
 /// What the engine chose at start-up.
 #[derive(Debug, Clone)]
 pub struct EngineInfo {
+    /// The GStreamer release in use.
+    pub gstreamer: version::GstVersion,
     /// The board profile.
     pub profile: String,
     /// Its video encoder.
@@ -472,9 +475,13 @@ impl MediaHandle {
     }
 }
 
-/// Initialises GStreamer once.
-pub fn init() -> Result<(), MediaError> {
-    gst::init().map_err(|e| MediaError::Init(e.to_string()))
+/// Initialises GStreamer (once per process; later calls only check) and refuses a release
+/// below [`version::FLOOR`].
+pub fn init() -> Result<version::GstVersion, MediaError> {
+    gst::init().map_err(|e| MediaError::Init(e.to_string()))?;
+    let running = version::GstVersion::running();
+    running.check_floor().map_err(MediaError::Init)?;
+    Ok(running)
 }
 
 /// Probes, chooses a profile, makes the certificate, and returns the engine. With a `relay`
@@ -492,7 +499,14 @@ pub fn start(
     ),
     MediaError,
 > {
-    init()?;
+    let gstreamer = init()?;
+    info!(%gstreamer, "GStreamer");
+    if opts.ice.ports.is_some() && !gstreamer.ice_port_range() {
+        warn!(
+            %gstreamer,
+            "[media.ice] port_range needs GStreamer 1.20 or newer; media uses any UDP port"
+        );
+    }
     for (setting, choice) in [
         ("media.camera", &opts.camera),
         ("media.microphone", &opts.microphone),
@@ -546,6 +560,7 @@ pub fn start(
     // now rather than in the first call.
     let _ = gst::ElementFactory::make("dtlssrtpdec").build();
     let info = EngineInfo {
+        gstreamer,
         profile: chosen.name.clone(),
         encoder: chosen
             .video_encoder
@@ -1454,6 +1469,7 @@ impl Engine {
     async fn remote_signal(&mut self, peer: ClientId, signal: MediaSignal) {
         match signal {
             MediaSignal::Offer { sdp } => {
+                tracing::trace!(%peer, %sdp, "remote offer");
                 let call_type = self.awaiting_offer.remove(&peer).unwrap_or(CallType::Video);
                 self.close_session(peer).await;
                 let checked = match check::description(&sdp, check::Kind::Offer) {
@@ -1468,6 +1484,11 @@ impl Engine {
                     h264: video.and_then(|s| sdp::pick_h264(&s.codecs)),
                     vp8: video.and_then(|s| sdp::pick(&s.codecs, "VP8")),
                 };
+                if let Err(why) = fits_streams(&checked, pts.opus.is_some(), {
+                    call_type.has_video() && pts.h264.is_some()
+                }) {
+                    return self.refuse(peer, "offer", why);
+                }
                 if let Err(e) = self.start_session(peer, call_type, pts) {
                     self.fail(peer, e.to_string());
                     return;
@@ -1509,10 +1530,14 @@ impl Engine {
                     let why = check::Refusal("a second answer".into());
                     return self.refuse(peer, "answer", why);
                 }
+                tracing::trace!(%peer, %sdp, "remote answer");
                 let checked = match check::description(&sdp, check::Kind::Answer) {
                     Ok(c) => c,
                     Err(why) => return self.refuse(peer, "answer", why),
                 };
+                if let Err(why) = fits_streams(&checked, s.pts.opus.is_some(), s.sends_video()) {
+                    return self.refuse(peer, "answer", why);
+                }
                 let Ok(msg) = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) else {
                     let reason = "the answer is not valid SDP".to_string();
                     self.fail(peer, reason);
@@ -2374,9 +2399,23 @@ impl MediaOptions {
     }
 }
 
+/// Before GStreamer 1.22, whether a remote description gives each stream a session sends
+/// (audio, then video, as its pads are made) a section of its own: see
+/// [`check::sections_fit_streams`]. Later releases tie pads to sections by kind.
+fn fits_streams(checked: &check::Checked, audio: bool, video: bool) -> Result<(), check::Refusal> {
+    if version::GstVersion::running().late_sink_caps() {
+        return Ok(());
+    }
+    let sends: Vec<&str> = [("audio", audio), ("video", video)]
+        .into_iter()
+        .filter_map(|(kind, sent)| sent.then_some(kind))
+        .collect();
+    check::sections_fit_streams(checked, &sends)
+}
+
 /// The `roomagent devices` report for a configuration.
 pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
-    init()?;
+    let gstreamer = init()?;
     let hdmi_path = match &opts.hdmi {
         DeviceChoice::Path(p) => Some(p.as_str()),
         _ => None,
@@ -2405,7 +2444,7 @@ pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
     if !report.ends_with('\n') {
         report.push('\n');
     }
-    Ok(report)
+    Ok(format!("GStreamer {gstreamer}\n{report}"))
 }
 
 #[cfg(test)]

@@ -313,6 +313,7 @@ impl RtcRoom {
         }
         let Some(call) = call else { return };
         for f in ready {
+            let video = matches!(f.kind, InKind::Video { .. });
             let result = match f.kind {
                 InKind::Video { key, sps, pps } => {
                     let m = self.members.get_mut(&uid).expect("a member");
@@ -343,6 +344,15 @@ impl RtcRoom {
             };
             match result {
                 Ok(Some((src, data))) => {
+                    // A full source means the branch is not being drained (a stalled
+                    // decoder): the new frame is dropped, as `leaky-type=upstream` would
+                    // (GStreamer 1.20+ only); video then waits for the next key frame.
+                    if src.current_level_bytes() >= APPSRC_BYTES {
+                        let m = self.members.get_mut(&uid).expect("a member");
+                        m.discarded += 1;
+                        m.waiting_key |= video;
+                        continue;
+                    }
                     if let Err(e) = src.push_buffer(gst::Buffer::from_mut_slice(data)) {
                         debug!(uid, error = ?e, "a member's frame was not taken");
                     }
@@ -642,7 +652,6 @@ fn appsrc(caps: &gst::Caps) -> gst_app::AppSrc {
         // mixers' latency impossible, and they stop being live (waiting for every member).
         .max_latency(-1)
         .max_bytes(APPSRC_BYTES)
-        .leaky_type(gst_app::AppLeakyType::Upstream)
         .build()
 }
 

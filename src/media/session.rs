@@ -71,6 +71,10 @@ pub struct Session {
     pub webrtc: gst::Element,
     send: Vec<gst::Element>,
     valves: Vec<gst::Element>,
+    /// Before 1.22 the valves stay open and this gate, after each caps filter, keeps buffers
+    /// (not the sticky events) out of webrtcbin until the session is connected (see
+    /// [`super::version::GstVersion::late_sink_caps`]).
+    sending: Arc<AtomicBool>,
     tee_pads: Vec<(gst::Element, gst::Pad)>,
     received: Arc<Mutex<Received>>,
     /// Whether the remote description is set (candidates wait until it is).
@@ -150,6 +154,9 @@ fn pacer(pay: &gst::Element, kbps: Arc<std::sync::atomic::AtomicU32>) {
     );
 }
 
+/// How long a send branch waits for its caps to reach webrtcbin before GStreamer 1.22.
+const EARLY_CAPS_WAIT: Duration = Duration::from_secs(2);
+
 /// Everything needed to create a session.
 pub struct Spec<'a> {
     /// The participant.
@@ -223,7 +230,12 @@ impl Session {
         if spec.ice.relay_only {
             webrtc.set_property_from_str("ice-transport-policy", "relay");
         }
-        if let Some((min, max)) = spec.ice.ports {
+        // Before 1.20 the ICE agent has no port range (the engine warned at start).
+        if let Some((min, max)) = spec
+            .ice
+            .ports
+            .filter(|_| super::version::GstVersion::running().ice_port_range())
+        {
             let agent = webrtc.property::<glib::Object>("ice-agent");
             agent.set_property("min-rtp-port", u32::from(min));
             agent.set_property("max-rtp-port", u32::from(max));
@@ -309,6 +321,7 @@ impl Session {
             webrtc: webrtc.clone(),
             send: Vec::new(),
             valves: Vec::new(),
+            sending: Arc::default(),
             tee_pads: Vec::new(),
             received,
             remote_set: false,
@@ -393,7 +406,13 @@ impl Session {
             "name",
             format!("valve-{}-{}-{}", pay.name(), self.peer, self.epoch),
         );
-        valve.set_property("drop", true);
+        // Before 1.22 webrtcbin connects a sink pad to the session only if its caps came
+        // before the descriptions were set; caps that come later leave it blocked for good
+        // (1.18 does; which release changed it is not pinned down, so 1.20 goes this way too).
+        // A closed valve holds the sticky events back as well, so there the valve stays open
+        // and buffers are dropped after the caps filter until the session is connected.
+        let early_caps = !super::version::GstVersion::running().late_sink_caps();
+        valve.set_property("drop", !early_caps);
         valve.static_pad("sink").expect("valve sink").add_probe(
             gst::PadProbeType::QUERY_DOWNSTREAM,
             |_, info| {
@@ -427,6 +446,16 @@ impl Session {
         queue.set_property("max-size-bytes", 0u32);
         queue.set_property("max-size-time", 0u64);
         queue.set_property_from_str("leaky", "downstream");
+        // Before 1.20 a transceiver has no `codec-preferences` property: webrtcbin then offers
+        // what the pad's peer answers to a caps query, so the filter carries the first (sent)
+        // codec with its parameters and feedback; a second codec to receive (VP8) is not
+        // offered there.
+        let prefs_settable = super::version::GstVersion::running().codec_preferences();
+        let send_caps = if prefs_settable {
+            send_caps
+        } else {
+            prefs.split(';').next().unwrap_or(send_caps)
+        };
         let filter = make("capsfilter")?;
         let caps: gst::Caps = send_caps
             .parse()
@@ -457,13 +486,33 @@ impl Session {
             .find_property("transceiver")
             .map(|_| sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver"))
         {
-            let prefs: gst::Caps = prefs
-                .parse()
-                .map_err(|_| MediaError::Invalid(format!("bad caps {prefs}")))?;
-            trans.set_property("codec-preferences", &prefs);
+            if prefs_settable {
+                let prefs: gst::Caps = prefs
+                    .parse()
+                    .map_err(|_| MediaError::Invalid(format!("bad caps {prefs}")))?;
+                trans.set_property("codec-preferences", &prefs);
+            }
             trans.set_property(
                 "direction",
                 gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+            );
+        }
+        // Set once a buffer came through the payloader: its caps (with the stream's
+        // `profile-level-id`, which the offer's fmtp needs) are then final.
+        let primed = Arc::new(AtomicBool::new(false));
+        if early_caps {
+            let sending = self.sending.clone();
+            let primed = primed.clone();
+            filter.static_pad("src").expect("capsfilter src").add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    primed.store(true, Ordering::Release);
+                    if sending.load(Ordering::Acquire) {
+                        gst::PadProbeReturn::Ok
+                    } else {
+                        gst::PadProbeReturn::Drop
+                    }
+                },
             );
         }
         filter
@@ -493,6 +542,19 @@ impl Session {
         self.tee_pads.push((tee.clone(), tee_pad));
         self.valves.push(valve.clone());
         self.send.extend([valve, queue, pay, filter]);
+        if early_caps {
+            // The caps must reach webrtcbin before an offer or answer is made: they travel
+            // with the branch's first buffer (a frame interval away at most, once the encoder
+            // runs). Without them in time the stall watchdog fails the session and a new one
+            // is offered.
+            let deadline = std::time::Instant::now() + EARLY_CAPS_WAIT;
+            while !primed.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !primed.load(Ordering::Acquire) {
+                warn!(peer = %self.peer, pad = %sink.name(), "no caps reached webrtcbin in time; this stream may not start before GStreamer 1.22");
+            }
+        }
         Ok(())
     }
 
@@ -566,6 +628,7 @@ impl Session {
 
     /// Starts sending (the session is connected).
     pub fn open(&self) {
+        self.sending.store(true, Ordering::Release);
         for v in &self.valves {
             v.set_property("drop", false);
         }
@@ -625,6 +688,7 @@ impl Session {
         }
         // Let the session's own queues run dry before stopping them: deactivating a queue
         // whose thread is mid-push can leave that thread spinning (GStreamer 1.22).
+        self.sending.store(false, Ordering::Release);
         for v in &self.valves {
             v.set_property("drop", true);
         }

@@ -289,6 +289,7 @@ pub fn state_document(
         o.insert("uptime_s".into(), json!(uptime.as_secs()));
         match agent.media_info() {
             Some(info) => {
+                o.insert("gstreamer".into(), json!(info.gstreamer.to_string()));
                 o.insert("profile".into(), json!(info.profile));
                 o.insert("encoder".into(), json!(info.encoder));
                 // Profiles that fitted but whose encoder failed its test encode (a broken

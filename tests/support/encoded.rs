@@ -113,8 +113,15 @@ fn count_through(description: &str, buffers: Vec<Vec<u8>>, period: Duration) -> 
 }
 
 /// Decodes `video` quests' contents (key frames with their parameter sets joined back)
-/// with OpenH264, as RTM receivers do; returns the frames decoded.
+/// with OpenH264, as RTM receivers do (or libav's decoder where GStreamer has no OpenH264, as
+/// in Debian 11); returns the frames decoded.
 pub fn decode_h264(units: &[VideoUnit]) -> usize {
+    init();
+    let decoder = if gst::ElementFactory::find("openh264dec").is_some() {
+        "openh264dec"
+    } else {
+        "avdec_h264"
+    };
     let buffers = units
         .iter()
         .map(|u| {
@@ -126,8 +133,10 @@ pub fn decode_h264(units: &[VideoUnit]) -> usize {
         })
         .collect();
     count_through(
-        "appsrc name=in format=time caps=video/x-h264,stream-format=byte-stream,alignment=au \
-         ! h264parse ! openh264dec ! appsink name=out sync=false",
+        &format!(
+            "appsrc name=in format=time caps=video/x-h264,stream-format=byte-stream,alignment=au \
+             ! h264parse ! {decoder} ! appsink name=out sync=false"
+        ),
         buffers,
         Duration::from_millis(33),
     )

@@ -125,6 +125,48 @@ fn structure_that_webrtcbin_would_trip_on_is_refused() {
 }
 
 #[test]
+fn before_1_22_the_sections_must_hold_the_sent_streams_in_order() {
+    let c = description(CHROMIUM, Kind::Offer).unwrap();
+    assert_eq!(
+        c.kinds,
+        vec![
+            ("audio".into(), false),
+            ("video".into(), false),
+            ("application".into(), false)
+        ]
+    );
+    sections_fit_streams(&c, &["audio", "video"]).unwrap();
+    sections_fit_streams(&c, &["audio"]).unwrap();
+    // Audio without a codec we take: the video stream would be tied to the audio section.
+    let why = sections_fit_streams(&c, &["video"]).unwrap_err().0;
+    assert!(
+        why.contains("media section 1 is audio") && why.contains("sends video"),
+        "{why}"
+    );
+    let audio_rejected = with(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+        "m=audio 0 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+        CHROMIUM,
+    );
+    let c = description(&audio_rejected, Kind::Offer).unwrap();
+    let why = sections_fit_streams(&c, &["audio", "video"]).unwrap_err().0;
+    assert!(why.contains("audio (rejected)"), "{why}");
+    // A section with port 0 that is bundled is not rejected.
+    let bundled = with(
+        "a=mid:0\r\n",
+        "a=mid:0\r\na=bundle-only\r\n",
+        &audio_rejected,
+    );
+    let c = description(&bundled, Kind::Offer).unwrap();
+    sections_fit_streams(&c, &["audio", "video"]).unwrap();
+    let c = description(FIREFOX, Kind::Offer).unwrap();
+    let why = sections_fit_streams(&c, &["audio", "video", "video"])
+        .unwrap_err()
+        .0;
+    assert!(why.contains("has 2 media section(s)"), "{why}");
+}
+
+#[test]
 fn candidates_are_read_with_the_ice_grammar() {
     let remote = description(CHROMIUM, Kind::Offer).unwrap();
     let host = "candidate:842163049 1 udp 2122260223 10.250.0.1 51234 typ host generation 0 ufrag Yx4e network-id 1";
