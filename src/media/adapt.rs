@@ -50,8 +50,11 @@ pub struct Feedback {
     pub fraction_lost: Option<f64>,
     /// Round-trip time from the latest receiver report.
     pub rtt: Option<Duration>,
-    /// What identifies the latest receiver report (its LSR and DLSR fields), when known.
-    pub report: Option<u64>,
+    /// What identifies the latest receiver report, when known: its LSR, DLSR and extended
+    /// highest sequence number. (A peer that never processed our sender reports sends LSR
+    /// and DLSR 0 in every report, as Chromium did with GStreamer 1.26; the sequence number
+    /// still moves with every report that follows new packets.)
+    pub report: Option<(u32, u32, u32)>,
 }
 
 /// The verdict of one update.
@@ -333,7 +336,8 @@ mod tests {
             self.fb.packets_lost += (packets - carried) as i64;
             self.fb.fraction_lost = Some((packets - carried) as f64 / packets.max(1) as f64);
             self.fb.rtt = Some(RTT + queue);
-            self.fb.report = Some(self.fb.report.unwrap_or(0) + 1);
+            let (lsr, dlsr, seq) = self.fb.report.unwrap_or_default();
+            self.fb.report = Some((lsr, dlsr.wrapping_add(1), seq.wrapping_add(1)));
             self.c.update(self.now, self.fb)
         }
     }
@@ -400,12 +404,12 @@ mod tests {
             packets_lost: i64::MIN,
             fraction_lost: Some(7.0),
             rtt: Some(Duration::MAX),
-            report: Some(1),
+            report: Some((0, 0, 1)),
         };
         c.update(t0 + Duration::from_secs(20), fb);
         let back = Feedback {
             packets_lost: i64::MAX,
-            report: Some(2),
+            report: Some((0, 0, 2)),
             ..Feedback::default()
         };
         let t = c.update(t0 + Duration::from_secs(21), back);

@@ -1899,6 +1899,7 @@ impl Engine {
     /// to what that bitrate carries.
     fn adapt_to(&mut self, peer: ClientId, epoch: u64, stats: &gst::StructureRef) {
         let fb = stats::video_feedback(stats);
+        tracing::trace!(%peer, ?fb, %stats, "webrtcbin statistics");
         let (floor, ceiling) = (self.opts.min_video_kbps, self.opts.video_kbps);
         let entry = self
             .adapt

@@ -136,22 +136,30 @@ pub fn video_feedback(report: &gst::StructureRef) -> super::adapt::Feedback {
             .unwrap_or(0)
             .clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         fb.fraction_lost = r.get::<f64>("fraction-lost").ok().filter(|f| f.is_finite());
-        fb.report = r
-            .get::<gst::Structure>("gst-rtpsource-stats")
-            .ok()
-            .and_then(|g| {
-                Some(
-                    (u64::from(g.get::<u32>("rb-lsr").ok()?) << 32)
-                        | u64::from(g.get::<u32>("rb-dlsr").ok()?),
-                )
-            });
-        fb.rtt = r
-            .get::<f64>("round-trip-time")
-            .ok()
-            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 60.0)
-            .map(std::time::Duration::from_secs_f64);
+        let block = r.get::<gst::Structure>("gst-rtpsource-stats").ok();
+        let field = |name: &str| block.as_ref().and_then(|g| g.get::<u32>(name).ok());
+        fb.report = match (field("rb-lsr"), field("rb-dlsr"), field("rb-exthighestseq")) {
+            (None, None, None) => None,
+            (lsr, dlsr, seq) => Some((lsr.unwrap_or(0), dlsr.unwrap_or(0), seq.unwrap_or(0))),
+        };
+        fb.rtt = round_trip(r).map(std::time::Duration::from_secs_f64);
     }
     fb
+}
+
+/// The round trip, in seconds, of a `remote-inbound-rtp` entry. Without an LSR in the peer's
+/// receiver report it has not seen one of our sender reports, and the round trip cannot be
+/// known (RFC 3550 6.4.1): the 0 webrtcbin then reports is no measurement.
+fn round_trip(remote: &gst::StructureRef) -> Option<f64> {
+    let no_lsr = remote
+        .get::<gst::Structure>("gst-rtpsource-stats")
+        .ok()
+        .and_then(|g| g.get::<u32>("rb-lsr").ok())
+        == Some(0);
+    remote
+        .get::<f64>("round-trip-time")
+        .ok()
+        .filter(|t| t.is_finite() && *t >= 0.0 && *t < 60.0 && !no_lsr)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,7 +209,7 @@ impl Collector {
                 }
                 gst_webrtc::WebRTCStatsType::RemoteInboundRtp => {
                     lost_out += num(&s, "packets-lost").unwrap_or(0) as i64;
-                    if let Ok(r) = s.get::<f64>("round-trip-time") {
+                    if let Some(r) = round_trip(&s) {
                         rtt = Some(rtt.map_or(r, |x: f64| x.max(r)));
                     }
                 }
@@ -259,5 +267,69 @@ impl Collector {
     pub fn forget(&mut self, peer: ClientId) {
         self.previous.remove(&peer);
         self.latest.remove(&peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `get-stats` reply as webrtcbin 1.26 made it in a call with Chromium: the video
+    /// stream sent and the peer's receiver report on it, whose LSR and DLSR are 0 (the peer
+    /// had processed none of our sender reports).
+    fn reply(lsr: u32, dlsr: u32, seq: u32, rtt: f64) -> gst::Structure {
+        let codec = gst::Structure::builder("codec")
+            .field("type", gst_webrtc::WebRTCStatsType::Codec)
+            .field("clock-rate", 90_000u32)
+            .build();
+        let outbound = gst::Structure::builder("outbound-rtp")
+            .field("type", gst_webrtc::WebRTCStatsType::OutboundRtp)
+            .field("ssrc", 81_267_551u32)
+            .field("codec-id", "codec-stats-sink_1")
+            .field("packets-sent", 3710u64)
+            .field("bytes-sent", 3_352_771u64)
+            .build();
+        let block = gst::Structure::builder("application/x-rtp-source-stats")
+            .field("rb-lsr", lsr)
+            .field("rb-dlsr", dlsr)
+            .field("rb-exthighestseq", seq)
+            .build();
+        let remote = gst::Structure::builder("remote-inbound-rtp")
+            .field("type", gst_webrtc::WebRTCStatsType::RemoteInboundRtp)
+            .field("ssrc", 81_267_551u32)
+            .field("packets-lost", 1738i64)
+            .field("fraction-lost", 0.796875f64)
+            .field("round-trip-time", rtt)
+            .field("gst-rtpsource-stats", block)
+            .build();
+        gst::Structure::builder("application/x-webrtc-stats")
+            .field("codec-stats-sink_1", codec)
+            .field("rtp-outbound-stream-stats_81267551", outbound)
+            .field("rtp-remote-inbound-stream-stats_81267551", remote)
+            .build()
+    }
+
+    #[test]
+    fn a_report_without_lsr_has_no_round_trip_but_still_tells_new_from_old() {
+        gst::init().unwrap();
+        let fb = video_feedback(&reply(0, 0, 28_527, 0.0));
+        assert_eq!(fb.packets_sent, 3710);
+        assert_eq!(fb.fraction_lost, Some(0.796875));
+        assert_eq!(fb.rtt, None, "a 0 without LSR is no round trip");
+        let next = video_feedback(&reply(0, 0, 28_610, 0.0));
+        assert_ne!(
+            fb.report, next.report,
+            "a later report is new by its sequence number"
+        );
+        let same = video_feedback(&reply(0, 0, 28_527, 0.0));
+        assert_eq!(fb.report, same.report);
+    }
+
+    #[test]
+    fn a_report_with_lsr_has_its_round_trip() {
+        gst::init().unwrap();
+        let fb = video_feedback(&reply(0x1234_5678, 0x0000_8000, 28_527, 0.042));
+        assert_eq!(fb.rtt, Some(std::time::Duration::from_secs_f64(0.042)));
+        assert_eq!(fb.report, Some((0x1234_5678, 0x0000_8000, 28_527)));
     }
 }
