@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Cross-compiles roomagent for aarch64 (arm64) on a Debian 12 amd64 machine without Docker,
-# and with --test runs its unit tests under qemu-aarch64-static.
+# against the floor roomagent supports (Debian 11's glibc 2.31 and GStreamer 1.18, so the
+# binary runs on Raspberry Pi OS Bullseye, Bookworm and Trixie and on JetPack 6), and with
+# --test runs its unit tests under qemu-aarch64-static against those 1.18 libraries.
 #
 #   cross/build-aarch64.sh            release binary: target/cross/aarch64-unknown-linux-gnu/release/roomagent
 #   cross/build-aarch64.sh --test     the same, then the library's unit tests (and doctests) under qemu
 #
-# How: an arm64 Debian 12 sysroot made by cross/sysroot.sh (`mmdebstrap --variant=extract`:
-# GStreamer dev files, libc, the plugins the unit tests load, and Debian's arm64 Rust std from
-# libstd-rust-web-dev, unpacked, never installed),
+# How: an arm64 Debian 11 sysroot made by cross/sysroot.sh (`mmdebstrap --variant=extract`:
+# GStreamer dev files, libc, the plugins the unit tests load, and Debian 12's arm64 Rust std
+# from libstd-rust-web-dev, unpacked, never installed),
 # Debian's rustc-web (1.96) as the compiler, Debian's gcc-aarch64-linux-gnu as C compiler and
 # linker (with --sysroot in a wrapper, so host build scripts are untouched), and pkg-config
 # pointed at the sysroot for the target only. The sysroot is cached in
-# ${ROOMAGENT_CROSS_CACHE:-~/.cache/roomagent-cross}, keyed by its package list and the
-# rustc-web version; delete that directory to rebuild it.
+# ${ROOMAGENT_CROSS_CACHE:-~/.cache/roomagent-cross}, keyed by its package list, the
+# rustc-web version and cross/sysroot.sh itself; delete that directory to rebuild it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,35 +32,22 @@ SUDO=""
 
 # Host tools: the sysroot builder, the emulator, the cross C toolchain, Debian's Rust 1.96.
 HOST_PACKAGES=(mmdebstrap qemu-user-static gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu rustc-web pkg-config)
-missing=()
-for p in "${HOST_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "cross: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$ROOT/scripts/need-packages.sh" "${HOST_PACKAGES[@]}"
 
 RUSTC_WEB_VERSION=$(dpkg-query -W -f='${Version}' rustc-web)
 # The arm64 std is pinned to the host's rustc-web: its rlibs must come from the very same
 # compiler build.
 STD_PACKAGE="libstd-rust-web-dev=$RUSTC_WEB_VERSION"
 CACHE=${ROOMAGENT_CROSS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/roomagent-cross}
-KEY=$("$ROOT/cross/sysroot.sh" --list "$STD_PACKAGE" | sha256sum | cut -c1-16)
-WORK=$CACHE/bookworm-arm64-$KEY
+KEY=$({ "$ROOT/cross/sysroot.sh" --list "$STD_PACKAGE"; cat "$ROOT/cross/sysroot.sh"; } | sha256sum | cut -c1-16)
+WORK=$CACHE/bullseye-arm64-$KEY
 SYSROOT=$WORK/sysroot
 mkdir -p "$WORK"
 
 if [ ! -f "$SYSROOT/.complete" ]; then
   echo "cross: building the arm64 sysroot in $SYSROOT (cached for later runs)"
   start=$(date +%s)
-  # The host's own apt sources: same mirror and suites as the host's rustc-web.
-  sources=()
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] && grep -q 'debian' "$f" && grep -Eq '^[[:space:]]*(deb |Types:)' "$f" && sources+=("$f")
-  done
-  $SUDO env SYSROOT_SOURCES="${sources[*]}" "$ROOT/cross/sysroot.sh" "$SYSROOT" "$STD_PACKAGE"
+  $SUDO env DEBIAN_MIRROR="${DEBIAN_MIRROR:-}" "$ROOT/cross/sysroot.sh" "$SYSROOT" "$STD_PACKAGE"
   [ -n "$SUDO" ] && $SUDO chown -R "$(id -u):$(id -g)" "$SYSROOT"
   echo "MEASURE arm64 sysroot built in $(( $(date +%s) - start )) s ($(du -sh "$SYSROOT" | cut -f1))"
   # Older sysroots are dead weight.

@@ -1,9 +1,17 @@
 #!/bin/sh
-# Runs as a unit (roomagent-boot-check.service) inside a Debian 12 root that has the roomagent
-# package installed and was booted with systemd-nspawn (see scripts/package.sh --check):
-# what an administrator sees of the service on a real systemd. Writes /boot-check.txt, whose
-# last line is "boot check: OK" or says what failed, then powers the container off.
+# Runs as a unit (roomagent-boot-check.service) inside a Debian root that has the roomagent
+# package installed and was booted with systemd-nspawn: what an administrator sees of the
+# service on a real systemd. Writes /boot-check.txt, whose last line is "boot check: OK" or
+# says what failed, then powers the container off.
+#
+#   boot-check.sh full       (scripts/package.sh --check, amd64 on Debian 12) everything below:
+#                            configure and register, watchdog, reload, crash and hang, stop
+#   boot-check.sh platform   (packaging/platform-check.sh, arm64 on Debian 11, 12 and 13 under
+#                            qemu) configure and register with MQTT on the test's broker, the
+#                            profile `roomagent devices` picks, then a call that the host side
+#                            places from an x86 agent (/call-ready, /call-done), then stop
 exec >/boot-check.txt 2>&1
+MODE=${1:-full}
 
 fail() {
     echo "--- journal"
@@ -26,6 +34,10 @@ pid=$(show MainPID)
 sockets=$(ss -ltnupH | grep "pid=$pid," || true)
 [ -z "$sockets" ] || fail "the unconfigured service listens: $sockets"
 echo "listens on nothing (ss -ltnup)"
+# Boot to READY: systemd's own timestamps (a notify service is active once it sent READY=1).
+userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
+ready=$(show ActiveEnterTimestampMonotonic)
+echo "MEASURE boot -> READY (not configured): $(( (ready - userspace) / 1000 )) ms"
 
 # The hardening is in force on the running process.
 [ "$(stat -c %U /proc/"$pid")" = roomagent ] || fail "runs as $(stat -c %U /proc/"$pid"), not roomagent"
@@ -34,12 +46,19 @@ grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/"$pid"/status || fail "the 
 grep -q '^Seccomp:[[:space:]]*2' /proc/"$pid"/status || fail "no seccomp filter"
 groups=$(id -nG roomagent)
 echo "runs as roomagent ($groups), NoNewPrivs, no capabilities, seccomp filter"
+systemd-analyze verify roomagent.service || fail "systemd-analyze verify rejects roomagent.service"
+exposure=$(systemd-analyze security roomagent.service 2>/dev/null \
+    | sed -n 's/.*exposure level for roomagent.service: \([0-9.]*\).*/\1/p')
+echo "systemd $(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p'): exposure $exposure"
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }' || fail "exposure '$exposure' is not at or under 2.5"
 
 # Configure it the way an administrator would: a (development) room server on loopback,
 # started here with a password made here; the installed file edited to name it; a reload.
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+peer_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' '[room_server]' 'listen = "127.0.0.1:8089"' '[[room_server.accounts]]' \
-    'id = 1001' 'name = "room-101"' "password = \"$password\"" >/root/dev-room.toml
+    'id = 1001' 'name = "room-101"' "password = \"$password\"" '[[room_server.accounts]]' \
+    'id = 1002' 'name = "peer"' "password = \"$peer_password\"" >/root/dev-room.toml
 chmod 600 /root/dev-room.toml
 systemd-run --quiet --unit=dev-room-server /usr/bin/roomagent room-server --config /root/dev-room.toml \
     || fail "cannot start the development room server"
@@ -53,11 +72,22 @@ sed -i \
     -e 's|^# host = "https://meet.example.com/app"$|host = "http://127.0.0.1:8089/app"|' \
     -e "s|^# name = \"room-101\"\$|name = \"room-101\"\\npassword = \"$password\"|" \
     /etc/roomagent/config.toml
+if [ "$MODE" = platform ]; then
+    # The x86 side's broker on loopback, telemetry every second; remote media decoded into
+    # sinks that keep time (a board with a screen and speaker decodes as much); a small
+    # picture, so emulation keeps up.
+    sed -i \
+        -e '/^\[mqtt\]$/,/^\[/s|^enabled = false$|enabled = true\nhost = "127.0.0.1"\nport = 18830\ntelemetry_interval_s = 1\ndiscovery = false|' \
+        -e 's|^speaker = "auto"$|speaker = "fakesink"|' \
+        -e 's|^display = "auto"$|display = "fakesink"\nwidth = 320\nheight = 180\nframerate = 10\nvideo_bitrate_kbps = 300\nmin_video_bitrate_kbps = 100|' \
+        /etc/roomagent/config.toml
+fi
 if roomagent check-config /etc/roomagent/config.toml | grep -q "not configured"; then
     fail "the edited configuration is still not configured"
 fi
+start=$(date +%s%N)
 systemctl reload roomagent || fail "systemctl reload failed"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     case "$(show StatusText)" in "registered as "*) break ;; esac
     sleep 0.2
 done
@@ -66,7 +96,34 @@ case "$status" in
     "registered as "*) echo "after the edit and a reload: $status" ;;
     *) fail "after configuring and reloading, the status is '$status', want 'registered as …'" ;;
 esac
+echo "MEASURE reload -> registered: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 [ "$(show MainPID)" = "$pid" ] && [ "$(show NRestarts)" = 0 ] || fail "configuring restarted the service"
+journalctl -u roomagent --no-pager -o cat | grep -m1 "GStreamer" || fail "the service did not log its GStreamer version"
+profile=$(roomagent devices --config /etc/roomagent/config.toml | grep -E "^(GStreamer|Chosen profile)") \
+    || fail "roomagent devices shows no chosen profile"
+echo "roomagent devices: $(echo "$profile" | tr '\n' ';')"
+
+if [ "$MODE" = platform ]; then
+    # The host places a call from an x86 agent registered as "peer" and checks frames at
+    # both ends over MQTT; it says when it is done.
+    echo "$peer_password" >/call-ready
+    for _ in $(seq 600); do
+        [ -f /call-done ] && break
+        sleep 0.5
+    done
+    [ -f /call-done ] || fail "the host never said the call was done"
+    echo "call: $(cat /call-done)"
+    [ "$(show MainPID)" = "$pid" ] && [ "$(show NRestarts)" = 0 ] || fail "the service restarted during the call"
+    start=$(date +%s%N)
+    systemctl stop roomagent
+    [ "$(show Result)" = success ] && [ "$(show ExecMainStatus)" = 0 ] \
+        || fail "stop: result $(show Result), exit status $(show ExecMainStatus)"
+    echo "MEASURE systemctl stop took $(( ($(date +%s%N) - start) / 1000000 )) ms (exit status 0)"
+    systemctl stop dev-room-server
+    echo "boot check: OK"
+    systemctl poweroff
+    exit 0
+fi
 
 # The watchdog: past WatchdogSec the service is still the same process, not restarted.
 wd=$(show WatchdogUSec)

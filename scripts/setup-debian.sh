@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what roomagent needs on Debian 12 (bookworm): the Rust toolchain if missing,
-# GStreamer 1.22 with its development files and plugins, and the real peers the tests use
-# (mosquitto, coturn, Chromium + ChromeDriver). Safe to run again: installed packages are
+# Installs what roomagent needs on Debian 12 (bookworm) or 13 (trixie): the Rust toolchain if
+# missing, GStreamer (1.22 or 1.26) with its development files and plugins, and the real peers
+# the tests use (mosquitto, coturn, Chromium + ChromeDriver). Safe to run again: installed packages are
 # skipped, and apt is only touched when something is missing.
 set -euo pipefail
 
