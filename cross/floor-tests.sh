@@ -38,7 +38,8 @@ esac
 export PATH="$HOME/.cargo/bin:$PATH"
 cd "$HERE"
 
-# Built offline in the root: the crates come from the host.
+# Built offline in the root: the crates come from the host. Test harnesses are the artifacts
+# built with the test profile; the plain binary (built for the integration tests) is not one.
 cargo fetch --locked >/dev/null
 start=$(date +%s)
 targets=(--lib --bins --tests)
@@ -48,7 +49,7 @@ if [ ${#TESTS[@]} -gt 0 ]; then
 fi
 exes=$("$HERE/cross/in-root.sh" floor cargo test --locked --offline --target-dir target/floor \
   --no-run --message-format=json "${targets[@]}" \
-  | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+  | grep -E '"profile":\{[^}]*"test":true' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
 echo "MEASURE test binaries built in the floor root in $(( $(date +%s) - start )) s"
 
 if [ "$WHERE" = host ]; then

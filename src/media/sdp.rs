@@ -129,24 +129,13 @@ mod tests {
 /// * `a=bundle-only` m-lines with port 0 (Chromium does not implement bundle-only and
 ///   rejects the section): they get port 9 and stay in the BUNDLE group;
 /// * a video m-line that lists only what we send: `extra_video` codecs are added so the peer
-///   may send them to us (e.g. VP8 from a browser that prefers it);
-/// * an H.264 `a=fmtp` without `profile-level-id` (webrtcbin before 1.20 writes none, and a
-///   browser then takes the format for another profile than the constrained baseline we
-///   send, and drops our video): `profile-level-id=42e01f`, constrained baseline as WebRTC
-///   peers name it (with `level-asymmetry-allowed=1` the level is no promise).
+///   may send them to us (e.g. VP8 from a browser that prefers it).
 pub fn for_browsers(sdp: &str, extra_video: &[(u8, &str)]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out: Vec<String> = Vec::new();
     let mut in_video = false;
     let mut added_attrs = false;
     let mut video_pts: Vec<String> = Vec::new();
-    let h264_pts: Vec<String> = sdp
-        .lines()
-        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
-        .filter_map(|r| r.split_once(' '))
-        .filter(|(_, codec)| codec.to_ascii_uppercase().starts_with("H264/"))
-        .map(|(pt, _)| pt.to_string())
-        .collect();
     let lines: Vec<&str> = sdp.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -173,14 +162,6 @@ pub fn for_browsers(sdp: &str, extra_video: &[(u8, &str)]) -> String {
             out.push(format!("m={}", parts.join(" ")));
         } else if line == "a=bundle-only" {
             // dropped: see above
-        } else if let Some((pt, params)) = line
-            .strip_prefix("a=fmtp:")
-            .and_then(|f| f.split_once(' '))
-            .filter(|(pt, params)| {
-                h264_pts.iter().any(|p| p == pt) && !params.contains("profile-level-id")
-            })
-        {
-            out.push(format!("a=fmtp:{pt} {params};profile-level-id=42e01f"));
         } else if in_video && !added_attrs && line.starts_with("a=rtpmap:") {
             out.push(line.to_string());
             // Right after the first rtpmap of the section, describe the added codecs.
@@ -225,24 +206,6 @@ mod munge_tests {
         );
         let v = sections(&s);
         assert_eq!(pick(&v[1].codecs, "VP8"), Some(96));
-    }
-
-    #[test]
-    fn an_h264_format_without_a_profile_gets_constrained_baseline() {
-        let s = for_browsers(WEBRTCBIN, &[]);
-        assert!(
-            s.contains("a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n"),
-            "{s}"
-        );
-        let given = WEBRTCBIN.replace(
-            "packetization-mode=1",
-            "packetization-mode=1;profile-level-id=42c01e",
-        );
-        let s = for_browsers(&given, &[]);
-        assert!(s.contains("profile-level-id=42c01e\r\n"), "kept: {s}");
-        assert!(!s.contains("42e01f"), "not added beside it: {s}");
-        let opus = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 OPUS/48000/2\r\na=fmtp:111 useinbandfec=1\r\n";
-        assert_eq!(for_browsers(opus, &[]), opus, "other formats untouched");
     }
 
     #[test]
