@@ -2404,7 +2404,7 @@ impl MediaOptions {
 /// (audio, then video, as its pads are made) a section of its own: see
 /// [`check::sections_fit_streams`]. Later releases tie pads to sections by kind.
 fn fits_streams(checked: &check::Checked, audio: bool, video: bool) -> Result<(), check::Refusal> {
-    if version::GstVersion::running().late_sink_caps() {
+    if version::GstVersion::running().pads_bound_by_kind() {
         return Ok(());
     }
     let sends: Vec<&str> = [("audio", audio), ("video", video)]

@@ -71,9 +71,8 @@ pub struct Session {
     pub webrtc: gst::Element,
     send: Vec<gst::Element>,
     valves: Vec<gst::Element>,
-    /// Before 1.22 the valves stay open and this gate, after each caps filter, keeps buffers
-    /// (not the sticky events) out of webrtcbin until the session is connected (see
-    /// [`super::version::GstVersion::late_sink_caps`]).
+    /// The gate after each caps filter: keeps buffers (not the caps) out of webrtcbin until
+    /// the session is connected; the valves before the queues close only for teardown.
     sending: Arc<AtomicBool>,
     tee_pads: Vec<(gst::Element, gst::Pad)>,
     received: Arc<Mutex<Received>>,
@@ -154,7 +153,7 @@ fn pacer(pay: &gst::Element, kbps: Arc<std::sync::atomic::AtomicU32>) {
     );
 }
 
-/// How long a send branch waits for its caps to reach webrtcbin before GStreamer 1.22.
+/// How long a new send branch waits for its caps to reach webrtcbin.
 const EARLY_CAPS_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything needed to create a session.
@@ -406,13 +405,15 @@ impl Session {
             "name",
             format!("valve-{}-{}-{}", pay.name(), self.peer, self.epoch),
         );
-        // Before 1.22 webrtcbin connects a sink pad to the session only if its caps came
-        // before the descriptions were set; caps that come later leave it blocked for good
-        // (1.18 does; which release changed it is not pinned down, so 1.20 goes this way too).
-        // A closed valve holds the sticky events back as well, so there the valve stays open
-        // and buffers are dropped after the caps filter until the session is connected.
-        let early_caps = !super::version::GstVersion::running().late_sink_caps();
-        valve.set_property("drop", !early_caps);
+        // The stream's caps must reach webrtcbin before the offer or answer is made: 1.18
+        // connects a sink pad to the session only if its caps came before the descriptions
+        // were set (later ones leave it blocked for good), and only caps that carry the
+        // stream's SSRC put `a=ssrc` lines into the SDP, without which a 1.18 receiver cannot
+        // tell our streams apart (it fed our video into its Opus decoder). A closed valve
+        // holds the caps back too, so the valve is open and a gate after the caps filter
+        // drops buffers until the session is connected (webrtcbin holds data back until DTLS
+        // is up anyway); the valve closes for teardown.
+        valve.set_property("drop", false);
         valve.static_pad("sink").expect("valve sink").add_probe(
             gst::PadProbeType::QUERY_DOWNSTREAM,
             |_, info| {
@@ -497,10 +498,10 @@ impl Session {
                 gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
             );
         }
-        // Set once a buffer came through the payloader: its caps (with the stream's
-        // `profile-level-id`, which the offer's fmtp needs) are then final.
+        // Set once a buffer came through the payloader: its caps (with the stream's SSRC and
+        // parameter sets) are then final.
         let primed = Arc::new(AtomicBool::new(false));
-        if early_caps {
+        {
             let sending = self.sending.clone();
             let primed = primed.clone();
             filter.static_pad("src").expect("capsfilter src").add_probe(
@@ -542,18 +543,16 @@ impl Session {
         self.tee_pads.push((tee.clone(), tee_pad));
         self.valves.push(valve.clone());
         self.send.extend([valve, queue, pay, filter]);
-        if early_caps {
-            // The caps must reach webrtcbin before an offer or answer is made: they travel
-            // with the branch's first buffer (a frame interval away at most, once the encoder
-            // runs). Without them in time the stall watchdog fails the session and a new one
-            // is offered.
-            let deadline = std::time::Instant::now() + EARLY_CAPS_WAIT;
-            while !primed.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if !primed.load(Ordering::Acquire) {
-                warn!(peer = %self.peer, pad = %sink.name(), "no caps reached webrtcbin in time; this stream may not start before GStreamer 1.22");
-            }
+        // The caps travel with the branch's first buffer (a frame interval away at most, once
+        // the encoder runs). Without them in time the offer or answer lacks this stream's
+        // SSRC, and on 1.18 the stream does not start (the stall watchdog then fails the
+        // session and a new one is offered).
+        let deadline = std::time::Instant::now() + EARLY_CAPS_WAIT;
+        while !primed.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !primed.load(Ordering::Acquire) {
+            warn!(peer = %self.peer, pad = %sink.name(), "no caps reached webrtcbin in time: this stream's SSRC is not in the SDP");
         }
         Ok(())
     }

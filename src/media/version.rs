@@ -53,10 +53,10 @@ impl GstVersion {
         self.at_least(1, 20, 0)
     }
 
-    /// webrtcbin connects a sink pad whose caps arrive after the descriptions were set (seen on
-    /// 1.22; 1.18 leaves such a pad blocked for good, and 1.20 is taken to be like 1.18): from
-    /// here a session's send branches may hold everything back until it is connected.
-    pub fn late_sink_caps(self) -> bool {
+    /// webrtcbin ties a session's sink pads to media sections by kind (seen on 1.22); 1.18
+    /// ties them by the order they were made, and aborts on a pad left without a section
+    /// (1.20 is taken to be like 1.18: not checked).
+    pub fn pads_bound_by_kind(self) -> bool {
         self.at_least(1, 22, 0)
     }
 
@@ -116,8 +116,8 @@ mod tests {
         assert!(GstVersion(1, 20, 3).codec_preferences());
         assert!(!GstVersion(1, 18, 4).device_monitor_skips_failed_providers());
         assert!(GstVersion(1, 22, 0).device_monitor_skips_failed_providers());
-        assert!(!GstVersion(1, 20, 3).late_sink_caps());
-        assert!(GstVersion(1, 22, 0).late_sink_caps());
+        assert!(!GstVersion(1, 20, 3).pads_bound_by_kind());
+        assert!(GstVersion(1, 22, 0).pads_bound_by_kind());
         assert!(GstVersion(1, 20, 0).ice_port_range());
         assert!(GstVersion(1, 26, 2).ice_port_range());
     }
