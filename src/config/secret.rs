@@ -3,6 +3,7 @@
 //! a value of the wrong type is refused without quoting that value.
 
 use std::fmt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Unexpected, Visitor};
@@ -142,20 +143,75 @@ pub struct SecretSource {
 impl SecretSource {
     /// Resolves the secret: the file wins over the inline value.
     pub fn resolve(&self) -> std::io::Result<Option<Secret>> {
-        if let Some(file) = &self.file {
-            let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) if file.is_relative() => Path::new(&dir).join(file),
-                _ => file.clone(),
-            };
-            return Secret::from_file(&path).map(Some);
-        }
-        Ok(self.inline.clone())
+        self.resolve_in(
+            std::env::var_os("CREDENTIALS_DIRECTORY")
+                .as_deref()
+                .map(Path::new),
+        )
+    }
+
+    /// [`Self::resolve`] with the credentials directory given.
+    fn resolve_in(&self, credentials: Option<&Path>) -> std::io::Result<Option<Secret>> {
+        let Some(file) = &self.file else {
+            return Ok(self.inline.clone());
+        };
+        let path = match credentials {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.clone(),
+        };
+        Secret::from_file(&path).map(Some).map_err(|e| {
+            if credentials.is_none() && file.is_relative() && e.kind() == ErrorKind::NotFound {
+                // A credential name, but no credentials were passed: say where they come from.
+                std::io::Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{} is a credential name, but the agent was started without systemd \
+                         credentials ($CREDENTIALS_DIRECTORY is not set): run it as the \
+                         roomagent service with /etc/credstore/{0} present (systemd before 250, \
+                         as in Debian 11 and Ubuntu 22.04, needs a drop-in with \
+                         LoadCredential={0}:/etc/credstore/{0}), or give an absolute path",
+                        file.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_name_without_credentials_says_where_they_come_from() {
+        let src = SecretSource {
+            inline: None,
+            file: Some(PathBuf::from("roomagent.signaling-password")),
+        };
+        let e = src.resolve_in(None).unwrap_err().to_string();
+        assert!(e.contains("$CREDENTIALS_DIRECTORY is not set"), "{e}");
+        assert!(
+            e.contains("LoadCredential=roomagent.signaling-password:/etc/credstore/roomagent.signaling-password"),
+            "{e}"
+        );
+        let dir = std::env::temp_dir().join(format!("roomagent-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("roomagent.signaling-password"), "s3cret\n").unwrap();
+        let got = src.resolve_in(Some(&dir)).unwrap().unwrap();
+        assert_eq!(got.expose(), "s3cret");
+        let missing = SecretSource {
+            inline: None,
+            file: Some(dir.join("absent")),
+        };
+        let e = missing.resolve_in(None).unwrap_err().to_string();
+        assert!(
+            !e.contains("CREDENTIALS_DIRECTORY"),
+            "an absolute path is just missing: {e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn secrets_never_print_their_value() {
