@@ -32,10 +32,16 @@ const HOLD: Duration = Duration::from_millis(2500);
 const FORGET_CONGESTION: Duration = Duration::from_secs(20);
 /// Increases are careful from this share of the rate where the path last gave way…
 const NEAR_BELOW: f64 = 0.7;
-/// …up to this multiple of it: beyond, the path has widened, and growth is fast again.
+/// …up to this multiple of it; beyond, the path may have widened…
 const NEAR_ABOVE: f64 = 1.25;
+/// …and beyond this multiple it has: growth is fast again.
+const WIDENED: f64 = 2.0;
 /// Growth per second while the path shows no sign of congestion.
 const GROWTH: f64 = 0.15;
+/// Growth per second between [`NEAR_ABOVE`] and [`WIDENED`]: as GCC's multiplicative
+/// increase (8 %), slow enough for a queue to show in the round trip before the path drops
+/// packets, where the rate it last gave way at was measured too low.
+const GROWTH_PAST: f64 = 0.08;
 
 /// What the statistics say about video sent to one participant, cumulative where it counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -86,6 +92,9 @@ pub struct Controller {
     congested_at: Option<f64>,
     /// Since when the path shows no congestion.
     calm_since: Option<Instant>,
+    /// The latest new receiver report: when it was seen, its extended highest sequence number,
+    /// the cumulative loss, and the packets and bytes sent by then.
+    last_report: Option<(Instant, u32, i64, u64, u64)>,
     /// The last update's verdict.
     pub verdict: Verdict,
     /// The loss seen in the last update, 0–1.
@@ -105,6 +114,7 @@ impl Controller {
             hold_until: None,
             congested_at: None,
             calm_since: None,
+            last_report: None,
             verdict: Verdict::Waiting,
             loss: 0.0,
         }
@@ -152,6 +162,7 @@ impl Controller {
             self.verdict = Verdict::Waiting;
             return self.target();
         }
+        let received_kbps = self.received_kbps(now, &fb);
         let loss = match fb.fraction_lost {
             Some(f) if f.is_finite() => f.clamp(0.0, 1.0),
             _ => {
@@ -167,8 +178,12 @@ impl Controller {
         };
         let held = self.hold_until.is_some_and(|t| now < t);
         self.verdict = if loss > 0.10 {
-            // Down by half the loss, and at least to what got through.
-            let through = sent_kbps * (1.0 - loss);
+            // Down by half the loss, and at least to what got through: what the receiver
+            // counted between its reports when known. (What was sent less the loss fraction
+            // underestimates it badly while a queue on the path drains, since the report's
+            // fraction is about packets sent a queue's length earlier: the target then grew
+            // fast past that low mark, straight into the bottleneck, freezing the far end.)
+            let through = received_kbps.unwrap_or(sent_kbps * (1.0 - loss));
             let mut t = self.target * (1.0 - 0.5 * loss);
             if through > 0.0 {
                 t = t.min(through.max(self.floor));
@@ -191,7 +206,10 @@ impl Controller {
                 } else {
                     self.target
                 };
-                self.congested_at = Some(base);
+                // Where the path gives way is what it carries, the receiver's count when
+                // known: a queue still draining after a loss shows while the target is far
+                // below that, and taking the target for it let growth race past the mark.
+                self.congested_at = Some(received_kbps.filter(|r| *r > 0.0).unwrap_or(base));
                 self.calm_since = None;
                 // A deeper queue means further over what the path carries: down 15 % for a
                 // queue of 150 ms, down to half for one of half a second or more (a slow
@@ -214,10 +232,14 @@ impl Controller {
             let near = self
                 .congested_at
                 .is_some_and(|c| self.target > c * NEAR_BELOW && self.target < c * NEAR_ABOVE);
+            let past = self
+                .congested_at
+                .is_some_and(|c| self.target >= c * NEAR_ABOVE && self.target < c * WIDENED);
             let step = if near {
                 (self.target * 0.03).max(8.0) * dt.min(2.0)
             } else {
-                self.target * ((1.0 + GROWTH).powf(dt.min(2.0)) - 1.0)
+                let growth = if past { GROWTH_PAST } else { GROWTH };
+                self.target * ((1.0 + growth).powf(dt.min(2.0)) - 1.0)
             };
             self.target += step.max(8.0);
             Verdict::Increase
@@ -226,6 +248,32 @@ impl Controller {
         };
         self.target = self.target.clamp(self.floor, self.ceiling);
         self.target()
+    }
+
+    /// The rate the receiver got since its previous new report (kbit/s): the packets its
+    /// extended highest sequence number moved on by, less those it counts lost, at the mean
+    /// size of the packets sent meanwhile. `None` without sequence numbers to go by.
+    fn received_kbps(&mut self, now: Instant, fb: &Feedback) -> Option<f64> {
+        let seq = fb.report.map(|(_, _, seq)| seq)?;
+        let previous =
+            self.last_report
+                .replace((now, seq, fb.packets_lost, fb.packets_sent, fb.bytes_sent));
+        let (then, seq0, lost0, packets0, bytes0) = previous?;
+        let dt = now.saturating_duration_since(then).as_secs_f64();
+        let expected = u64::from(seq.wrapping_sub(seq0));
+        let packets = fb.packets_sent.checked_sub(packets0)?;
+        let bytes = fb.bytes_sent.checked_sub(bytes0)?;
+        // No movement, a sequence number gone backwards (a wrap of 2^31 or more is none) or
+        // no packets to size them by: nothing to measure.
+        if dt < 0.2 || expected == 0 || expected >= 1 << 31 || packets == 0 {
+            return None;
+        }
+        let lost = fb
+            .packets_lost
+            .saturating_sub(lost0)
+            .clamp(0, expected as i64) as u64;
+        let size = bytes as f64 / packets as f64;
+        Some((expected - lost) as f64 * size * 8.0 / 1000.0 / dt)
     }
 }
 
@@ -337,7 +385,7 @@ mod tests {
             self.fb.fraction_lost = Some((packets - carried) as f64 / packets.max(1) as f64);
             self.fb.rtt = Some(RTT + queue);
             let (lsr, dlsr, seq) = self.fb.report.unwrap_or_default();
-            self.fb.report = Some((lsr, dlsr.wrapping_add(1), seq.wrapping_add(1)));
+            self.fb.report = Some((lsr, dlsr.wrapping_add(1), seq.wrapping_add(packets as u32)));
             self.c.update(self.now, self.fb)
         }
     }
@@ -361,6 +409,104 @@ mod tests {
             seconds += 1;
             assert!(seconds < 25, "still at {} after {seconds} s", p.c.target());
         }
+    }
+
+    #[test]
+    fn a_loss_takes_the_rate_the_receiver_counted_and_growth_near_it_is_careful() {
+        // 1200-byte packets, a new report every second: `sent` kbit/s sent in that second,
+        // `arrived` and `lost` packets as the receiver counts them, and its loss fraction
+        // (about packets sent a queue's length earlier than those counted).
+        let t0 = Instant::now();
+        let mut c = Controller::new(100, 1500);
+        let mut fb = Feedback::default();
+        let mut report =
+            |c: &mut Controller, i: u64, sent: u64, arrived: u64, lost: u64, fraction: f64| {
+                let packets = sent * 1000 / 8 / 1200;
+                fb.packets_sent += packets;
+                fb.bytes_sent += packets * 1200;
+                fb.packets_lost += lost as i64;
+                fb.fraction_lost = Some(fraction);
+                fb.rtt = Some(RTT);
+                let (_, _, seq) = fb.report.unwrap_or_default();
+                fb.report = Some((1, 0, seq.wrapping_add((arrived + lost) as u32)));
+                c.update(t0 + Duration::from_secs(i), fb)
+            };
+        for i in 0..5 {
+            report(&mut c, i, 1500, 156, 0, 0.0);
+        }
+        // The path narrowed to about 250 kbit/s (26 packets a second get through); by the
+        // time the report shows half lost, the encoder already sends less.
+        let t = report(&mut c, 5, 200, 26, 26, 0.5);
+        assert_eq!(c.verdict, Verdict::Loss);
+        assert!(
+            (240..=260).contains(&t),
+            "down to what arrived, not to 100: {t}"
+        );
+        // No more loss: the target grows by little steps near where the path gave way, not
+        // by 15 % a second into it.
+        // Past 1.25 times that, by 8 % a second up to twice it; beyond, by 15 % again.
+        let mut before = t;
+        let mut fast = false;
+        for i in 6..60 {
+            let sent = u64::from(before);
+            let t = report(&mut c, i, sent, sent * 1000 / 8 / 1200, 0, 0.0);
+            if before < 300 {
+                assert!(t <= before + 10, "from {before} to {t} in a second");
+            } else if before < 500 {
+                assert!(t <= before * 109 / 100, "from {before} to {t} in a second");
+            } else if t < 1500 {
+                fast |= t >= before * 114 / 100;
+            }
+            before = t;
+        }
+        assert_eq!(before, 1500);
+        assert!(
+            fast,
+            "growth is fast again well past where the path gave way"
+        );
+    }
+
+    #[test]
+    fn a_queue_draining_after_a_loss_does_not_lower_where_the_path_gives_way() {
+        // As above, with the round trip given: the path carries 250 kbit/s (26 packets a
+        // second); a loss takes the target to 150, and the queue it left is still draining
+        // at the path's rate when the hold is over.
+        let t0 = Instant::now();
+        let mut c = Controller::new(100, 1500);
+        let mut fb = Feedback::default();
+        let mut report =
+            |c: &mut Controller, i: u64, sent: u64, arrived: u64, lost: u64, queue: u64| {
+                let packets = sent * 1000 / 8 / 1200;
+                fb.packets_sent += packets;
+                fb.bytes_sent += packets * 1200;
+                fb.packets_lost += lost as i64;
+                fb.fraction_lost = Some(lost as f64 / (arrived + lost).max(1) as f64);
+                fb.rtt = Some(RTT + Duration::from_millis(queue));
+                let (_, _, seq) = fb.report.unwrap_or_default();
+                fb.report = Some((1, 0, seq.wrapping_add((arrived + lost) as u32)));
+                c.update(t0 + Duration::from_secs(i), fb)
+            };
+        for i in 0..5 {
+            report(&mut c, i, 1500, 156, 0, 0);
+        }
+        let t = report(&mut c, 5, 160, 16, 20, 300);
+        assert!((140..=170).contains(&t), "{t}");
+        report(&mut c, 6, 150, 26, 0, 300);
+        report(&mut c, 7, 150, 26, 0, 300);
+        let t = report(&mut c, 8, 150, 26, 0, 300);
+        assert_eq!(c.verdict, Verdict::Delay);
+        assert!(t < 150, "{t}");
+        // The queue is gone: growth is careful from 0.7 of the 250 the path carried on.
+        let mut before = t;
+        for i in 9..40 {
+            let sent = u64::from(before);
+            let t = report(&mut c, i, sent, sent * 1000 / 8 / 1200, 0, 0);
+            if before > 180 && before < 300 {
+                assert!(t <= before + 10, "from {before} to {t} in a second");
+            }
+            before = t;
+        }
+        assert!(before > 300, "and it does grow: {before}");
     }
 
     #[test]
