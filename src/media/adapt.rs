@@ -411,45 +411,70 @@ mod tests {
         }
     }
 
+    /// A controller fed by a receiver whose counts are given (1200-byte packets, a new report
+    /// every second): `sent` kbit/s sent in that second, `arrived` and `lost` packets as the
+    /// receiver counts them, its loss fraction (`None`: lost of arrived and lost; given, it may
+    /// be about packets sent a queue's length earlier), and a queue adding to the round trip.
+    struct Counted {
+        c: Controller,
+        fb: Feedback,
+        t0: Instant,
+    }
+
+    impl Counted {
+        fn new() -> Counted {
+            Counted {
+                c: Controller::new(100, 1500),
+                fb: Feedback::default(),
+                t0: Instant::now(),
+            }
+        }
+
+        fn report(
+            &mut self,
+            second: u64,
+            sent: u64,
+            arrived: u64,
+            lost: u64,
+            fraction: Option<f64>,
+            queue_ms: u64,
+        ) -> u32 {
+            let fb = &mut self.fb;
+            let packets = sent * 1000 / 8 / 1200;
+            fb.packets_sent += packets;
+            fb.bytes_sent += packets * 1200;
+            fb.packets_lost += lost as i64;
+            fb.fraction_lost =
+                Some(fraction.unwrap_or(lost as f64 / (arrived + lost).max(1) as f64));
+            fb.rtt = Some(RTT + Duration::from_millis(queue_ms));
+            let (_, _, seq) = fb.report.unwrap_or_default();
+            fb.report = Some((1, 0, seq.wrapping_add((arrived + lost) as u32)));
+            self.c.update(self.t0 + Duration::from_secs(second), *fb)
+        }
+    }
+
     #[test]
     fn a_loss_takes_the_rate_the_receiver_counted_and_growth_near_it_is_careful() {
-        // 1200-byte packets, a new report every second: `sent` kbit/s sent in that second,
-        // `arrived` and `lost` packets as the receiver counts them, and its loss fraction
-        // (about packets sent a queue's length earlier than those counted).
-        let t0 = Instant::now();
-        let mut c = Controller::new(100, 1500);
-        let mut fb = Feedback::default();
-        let mut report =
-            |c: &mut Controller, i: u64, sent: u64, arrived: u64, lost: u64, fraction: f64| {
-                let packets = sent * 1000 / 8 / 1200;
-                fb.packets_sent += packets;
-                fb.bytes_sent += packets * 1200;
-                fb.packets_lost += lost as i64;
-                fb.fraction_lost = Some(fraction);
-                fb.rtt = Some(RTT);
-                let (_, _, seq) = fb.report.unwrap_or_default();
-                fb.report = Some((1, 0, seq.wrapping_add((arrived + lost) as u32)));
-                c.update(t0 + Duration::from_secs(i), fb)
-            };
+        let mut r = Counted::new();
         for i in 0..5 {
-            report(&mut c, i, 1500, 156, 0, 0.0);
+            r.report(i, 1500, 156, 0, Some(0.0), 0);
         }
         // The path narrowed to about 250 kbit/s (26 packets a second get through); by the
         // time the report shows half lost, the encoder already sends less.
-        let t = report(&mut c, 5, 200, 26, 26, 0.5);
-        assert_eq!(c.verdict, Verdict::Loss);
+        let t = r.report(5, 200, 26, 26, Some(0.5), 0);
+        assert_eq!(r.c.verdict, Verdict::Loss);
         assert!(
             (240..=260).contains(&t),
             "down to what arrived, not to 100: {t}"
         );
         // No more loss: the target grows by little steps near where the path gave way, not
-        // by 15 % a second into it.
-        // Past 1.25 times that, by 8 % a second up to twice it; beyond, by 15 % again.
+        // by 15 % a second into it; past 1.25 times that, by 8 % a second up to twice it;
+        // beyond, by 15 % again.
         let mut before = t;
         let mut fast = false;
         for i in 6..60 {
             let sent = u64::from(before);
-            let t = report(&mut c, i, sent, sent * 1000 / 8 / 1200, 0, 0.0);
+            let t = r.report(i, sent, sent * 1000 / 8 / 1200, 0, Some(0.0), 0);
             if before < 300 {
                 assert!(t <= before + 10, "from {before} to {t} in a second");
             } else if before < 500 {
@@ -468,39 +493,24 @@ mod tests {
 
     #[test]
     fn a_queue_draining_after_a_loss_does_not_lower_where_the_path_gives_way() {
-        // As above, with the round trip given: the path carries 250 kbit/s (26 packets a
-        // second); a loss takes the target to 150, and the queue it left is still draining
+        // The path carries 250 kbit/s (26 packets a second); a loss takes the target to 150, and the queue it left is still draining
         // at the path's rate when the hold is over.
-        let t0 = Instant::now();
-        let mut c = Controller::new(100, 1500);
-        let mut fb = Feedback::default();
-        let mut report =
-            |c: &mut Controller, i: u64, sent: u64, arrived: u64, lost: u64, queue: u64| {
-                let packets = sent * 1000 / 8 / 1200;
-                fb.packets_sent += packets;
-                fb.bytes_sent += packets * 1200;
-                fb.packets_lost += lost as i64;
-                fb.fraction_lost = Some(lost as f64 / (arrived + lost).max(1) as f64);
-                fb.rtt = Some(RTT + Duration::from_millis(queue));
-                let (_, _, seq) = fb.report.unwrap_or_default();
-                fb.report = Some((1, 0, seq.wrapping_add((arrived + lost) as u32)));
-                c.update(t0 + Duration::from_secs(i), fb)
-            };
+        let mut r = Counted::new();
         for i in 0..5 {
-            report(&mut c, i, 1500, 156, 0, 0);
+            r.report(i, 1500, 156, 0, None, 0);
         }
-        let t = report(&mut c, 5, 160, 16, 20, 300);
+        let t = r.report(5, 160, 16, 20, None, 300);
         assert!((140..=170).contains(&t), "{t}");
-        report(&mut c, 6, 150, 26, 0, 300);
-        report(&mut c, 7, 150, 26, 0, 300);
-        let t = report(&mut c, 8, 150, 26, 0, 300);
-        assert_eq!(c.verdict, Verdict::Delay);
+        r.report(6, 150, 26, 0, None, 300);
+        r.report(7, 150, 26, 0, None, 300);
+        let t = r.report(8, 150, 26, 0, None, 300);
+        assert_eq!(r.c.verdict, Verdict::Delay);
         assert!(t < 150, "{t}");
         // The queue is gone: growth is careful from 0.7 of the 250 the path carried on.
         let mut before = t;
         for i in 9..40 {
             let sent = u64::from(before);
-            let t = report(&mut c, i, sent, sent * 1000 / 8 / 1200, 0, 0);
+            let t = r.report(i, sent, sent * 1000 / 8 / 1200, 0, None, 0);
             if before > 180 && before < 300 {
                 assert!(t <= before + 10, "from {before} to {t} in a second");
             }
