@@ -17,10 +17,13 @@ fail() {
     echo "--- journal"
     journalctl -u roomagent --no-pager -o short-monotonic | tail -n 40
     echo "boot check FAILED: $*"
-    systemctl poweroff
+    off
     exit 1
 }
 show() { systemctl show roomagent -p "$1" --value; }
+# Powers the container off through PID 1 (`systemctl poweroff` on systemd 257 asks logind
+# first, which timed out under emulation).
+off() { systemctl --no-block --job-mode=replace-irreversibly start poweroff.target; }
 
 # Started from the shipped configuration: up and READY, saying it is not configured, and
 # listening on nothing.
@@ -50,7 +53,14 @@ systemd-analyze verify roomagent.service || fail "systemd-analyze verify rejects
 exposure=$(systemd-analyze security roomagent.service 2>/dev/null \
     | sed -n 's/.*exposure level for roomagent.service: \([0-9.]*\).*/\1/p')
 echo "systemd $(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p'): exposure $exposure"
-awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }' || fail "exposure '$exposure' is not at or under 2.5"
+if [ -e /etc/systemd/system/roomagent.service.d/qemu-user-namespace.conf ]; then
+    # Booted under a qemu that cannot set up the service's mount namespace: the sandbox options
+    # that need one are off here (see platform-check.sh), so the bound is for the real unit.
+    echo "(exposure with the mount-namespace options off for emulation; the unit as shipped is held to 2.5 on amd64)"
+    [ -n "$exposure" ] || fail "systemd-analyze security gave no exposure"
+else
+    awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }' || fail "exposure '$exposure' is not at or under 2.5"
+fi
 
 # Configure it the way an administrator would: a (development) room server on loopback,
 # started here with a password made here; the installed file edited to name it; a reload.
@@ -98,10 +108,16 @@ case "$status" in
 esac
 echo "MEASURE reload -> registered: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 [ "$(show MainPID)" = "$pid" ] && [ "$(show NRestarts)" = 0 ] || fail "configuring restarted the service"
-journalctl -u roomagent --no-pager -o cat | grep -m1 "GStreamer" || fail "the service did not log its GStreamer version"
+if journalctl --no-pager -n 1 2>&1 | grep -q "No journal files were found"; then
+    # journald itself did not come up (Debian 13 under qemu): the version is checked below.
+    echo "(no journal in this system: the GStreamer version is read from roomagent devices)"
+else
+    journalctl -u roomagent --no-pager -o cat | grep -m1 "GStreamer" || fail "the service did not log its GStreamer version"
+fi
 profile=$(roomagent devices --config /etc/roomagent/config.toml | grep -E "^(GStreamer|Chosen profile)") \
     || fail "roomagent devices shows no chosen profile"
 echo "roomagent devices: $(echo "$profile" | tr '\n' ';')"
+echo "$profile" | grep -q "^GStreamer [0-9]" || fail "roomagent devices names no GStreamer version"
 
 if [ "$MODE" = platform ]; then
     # The host places a call from an x86 agent registered as "peer" and checks frames at
@@ -121,7 +137,7 @@ if [ "$MODE" = platform ]; then
     echo "MEASURE systemctl stop took $(( ($(date +%s%N) - start) / 1000000 )) ms (exit status 0)"
     systemctl stop dev-room-server
     echo "boot check: OK"
-    systemctl poweroff
+    off
     exit 0
 fi
 
@@ -183,4 +199,4 @@ took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "MEASURE systemctl stop took ${took_ms} ms (exit status 0)"
 systemctl stop dev-room-server
 echo "boot check: OK"
-systemctl poweroff
+off

@@ -49,9 +49,13 @@ say() { echo "platform check $SUITE: $*"; }
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  sed -n 's|^\(:qemu-aarch64:.*\):[^:]*:[A-Z]*$|\1:/usr/bin/qemu-aarch64-static:F|p' \
+register_qemu() { # interpreter, flags: (re-)registers qemu-aarch64 with binfmt_misc
+  [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || echo -1 >/proc/sys/fs/binfmt_misc/qemu-aarch64
+  sed -n "s|^\(:qemu-aarch64:.*\):[^:]*:[A-Z]*\$|\1:$1:$2|p" \
     /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+}
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  register_qemu /usr/bin/qemu-aarch64-static F
 fi
 [ "$(cat /proc/sys/fs/binfmt_misc/qemu-aarch64 | head -1)" = enabled ] || fail "qemu-aarch64 is not registered with binfmt_misc"
 
@@ -66,6 +70,10 @@ cleanup() { # what this script started: asked to end, then ended (a container un
   done
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
+  if [ -n "${restore_qemu:-}" ]; then
+    # shellcheck disable=SC2086 # interpreter and flags
+    register_qemu $restore_qemu
+  fi
 }
 trap cleanup EXIT
 
@@ -106,6 +114,39 @@ pids+=($!)
 # shipped). Everything else in it, seccomp filter included, is in force.
 mkdir -p "$ROOTFS/etc/systemd/system/roomagent.service.d"
 printf '%s\n' '[Service]' 'LoadCredential=' >"$ROOTFS/etc/systemd/system/roomagent.service.d/qemu-user.conf"
+# systemd 255 and later (Debian 13) start every service through systemd-executor, executed from
+# a file descriptor (/proc/self/fd/N): binfmt_misc must hand qemu the open file (flag O), and
+# Debian 12's qemu 7.2 cannot run it even so; Debian 13's qemu 10 can (its static qemu-user,
+# fetched once from the archive into the cache, registered for this boot, the previous
+# registration restored after). Under that qemu, setting up a mount namespace for the service
+# fails (status 226/NAMESPACE), so there the sandbox options that need one are off too: the
+# amd64 boot check runs the unit as shipped.
+systemd_major=$(chroot "$ROOTFS" dpkg-query -W -f='${Version}' systemd | sed 's/[^0-9].*//')
+if [ "$systemd_major" -ge 255 ]; then
+  QEMU_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/roomagent-cross/qemu-trixie
+  if [ ! -x "$QEMU_CACHE/qemu-aarch64" ]; then
+    rm -rf "$QEMU_CACHE.tmp"
+    mkdir -p "$QEMU_CACHE.tmp"/{lists/partial,archives/partial,x}
+    echo "deb $MIRROR trixie main" >"$QEMU_CACHE.tmp/sources.list"
+    apt_isolated=(-o "Dir::State=$QEMU_CACHE.tmp" -o "Dir::State::Lists=$QEMU_CACHE.tmp/lists"
+      -o "Dir::Cache=$QEMU_CACHE.tmp" -o "Dir::Etc::SourceList=$QEMU_CACHE.tmp/sources.list"
+      -o Dir::Etc::SourceParts=/dev/null -o APT::Architecture=amd64 -o APT::Sandbox::User=root
+      -o Debug::NoLocking=1)
+    apt-get "${apt_isolated[@]}" update -qq >/dev/null
+    (cd "$QEMU_CACHE.tmp" && apt-get "${apt_isolated[@]}" download -qq qemu-user >/dev/null)
+    dpkg-deb -x "$QEMU_CACHE.tmp"/qemu-user_*.deb "$QEMU_CACHE.tmp/x"
+    mkdir -p "$QEMU_CACHE"
+    cp "$QEMU_CACHE.tmp/x/usr/bin/qemu-aarch64" "$QEMU_CACHE/qemu-aarch64"
+    rm -rf "$QEMU_CACHE.tmp"
+  fi
+  say "systemd $systemd_major: booted with $("$QEMU_CACHE/qemu-aarch64" --version | head -1)"
+  restore_qemu="$(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64) $(sed -n 's/^flags: //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
+  register_qemu "$QEMU_CACHE/qemu-aarch64" OF
+  printf '%s\n' '[Service]' ProtectSystem=no ProtectHome=no PrivateTmp=no ProtectKernelTunables=no \
+    ProtectKernelModules=no ProtectKernelLogs=no ProtectControlGroups=no ProtectClock=no \
+    ProtectHostname=no ProtectProc=default ProcSubset=all \
+    >"$ROOTFS/etc/systemd/system/roomagent.service.d/qemu-user-namespace.conf"
+fi
 printf '%s\n' \
   '[Unit]' 'Description=Checks the running roomagent service' 'After=roomagent.service' '' \
   '[Service]' 'Type=oneshot' "ExecStart=/bin/sh $IN_ROOT/boot-check.sh platform" 'TimeoutStartSec=900' '' \
