@@ -355,38 +355,33 @@ mod tests {
 
     /// Drives a controller with one report a second: `rate` kbit/s of 1200-byte packets
     /// offered, of which the path carries `capacity` (the rest is lost), and an extra queueing
-    /// delay of `queue`.
+    /// delay of `queue` (the receiver's counts through [`Counted`]).
     struct Path {
-        c: Controller,
-        now: Instant,
-        fb: Feedback,
+        r: Counted,
+        second: u64,
     }
 
     impl Path {
         fn new(floor: u32, ceiling: u32) -> Path {
-            let now = Instant::now();
-            let mut c = Controller::new(floor, ceiling);
-            c.update(now, Feedback::default());
-            Path {
-                c,
-                now,
-                fb: Feedback::default(),
-            }
+            let mut r = Counted::new(floor, ceiling);
+            r.c.update(r.t0, Feedback::default());
+            Path { r, second: 0 }
         }
 
         fn second(&mut self, capacity: u32, queue: Duration) -> u32 {
-            self.now += Duration::from_secs(1);
-            let rate = self.c.target();
+            self.second += 1;
+            let rate = self.r.c.target();
             let packets = u64::from(rate) * 1000 / 8 / 1200;
             let carried = u64::from(rate.min(capacity)) * 1000 / 8 / 1200;
-            self.fb.packets_sent += packets;
-            self.fb.bytes_sent += packets * 1200;
-            self.fb.packets_lost += (packets - carried) as i64;
-            self.fb.fraction_lost = Some((packets - carried) as f64 / packets.max(1) as f64);
-            self.fb.rtt = Some(RTT + queue);
-            let (lsr, dlsr, seq) = self.fb.report.unwrap_or_default();
-            self.fb.report = Some((lsr, dlsr.wrapping_add(1), seq.wrapping_add(packets as u32)));
-            self.c.update(self.now, self.fb)
+            let queue_ms = queue.as_millis() as u64;
+            self.r.report(
+                self.second,
+                u64::from(rate),
+                carried,
+                packets - carried,
+                None,
+                queue_ms,
+            )
         }
     }
 
@@ -396,7 +391,7 @@ mod tests {
         let mut seconds = 0;
         while p.second(300, Duration::ZERO) > 300 {
             seconds += 1;
-            assert!(seconds < 8, "still at {} after {seconds} s", p.c.target());
+            assert!(seconds < 8, "still at {} after {seconds} s", p.r.c.target());
         }
         // Around the capacity it probes and backs off, never far off, never at the floor.
         for _ in 0..30 {
@@ -407,7 +402,11 @@ mod tests {
         let mut seconds = 0;
         while p.second(100_000, Duration::ZERO) < 1500 {
             seconds += 1;
-            assert!(seconds < 25, "still at {} after {seconds} s", p.c.target());
+            assert!(
+                seconds < 25,
+                "still at {} after {seconds} s",
+                p.r.c.target()
+            );
         }
     }
 
@@ -422,9 +421,9 @@ mod tests {
     }
 
     impl Counted {
-        fn new() -> Counted {
+        fn new(floor: u32, ceiling: u32) -> Counted {
             Counted {
-                c: Controller::new(100, 1500),
+                c: Controller::new(floor, ceiling),
                 fb: Feedback::default(),
                 t0: Instant::now(),
             }
@@ -455,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_loss_takes_the_rate_the_receiver_counted_and_growth_near_it_is_careful() {
-        let mut r = Counted::new();
+        let mut r = Counted::new(100, 1500);
         for i in 0..5 {
             r.report(i, 1500, 156, 0, Some(0.0), 0);
         }
@@ -495,7 +494,7 @@ mod tests {
     fn a_queue_draining_after_a_loss_does_not_lower_where_the_path_gives_way() {
         // The path carries 250 kbit/s (26 packets a second); a loss takes the target to 150, and the queue it left is still draining
         // at the path's rate when the hold is over.
-        let mut r = Counted::new();
+        let mut r = Counted::new(100, 1500);
         for i in 0..5 {
             r.report(i, 1500, 156, 0, None, 0);
         }
@@ -527,7 +526,7 @@ mod tests {
         }
         let t = p.second(100_000, Duration::from_millis(400));
         assert!(t < 1500 * 9 / 10, "{t}");
-        assert_eq!(p.c.verdict, Verdict::Delay);
+        assert_eq!(p.r.c.verdict, Verdict::Delay);
     }
 
     #[test]
@@ -536,11 +535,11 @@ mod tests {
         for _ in 0..20 {
             assert!(p.second(10, Duration::ZERO) >= 200);
         }
-        assert_eq!(p.c.target(), 200);
+        assert_eq!(p.r.c.target(), 200);
         for _ in 0..60 {
             assert!(p.second(100_000, Duration::ZERO) <= 800);
         }
-        assert_eq!(p.c.target(), 800);
+        assert_eq!(p.r.c.target(), 800);
     }
 
     #[test]
