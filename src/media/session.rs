@@ -501,21 +501,18 @@ impl Session {
         // Set once a buffer came through the payloader: its caps (with the stream's SSRC and
         // parameter sets) are then final.
         let primed = Arc::new(AtomicBool::new(false));
-        {
-            let sending = self.sending.clone();
-            let primed = primed.clone();
-            filter.static_pad("src").expect("capsfilter src").add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-                move |_, _| {
-                    primed.store(true, Ordering::Release);
-                    if sending.load(Ordering::Acquire) {
-                        gst::PadProbeReturn::Ok
-                    } else {
-                        gst::PadProbeReturn::Drop
-                    }
-                },
-            );
-        }
+        let (sending, seen) = (self.sending.clone(), primed.clone());
+        filter.static_pad("src").expect("capsfilter src").add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, _| {
+                seen.store(true, Ordering::Release);
+                if sending.load(Ordering::Acquire) {
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
+            },
+        );
         filter
             .static_pad("src")
             .expect("capsfilter src")
