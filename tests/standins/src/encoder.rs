@@ -1,0 +1,115 @@
+//! What the stand-in encoders share: x264enc inside a bin, the bin's pads ghosting the chain's
+//! ends, and a way to force an IDR from inside whatever the outside asks for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// `front… ! x264enc ! capsfilter` in a bin.
+pub struct Core {
+    pub x264: gst::Element,
+    pub out: gst::Element,
+    /// IDRs forced from inside (a control, a signal, a reconfiguration).
+    pub forced: Arc<AtomicU64>,
+}
+
+fn make(factory: &str) -> gst::Element {
+    gst::ElementFactory::make(factory)
+        .build()
+        .unwrap_or_else(|_| panic!("the stand-ins need {factory}"))
+}
+
+impl Core {
+    /// Builds the chain in `bin` and ghosts its ends through the bin's `sink` and `src`
+    /// templates. x264enc runs as a real-time hardware encoder would: no B frames, no
+    /// look-ahead, a key frame every `gop` frames.
+    pub fn build(bin: &gst::Bin, front: Vec<gst::Element>, out_caps: gst::Caps, gop: u32) -> Core {
+        let x264 = make("x264enc");
+        x264.set_property_from_str("tune", "zerolatency");
+        x264.set_property_from_str("speed-preset", "ultrafast");
+        x264.set_property("bframes", 0u32);
+        x264.set_property("key-int-max", gop);
+        let out = make("capsfilter");
+        out.set_property("caps", &out_caps);
+        let mut chain = front;
+        chain.push(x264.clone());
+        chain.push(out.clone());
+        bin.add_many(&chain).expect("stand-in chain");
+        gst::Element::link_many(&chain).expect("stand-in chain links");
+        let class = bin.element_class();
+        for (template, pad) in [
+            ("sink", chain[0].static_pad("sink")),
+            ("src", out.static_pad("src")),
+        ] {
+            let templ = class.pad_template(template).expect("stand-in template");
+            let ghost = gst::GhostPad::builder_from_template_with_target(
+                &templ,
+                &pad.expect("chain end pad"),
+            )
+            .expect("ghost pad")
+            .build();
+            bin.add_pad(&ghost).expect("ghost pad added");
+        }
+        Core {
+            x264,
+            out,
+            forced: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Makes the next frame an IDR with its parameter sets, as the hardware does when its
+    /// key-frame control or signal is used.
+    pub fn force_idr(&self) {
+        self.forced.fetch_add(1, Ordering::Relaxed);
+        if let Some(pad) = self.x264.static_pad("src") {
+            pad.send_event(
+                gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build(),
+            );
+        }
+    }
+}
+
+/// Force-key-unit requests from downstream end inside the element while `ignored()` says so:
+/// it has no handler for them. (Inside, at the end of its chain: whatever watches the element's
+/// own pads sees them, as with the real element.)
+pub fn ignore_force_key_unit(core: &Core, ignored: impl Fn() -> bool + Send + Sync + 'static) {
+    let Some(src) = core.out.static_pad("src") else {
+        return;
+    };
+    src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if info
+            .event()
+            .is_some_and(|e| gstreamer_video::ForceKeyUnitEvent::is(e))
+            && ignored()
+        {
+            // Taken and handled here (returning Drop for an event unrefs it twice on 1.22).
+            info.data.take();
+            gst::PadProbeReturn::Handled
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+}
+
+/// Width, height and frames per second of raw video caps.
+pub fn size_of(caps: &gst::CapsRef) -> Option<(u32, u32, u32)> {
+    let s = caps.structure(0)?;
+    let w = s.get::<i32>("width").ok()?;
+    let h = s.get::<i32>("height").ok()?;
+    let fps = s
+        .get::<gst::Fraction>("framerate")
+        .ok()
+        .map(|f| {
+            if f.denom() > 0 {
+                (f.numer() + f.denom() - 1) / f.denom()
+            } else {
+                0
+            }
+        })
+        .unwrap_or(0);
+    Some((w.max(0) as u32, h.max(0) as u32, fps.max(0) as u32))
+}
