@@ -24,7 +24,7 @@ case "$WHERE" in
   host) ;;
   floor | trixie)
     if [ ${#TESTS[@]} -eq 0 ]; then
-      TESTS=(media_agents rtm_media sequential_calls encoder_failover hostile_media)
+      TESTS=(media_agents rtm_media sequential_calls encoder_failover hostile_media boards)
       # Debian 11's Chromium (120) has no H.264 for WebRTC, and the agent sends H.264 only:
       # the tests whose far end is Chromium run where Chromium decodes H.264.
       [ "$WHERE" = floor ] || TESTS+=(network_change browser_call)
@@ -50,6 +50,9 @@ fi
 exes=$("$HERE/cross/in-root.sh" floor cargo test --locked --offline --target-dir target/floor \
   --no-run --message-format=json "${targets[@]}" \
   | grep -E '"profile":\{[^}]*"test":true' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+# The stand-ins for board elements (tests/standins), a plugin the board tests load.
+"$HERE/cross/in-root.sh" floor cargo build --locked --offline --target-dir target/floor \
+  -p roomagent-standins --quiet
 echo "MEASURE test binaries built in the floor root in $(( $(date +%s) - start )) s"
 
 if [ "$WHERE" = host ]; then

@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 if [ $# -gt 0 ]; then
+  # The stand-ins for board elements that tests/boards.rs loads (tests/standins).
+  cargo build --locked -p roomagent-standins
   exec cargo test --locked "$@"
 fi
 SUDO=""

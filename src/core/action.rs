@@ -267,6 +267,18 @@ pub enum CallEvent {
         /// What failed.
         reason: String,
     },
+    /// A participant's video decoder (a board's hardware decoder) failed during the call;
+    /// their video is decoded in software from now on (the call goes on).
+    DecoderReplaced {
+        /// The participant.
+        peer: ClientId,
+        /// The decoder that failed.
+        from: String,
+        /// The decoder used now.
+        to: String,
+        /// What failed.
+        reason: String,
+    },
     /// Something failed that a person should know about; the agent carries on.
     Error {
         /// What.

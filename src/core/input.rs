@@ -357,6 +357,17 @@ pub enum MediaEvent {
         /// What failed.
         reason: String,
     },
+    /// A participant's video decoder failed during the call and a software one took over.
+    DecoderReplaced {
+        /// The participant.
+        peer: ClientId,
+        /// The decoder that failed.
+        from: String,
+        /// The decoder used now.
+        to: String,
+        /// What failed.
+        reason: String,
+    },
     /// The media engine failed as a whole (e.g. a source could not start).
     EngineError {
         /// What happened.

@@ -14,10 +14,13 @@ use super::profile::{self, Capabilities, DeviceKind, Profile};
 pub struct DeviceInfo {
     /// Display name.
     pub name: String,
-    /// Device path or id, when the provider reports one (`/dev/video0`, a PulseAudio name…).
+    /// Device path or id, when the provider reports one (`/dev/video0`, a PulseAudio name, a
+    /// libcamera camera id…).
     pub path: Option<String>,
     /// The provider's device, which can create a ready-configured source or sink.
     pub device: Option<gst::Device>,
+    /// Why it is where it is (a camera, an HDMI input, unused), for `roomagent devices`.
+    pub why: String,
 }
 
 /// Everything found.
@@ -31,10 +34,63 @@ pub struct Discovered {
     pub microphones: Vec<DeviceInfo>,
     /// Speakers.
     pub speakers: Vec<DeviceInfo>,
-    /// `/proc/device-tree/model`.
-    pub model: Option<String>,
+    /// Capture devices that are none of these (a Pi's ISP nodes, a CSI receiver that needs
+    /// libcamera, an HDMI dongle's sound), each with why.
+    pub unused: Vec<DeviceInfo>,
+    /// What the device tree says the board is.
+    pub board: Board,
     /// H.264 encoders present, best first.
     pub encoders: Vec<String>,
+}
+
+/// The board, as its device tree says: the model string and the `compatible` list (board
+/// first, then the SoC: `raspberrypi,4-compute-module`, `brcm,bcm2711`). Read under
+/// `/sys/firmware/devicetree/base` (under systemd's `ProcSubset=pid` `/proc/device-tree` is
+/// hidden), else `/proc/device-tree`. `ROOMAGENT_BOARD_ROOT` names a directory that stands in
+/// for `/` here and for the device nodes profiles require (tests; diagnosing a board from a
+/// copy of its files).
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    /// The model string (`Raspberry Pi Compute Module 4 Rev 1.0`).
+    pub model: Option<String>,
+    /// The compatible strings, most specific first.
+    pub compatible: Vec<String>,
+    root: std::path::PathBuf,
+}
+
+impl Board {
+    /// The board this runs on.
+    pub fn read() -> Board {
+        let root = std::env::var_os("ROOMAGENT_BOARD_ROOT")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/".into());
+        Board::read_at(&root)
+    }
+
+    /// The board whose files are under `root`.
+    pub fn read_at(root: &std::path::Path) -> Board {
+        let read = |name: &str| {
+            ["sys/firmware/devicetree/base", "proc/device-tree"]
+                .iter()
+                .find_map(|dir| std::fs::read(root.join(dir).join(name)).ok())
+        };
+        let strings = |raw: Vec<u8>| -> Vec<String> {
+            raw.split(|b| *b == 0)
+                .map(|s| String::from_utf8_lossy(s).trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Board {
+            model: read("model").and_then(|m| strings(m).into_iter().next()),
+            compatible: read("compatible").map(strings).unwrap_or_default(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Whether the device node `path` (absolute) exists on this board.
+    pub fn has_node(&self, path: &str) -> bool {
+        self.root.join(path.trim_start_matches('/')).exists()
+    }
 }
 
 /// H.264 encoders the profiles know, hardware first.
@@ -42,6 +98,7 @@ const H264_ENCODERS: &[&str] = &[
     "v4l2h264enc",
     "nvv4l2h264enc",
     "vah264enc",
+    "vah264lpenc",
     "vaapih264enc",
     "x264enc",
     "openh264enc",
@@ -53,10 +110,144 @@ const HDMI_HINTS: &[&str] = &[
     "capture",
     "cam link",
     "ms2109",
+    "ms2130",
     "macrosilicon",
     "elgato",
     "usb3 video",
 ];
+
+/// USB HDMI capture devices by vendor and product id (what udev reports as ID_VENDOR_ID and
+/// ID_MODEL_ID, and the v4l2 provider as `device.vendor.id`/`device.product.id`). Their UVC
+/// names say nothing of HDMI: an MS2109 calls itself "UVC Camera (534d:2109): USB Vid".
+/// Sources: docs/boards.md.
+pub const HDMI_USB_IDS: &[(&str, &str, &str)] = &[
+    ("534d", "2109", "MacroSilicon MS2109"),
+    ("534d", "2130", "MacroSilicon MS2130"),
+    ("345f", "2109", "MacroSilicon MS2109S"),
+    ("345f", "2130", "MacroSilicon MS2130"),
+    ("0fd9", "0066", "Elgato Cam Link 4K"),
+];
+
+/// V4L2 drivers whose capture nodes are not cameras a call can use directly, and why.
+const NOT_CAMERAS: &[(&str, &str)] = &[
+    (
+        "bcm2835-isp",
+        "a node of the Raspberry Pi's image signal processor, not a camera",
+    ),
+    (
+        "pispbe",
+        "a node of the Raspberry Pi 5's image signal processor, not a camera",
+    ),
+    (
+        "bcm2835-codec",
+        "a node of the Raspberry Pi's video codec, not a camera",
+    ),
+    (
+        "unicam",
+        "the Raspberry Pi's CSI-2 receiver: a camera module on it gives raw Bayer data and is \
+         captured through libcamera (install gstreamer1.0-libcamera); an HDMI bridge \
+         (TC358743) on it needs its EDID and timings set first (docs/boards.md), then \
+         media.hdmi_capture naming this node",
+    ),
+    (
+        "rp1-cfe",
+        "the Raspberry Pi 5's CSI-2 receiver: a camera module on it is captured through \
+         libcamera (install gstreamer1.0-libcamera); an HDMI bridge on it needs media-ctl \
+         links, EDID and timings first (docs/boards.md)",
+    ),
+    (
+        "tegra-video",
+        "a Jetson CSI port: its cameras are captured through nvarguscamerasrc",
+    ),
+];
+
+/// A USB vendor:product pair from a device's properties, or from the end of a libcamera
+/// camera id (`…-534d:2109`).
+fn usb_ids(name: &str, props: Option<&gst::StructureRef>) -> Option<(String, String)> {
+    if let Some(p) = props
+        && let (Ok(v), Ok(d)) = (
+            p.get::<String>("device.vendor.id"),
+            p.get::<String>("device.product.id"),
+        )
+    {
+        return Some((v.to_lowercase(), d.to_lowercase()));
+    }
+    let tail = name.rsplit('-').next()?;
+    let (v, d) = tail.split_once(':')?;
+    let hex4 = |s: &str| s.len() == 4 && s.chars().all(|c| c.is_ascii_hexdigit());
+    (hex4(v) && hex4(d)).then(|| (v.to_lowercase(), d.to_lowercase()))
+}
+
+/// The HDMI capture device these USB ids name, if any.
+fn hdmi_by_usb(name: &str, props: Option<&gst::StructureRef>) -> Option<String> {
+    let (v, d) = usb_ids(name, props)?;
+    HDMI_USB_IDS
+        .iter()
+        .find(|(vendor, product, _)| *vendor == v && *product == d)
+        .map(|(_, _, what)| format!("{what} ({v}:{d})"))
+}
+
+/// What a video capture device is to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoRole {
+    /// A camera for the call.
+    Camera,
+    /// An HDMI capture input, for sharing.
+    Hdmi,
+    /// Neither.
+    Unused,
+}
+
+/// Classifies a video capture device from what its provider says of it: its name, its
+/// properties (the v4l2 provider's `v4l2.device.driver`, `device.vendor.id`, …; libcamera's
+/// devices have none) and the formats it offers. Returns the role and why.
+pub fn classify_video(
+    name: &str,
+    props: Option<&gst::StructureRef>,
+    caps: Option<&gst::CapsRef>,
+) -> (VideoRole, String) {
+    let driver = props.and_then(|p| p.get::<String>("v4l2.device.driver").ok());
+    if let Some(d) = driver.as_deref()
+        && let Some((_, why)) = NOT_CAMERAS.iter().find(|(n, _)| *n == d)
+    {
+        return (VideoRole::Unused, format!("{why} (driver {d})"));
+    }
+    if let Some(what) = hdmi_by_usb(name, props) {
+        return (VideoRole::Hdmi, format!("USB HDMI capture: {what}"));
+    }
+    if looks_like_hdmi(name) {
+        return (VideoRole::Hdmi, "its name says HDMI capture".into());
+    }
+    if let Some(caps) = caps
+        && !caps.is_empty()
+        && !caps.is_any()
+        && caps.iter().all(|s| s.name().as_str() == "video/x-bayer")
+    {
+        return (
+            VideoRole::Unused,
+            "gives raw Bayer data only (a sensor without its ISP: use libcamera)".into(),
+        );
+    }
+    let how = match (driver.as_deref(), props.is_none()) {
+        (Some(d), _) => format!("a camera (V4L2, driver {d})"),
+        (None, true) => "a camera (libcamera)".to_string(),
+        (None, false) => "a camera".to_string(),
+    };
+    (VideoRole::Camera, how)
+}
+
+/// Whether an audio capture device is the sound of an HDMI capture input rather than a
+/// microphone, and which.
+pub fn hdmi_audio(name: &str, props: Option<&gst::StructureRef>) -> Option<String> {
+    if let Some(what) = hdmi_by_usb(name, props) {
+        return Some(what);
+    }
+    let n = name.to_lowercase();
+    ["ms2109", "ms2130", "cam link", "hdmi capture", "usb3 video"]
+        .iter()
+        .find(|h| n.contains(*h))
+        .map(|h| format!("named {h:?}"))
+}
 
 fn path_of(d: &gst::Device) -> Option<String> {
     let props = d.properties()?;
@@ -74,11 +265,19 @@ fn path_of(d: &gst::Device) -> Option<String> {
     None
 }
 
-fn info(d: gst::Device) -> DeviceInfo {
+fn info(d: gst::Device, why: String) -> DeviceInfo {
+    // libcamera's devices have no properties: their name is the camera id, which is what
+    // media.camera names them by.
+    let path = path_of(&d).or_else(|| {
+        d.properties()
+            .is_none()
+            .then(|| d.display_name().to_string())
+    });
     DeviceInfo {
         name: d.display_name().to_string(),
-        path: path_of(&d),
+        path,
         device: Some(d),
+        why,
     }
 }
 
@@ -91,12 +290,7 @@ pub fn looks_like_hdmi(name: &str) -> bool {
 /// Probes the machine. `hdmi_path` forces a device to count as the HDMI input.
 pub fn probe(hdmi_path: Option<&str>) -> Discovered {
     let mut found = Discovered {
-        // /sys first: under systemd's ProcSubset=pid, /proc/device-tree is hidden.
-        model: std::fs::read_to_string("/sys/firmware/devicetree/base/model")
-            .or_else(|_| std::fs::read_to_string("/proc/device-tree/model"))
-            .ok()
-            .map(|m| m.trim_end_matches('\0').trim().to_string())
-            .filter(|m| !m.is_empty()),
+        board: Board::read(),
         encoders: H264_ENCODERS
             .iter()
             .filter(|e| gst::ElementFactory::find(e).is_some())
@@ -108,22 +302,39 @@ pub fn probe(hdmi_path: Option<&str>) -> Discovered {
         return found;
     };
     for d in sources.devices() {
-        let class = d.device_class().to_string();
-        let i = info(d);
-        if class.contains("Video/Source") {
-            let forced = hdmi_path.is_some_and(|p| i.path.as_deref() == Some(p));
-            if forced || looks_like_hdmi(&i.name) {
-                found.hdmi.push(i);
-            } else {
-                found.cameras.push(i);
+        let name = d.display_name().to_string();
+        let props = d.properties();
+        // Class tokens in any order: libcamera's devices are "Source/Video".
+        if d.has_classes("Video/Source") {
+            let caps = d.caps();
+            let (role, why) = classify_video(&name, props.as_deref(), caps.as_deref());
+            let i = info(d, why);
+            if hdmi_path.is_some_and(|p| i.path.as_deref() == Some(p)) {
+                found.hdmi.push(DeviceInfo {
+                    why: "media.hdmi_capture names it".into(),
+                    ..i
+                });
+                continue;
             }
-        } else if class.contains("Audio/Source") {
-            // Monitors of outputs are not microphones.
-            if !i.name.to_lowercase().starts_with("monitor of") {
-                found.microphones.push(i);
+            match role {
+                VideoRole::Camera => found.cameras.push(i),
+                VideoRole::Hdmi => found.hdmi.push(i),
+                VideoRole::Unused => found.unused.push(i),
             }
-        } else if class.contains("Audio/Sink") {
-            found.speakers.push(i);
+        } else if d.has_classes("Audio/Source") {
+            if name.to_lowercase().starts_with("monitor of") {
+                // Monitors of outputs are not microphones.
+                continue;
+            }
+            match hdmi_audio(&name, props.as_deref()) {
+                Some(what) => found.unused.push(info(
+                    d,
+                    format!("the sound of an HDMI capture input ({what}), not a microphone"),
+                )),
+                None => found.microphones.push(info(d, "a microphone".into())),
+            }
+        } else if d.has_classes("Audio/Sink") {
+            found.speakers.push(info(d, "a speaker".into()));
         }
     }
     sources.stop();
@@ -350,7 +561,15 @@ impl Capabilities for Machine<'_> {
     }
 
     fn model(&self) -> Option<String> {
-        self.found.model.clone()
+        self.found.board.model.clone()
+    }
+
+    fn compatible(&self) -> Vec<String> {
+        self.found.board.compatible.clone()
+    }
+
+    fn has_device_node(&self, path: &str) -> bool {
+        self.found.board.has_node(path)
     }
 }
 
@@ -374,19 +593,33 @@ pub fn report(
                 d.name,
                 d.path
                     .as_ref()
+                    .filter(|p| **p != d.name)
                     .map(|p| format!("  [{p}]"))
                     .unwrap_or_default()
             );
+            let _ = writeln!(s, "      {}", d.why);
         }
     };
     list(&mut s, "Cameras", &found.cameras);
     list(&mut s, "HDMI capture inputs", &found.hdmi);
     list(&mut s, "Microphones", &found.microphones);
     list(&mut s, "Speakers", &found.speakers);
+    if !found.unused.is_empty() {
+        list(&mut s, "Not used", &found.unused);
+    }
     let _ = writeln!(
         s,
-        "Board model: {}",
-        found.model.as_deref().unwrap_or("(unknown)")
+        "Board: {}{}",
+        found
+            .board
+            .model
+            .as_deref()
+            .unwrap_or("(no device tree model)"),
+        if found.board.compatible.is_empty() {
+            String::new()
+        } else {
+            format!(" (compatible: {})", found.board.compatible.join(", "))
+        }
     );
     let _ = writeln!(
         s,
@@ -469,6 +702,164 @@ mod tests {
             );
         }
         sources.stop();
+    }
+
+    fn props(s: &str) -> gst::Structure {
+        s.parse().expect("fixture properties")
+    }
+
+    /// Capture devices as GStreamer's v4l2 and libcamera providers describe them on the
+    /// boards (names, drivers and ids from public logs: docs/boards.md), each classified.
+    #[test]
+    fn video_devices_are_classified_from_what_their_provider_says() {
+        gst::init().unwrap();
+        let raw: gst::Caps = "video/x-raw, format=YUY2, width=1280, height=720"
+            .parse()
+            .unwrap();
+        let bayer: gst::Caps = "video/x-bayer, format=rggb, width=3280, height=2464"
+            .parse()
+            .unwrap();
+        let cases: &[(&str, Option<&str>, &gst::Caps, VideoRole, &str)] = &[
+            // An MS2109 HDMI dongle: nothing in its name says HDMI.
+            (
+                "UVC Camera (534d:2109): USB Vid",
+                Some(
+                    "v4l2deviceprovider, device.path=/dev/video0, v4l2.device.driver=uvcvideo, \
+                      v4l2.device.card=\"UVC Camera (534d:2109): USB Vid\", device.bus=usb, \
+                      device.vendor.id=(string)534d, device.product.id=(string)2109",
+                ),
+                &raw,
+                VideoRole::Hdmi,
+                "MacroSilicon MS2109 (534d:2109)",
+            ),
+            (
+                "USB3 Video",
+                Some(
+                    "v4l2deviceprovider, device.path=/dev/video0, v4l2.device.driver=uvcvideo, \
+                      device.vendor.id=(string)345f, device.product.id=(string)2130",
+                ),
+                &raw,
+                VideoRole::Hdmi,
+                "MS2130",
+            ),
+            // A webcam.
+            (
+                "HD Pro Webcam C920",
+                Some(
+                    "v4l2deviceprovider, device.path=/dev/video0, v4l2.device.driver=uvcvideo, \
+                      device.vendor.id=(string)046d, device.product.id=(string)082d",
+                ),
+                &raw,
+                VideoRole::Camera,
+                "driver uvcvideo",
+            ),
+            // Raspberry Pi 4 without libcamera's plugin: the CSI receiver and the ISP nodes.
+            (
+                "unicam",
+                Some(
+                    "v4l2deviceprovider, device.path=/dev/video0, v4l2.device.driver=unicam, \
+                      v4l2.device.card=unicam, v4l2.device.bus_info=platform:fe801000.csi",
+                ),
+                &raw,
+                VideoRole::Unused,
+                "libcamera",
+            ),
+            (
+                "bcm2835-isp",
+                Some(
+                    "v4l2deviceprovider, device.path=/dev/video14, v4l2.device.driver=bcm2835-isp, \
+                      v4l2.device.card=bcm2835-isp",
+                ),
+                &raw,
+                VideoRole::Unused,
+                "image signal processor",
+            ),
+            (
+                "pispbe",
+                Some("v4l2deviceprovider, device.path=/dev/video20, v4l2.device.driver=pispbe"),
+                &raw,
+                VideoRole::Unused,
+                "Raspberry Pi 5",
+            ),
+            // A sensor whose node gives Bayer only.
+            (
+                "mystery sensor",
+                Some("v4l2deviceprovider, device.path=/dev/video3, v4l2.device.driver=something"),
+                &bayer,
+                VideoRole::Unused,
+                "Bayer",
+            ),
+            // Through libcamera: no properties; the name is the camera id.
+            (
+                "/base/soc/i2c0mux/i2c@1/imx708@1a",
+                None,
+                &raw,
+                VideoRole::Camera,
+                "libcamera",
+            ),
+            (
+                "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-534d:2109",
+                None,
+                &raw,
+                VideoRole::Hdmi,
+                "MS2109",
+            ),
+        ];
+        for (name, p, caps, role, why) in cases {
+            let p = p.map(props);
+            let (got, reason) = classify_video(name, p.as_deref(), Some(caps));
+            assert_eq!(got, *role, "{name}: {reason}");
+            assert!(
+                reason.contains(why),
+                "{name}: {reason:?} should say {why:?}"
+            );
+        }
+    }
+
+    /// An HDMI dongle's sound card is its input's sound, not the room's microphone.
+    #[test]
+    fn an_hdmi_dongles_sound_is_not_a_microphone() {
+        gst::init().unwrap();
+        let ms2109 = props(
+            "pulse-proplist, device.vendor.id=(string)534d, device.product.id=(string)2109, \
+             alsa.card_name=MS2109",
+        );
+        assert!(hdmi_audio("MS2109 Analog Stereo", Some(&ms2109)).is_some());
+        assert!(hdmi_audio("MS2109", None).is_some());
+        let jabra =
+            props("pulse-proplist, device.vendor.id=(string)0b0e, device.product.id=(string)0412");
+        assert_eq!(hdmi_audio("Jabra SPEAK 410 USB Mono", Some(&jabra)), None);
+    }
+
+    /// The board is read from its device tree: model and compatible strings, NUL-separated.
+    #[test]
+    fn the_board_is_read_from_its_device_tree() {
+        let root = std::env::temp_dir().join(format!("roomagent-board-{}", std::process::id()));
+        let dt = root.join("proc/device-tree");
+        std::fs::create_dir_all(&dt).unwrap();
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::fs::write(dt.join("model"), b"Raspberry Pi Compute Module 4 Rev 1.0\0").unwrap();
+        std::fs::write(
+            dt.join("compatible"),
+            b"raspberrypi,4-compute-module\0brcm,bcm2711\0",
+        )
+        .unwrap();
+        std::fs::write(root.join("dev/video11"), b"").unwrap();
+        let b = Board::read_at(&root);
+        assert_eq!(
+            b.model.as_deref(),
+            Some("Raspberry Pi Compute Module 4 Rev 1.0")
+        );
+        assert_eq!(
+            b.compatible,
+            ["raspberrypi,4-compute-module", "brcm,bcm2711"]
+        );
+        assert!(b.has_node("/dev/video11"));
+        assert!(!b.has_node("/dev/v4l2-nvenc"));
+        let _ = std::fs::remove_dir_all(&root);
+        let none = Board::read_at(std::path::Path::new("/nonexistent"));
+        assert_eq!(none.model, None);
+        assert!(none.compatible.is_empty());
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod adapt;
 pub mod cert;
 pub mod check;
 pub mod devices;
+pub mod h264_levels;
 mod inbound;
+pub mod keyframe;
 pub mod pipeline;
 pub mod profile;
 pub mod props;
@@ -526,7 +528,10 @@ pub fn start(
         .map_err(|e| MediaError::Profile(e.to_string()))?;
     let machine = devices::Machine {
         found: &found,
-        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
+        configured_camera: matches!(
+            opts.camera,
+            DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
+        ),
         configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
     };
     let (chosen, passed_over) = choose_working(&opts, &profiles, &machine)?;
@@ -1187,7 +1192,10 @@ impl Engine {
         if camera_or_mic_changed && self.call.is_none() {
             let machine = devices::Machine {
                 found: &self.found,
-                configured_camera: matches!(self.opts.camera, DeviceChoice::Path(_)),
+                configured_camera: matches!(
+                    self.opts.camera,
+                    DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
+                ),
                 configured_microphone: matches!(self.opts.microphone, DeviceChoice::Path(_)),
             };
             match choose_working(&self.opts, &self.profiles, &machine) {
@@ -2156,15 +2164,61 @@ impl Engine {
             let owner = self
                 .sessions
                 .values()
-                .find(|s| src.contains(&format!("webrtc-{}-{}", s.peer, s.epoch)))
+                .find(|s| {
+                    src.contains(&format!("webrtc-{}-{}", s.peer, s.epoch))
+                        || msg.src().is_some_and(|o| s.decodes_with(o))
+                })
                 .map(|s| s.peer);
             match owner {
-                Some(peer) => self.fail(peer, text),
+                Some(peer) => {
+                    // The board's decoder failing on their stream: software from now on.
+                    if let Some(src) = msg.src() {
+                        self.decoder_failed(peer, src, &text);
+                    }
+                    self.fail(peer, text)
+                }
                 None => {
                     warn!(error = %text, debug = ?err.debug(), "media pipeline error");
                     self.emit(MediaEvent::EngineError { message: text });
                 }
             }
+        }
+    }
+
+    /// When `src` is the call's hardware H.264 decoder, `peer`'s video is decoded in software
+    /// from their next session on (the failed one is restarted by the core), and an event says
+    /// so. A board's decoder that fails on one participant's stream (a colorimetry it cannot
+    /// negotiate, a firmware that stops after some cycles) is not tried on it again this call.
+    fn decoder_failed(&mut self, peer: ClientId, src: &gst::Object, reason: &str) {
+        let Some(call) = &self.call else {
+            return;
+        };
+        let factory = src
+            .downcast_ref::<gst::Element>()
+            .and_then(|e| e.factory())
+            .map(|f| f.name().to_string());
+        let (Some(factory), Some(hardware)) = (factory, call.remote.h264_decoder.as_ref()) else {
+            return;
+        };
+        let Some(software) = session::software_h264_decoder() else {
+            return;
+        };
+        if factory != hardware.element || factory == software.element {
+            return;
+        }
+        let newly = call
+            .remote
+            .software_video
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
+        if newly {
+            self.emit(MediaEvent::DecoderReplaced {
+                peer,
+                from: factory,
+                to: software.element,
+                reason: reason.to_string(),
+            });
         }
     }
 
@@ -2426,7 +2480,10 @@ pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
         .map_err(|e| MediaError::Profile(e.to_string()))?;
     let machine = devices::Machine {
         found: &found,
-        configured_camera: matches!(opts.camera, DeviceChoice::Path(_)),
+        configured_camera: matches!(
+            opts.camera,
+            DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
+        ),
         configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
     };
     let mut report = match choose_working(opts, &profiles, &machine) {

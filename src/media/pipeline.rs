@@ -166,6 +166,9 @@ pub struct RemoteOutputs {
     pub mixer: Option<gst::Element>,
     /// The H.264 decoder remote video gets (`None`: none installed).
     pub h264_decoder: Option<super::profile::Stage>,
+    /// Participants whose video the call's (hardware) decoder failed on: theirs is decoded in
+    /// software for the rest of the call.
+    pub software_video: Arc<Mutex<std::collections::HashSet<crate::core::ClientId>>>,
     /// Tile positions.
     pub layout: Arc<Mutex<Layout>>,
 }
@@ -259,6 +262,24 @@ fn device_source(
         DeviceChoice::Pipeline(description) => {
             Ok(Some((DeviceChoice::pipeline_source(description)?, None)))
         }
+        DeviceChoice::Path(path)
+            if let Some(d) = found
+                .iter()
+                .find(|d| d.path.as_deref() == Some(path.as_str()))
+                .and_then(|d| d.device.clone()) =>
+        {
+            // A device found by that path or id: its own element (v4l2src with the device
+            // set, libcamerasrc with the camera's name, …).
+            let e = d
+                .create_element(None)
+                .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
+            if let Some(s) = stage
+                && e.factory().is_some_and(|f| f.name() == s.element.as_str())
+            {
+                props::apply(&e, &s.properties)?;
+            }
+            Ok(Some((e, d.caps())))
+        }
         DeviceChoice::Path(path) => {
             let element = stage.map_or(fallback_element, |s| s.element.as_str());
             let prop = stage
@@ -286,7 +307,11 @@ fn device_source(
             let e = d
                 .create_element(None)
                 .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
-            if let Some(s) = stage {
+            // The profile's settings are for its source element (v4l2src); a device of
+            // another provider (libcamerasrc) makes its own.
+            if let Some(s) = stage
+                && e.factory().is_some_and(|f| f.name() == s.element.as_str())
+            {
                 props::apply(&e, &s.properties)?;
             }
             Ok(Some((e, d.caps())))
@@ -435,12 +460,28 @@ fn encoder_stages(
             c.set(o.video_kbps)?;
             control.get_or_insert(c);
         }
+        // Key frames on demand, whatever this encoder needs for them (keyframe.rs).
+        super::keyframe::install(&e, super::version::GstVersion::running());
         encoder.get_or_insert_with(|| e.clone());
         chain.push(e);
     }
     let encoder = encoder.ok_or_else(|| MediaError::Invalid("profile without encoder".into()))?;
-    chain.push(capsfilter(profile.encoder_caps())?);
+    chain.push(capsfilter(&profile.encoder_caps_for(
+        o.width,
+        o.height,
+        o.framerate,
+    ))?);
     Ok((chain, encoder, control))
+}
+
+/// A profile's encoding elements as a call builds them (converters, encoder(s) with the call's
+/// bitrate and key-frame handling, the caps after them), unlinked and in no pipeline: for
+/// tests and benchmarks that drive an encoder the way a call does.
+pub fn encoding_chain(
+    o: &MediaOptions,
+    profile: &Profile,
+) -> Result<Vec<gst::Element>, MediaError> {
+    encoder_stages(o, profile).map(|(chain, _, _)| chain)
 }
 
 /// Frames the encoder check encodes.
@@ -1105,6 +1146,7 @@ pub fn build(
             compositor,
             mixer,
             h264_decoder: super::session::h264_decoder(profile.video_decoder.as_ref()),
+            software_video: Arc::default(),
             layout: Arc::new(Mutex::new(Layout {
                 tiles: Vec::new(),
                 width: o.display_width as i32,

@@ -35,6 +35,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "pipelines/vaapi.toml",
         include_str!("../../pipelines/vaapi.toml"),
     ),
+    (
+        "pipelines/vaapi-lp.toml",
+        include_str!("../../pipelines/vaapi-lp.toml"),
+    ),
 ];
 
 /// What a profile needs present before it can be chosen.
@@ -50,6 +54,13 @@ pub struct Requires {
     /// A substring of `/proc/device-tree/model` (e.g. `Raspberry Pi 4`).
     #[serde(default)]
     pub model: Option<String>,
+    /// Any one of these in the device tree's `compatible` list: the SoC (`brcm,bcm2711` is
+    /// every Pi 4, Pi 400 and Compute Module 4, whose model strings differ) or the board.
+    #[serde(default)]
+    pub compatible: Vec<String>,
+    /// Device nodes that must exist (`/dev/v4l2-nvenc`: an Orin Nano has none).
+    #[serde(default)]
+    pub device_nodes: Vec<String>,
 }
 
 /// Kinds of devices a profile can require.
@@ -100,6 +111,11 @@ pub enum BitrateUnit {
 pub struct EncoderCaps {
     /// A caps string, e.g. `video/x-h264,profile=constrained-baseline`.
     pub caps: String,
+    /// Adds the lowest H.264 level that carries the call's size and rate: encoders that take
+    /// their level from the caps and refuse to start when it is too low for the size (the
+    /// Pi's bcm2835-codec) need it.
+    #[serde(default)]
+    pub level_for_size: bool,
 }
 
 /// A board profile.
@@ -153,6 +169,22 @@ impl Profile {
         self.video_encoder_caps
             .as_ref()
             .map_or(DEFAULT_ENCODER_CAPS, |c| c.caps.as_str())
+    }
+
+    /// The caps forced after the encoder for a call of `width`×`height` at `fps`: with
+    /// `level_for_size`, the lowest level that carries it (none does: the highest, and the
+    /// encoder check says whether the encoder takes it).
+    pub fn encoder_caps_for(&self, width: u32, height: u32, fps: u32) -> String {
+        let caps = self.encoder_caps().to_string();
+        if !self
+            .video_encoder_caps
+            .as_ref()
+            .is_some_and(|c| c.level_for_size)
+        {
+            return caps;
+        };
+        let level = super::h264_levels::lowest_for(width, height, fps).unwrap_or("5.2");
+        format!("{caps},level=(string){level}")
     }
 
     /// Every element factory the profile uses.
@@ -281,6 +313,10 @@ pub trait Capabilities {
     fn has_device(&self, kind: DeviceKind) -> bool;
     /// `/proc/device-tree/model`, if any.
     fn model(&self) -> Option<String>;
+    /// The device tree's `compatible` list (empty where there is none).
+    fn compatible(&self) -> Vec<String>;
+    /// Whether a device node exists.
+    fn has_device_node(&self, path: &str) -> bool;
 }
 
 /// Why a profile does not fit this machine.
@@ -292,6 +328,10 @@ pub enum Misfit {
     MissingDevice(DeviceKind),
     /// The board model does not match.
     OtherModel(String),
+    /// None of the compatible strings is the board's.
+    OtherBoard(Vec<String>),
+    /// A device node is missing.
+    MissingDeviceNode(String),
 }
 
 impl fmt::Display for Misfit {
@@ -301,6 +341,8 @@ impl fmt::Display for Misfit {
             Misfit::MissingDevice(DeviceKind::Camera) => f.write_str("no camera"),
             Misfit::MissingDevice(DeviceKind::Microphone) => f.write_str("no microphone"),
             Misfit::OtherModel(m) => write!(f, "not a {m}"),
+            Misfit::OtherBoard(c) => write!(f, "the board is none of {}", c.join(", ")),
+            Misfit::MissingDeviceNode(n) => write!(f, "no {n}"),
         }
     }
 }
@@ -323,6 +365,18 @@ pub fn misfits(p: &Profile, caps: &dyn Capabilities) -> Vec<Misfit> {
         && !caps.model().is_some_and(|m| m.contains(model.as_str()))
     {
         out.push(Misfit::OtherModel(model.clone()));
+    }
+    let compatible = &p.requires.compatible;
+    if !compatible.is_empty() {
+        let board = caps.compatible();
+        if !compatible.iter().any(|c| board.contains(c)) {
+            out.push(Misfit::OtherBoard(compatible.clone()));
+        }
+    }
+    for n in &p.requires.device_nodes {
+        if !caps.has_device_node(n) {
+            out.push(Misfit::MissingDeviceNode(n.clone()));
+        }
     }
     out
 }
@@ -367,6 +421,8 @@ mod tests {
         elements: Vec<&'static str>,
         camera: bool,
         model: Option<&'static str>,
+        compatible: Vec<&'static str>,
+        nodes: Vec<&'static str>,
     }
 
     impl Capabilities for Fake {
@@ -378,6 +434,12 @@ mod tests {
         }
         fn model(&self) -> Option<String> {
             self.model.map(str::to_string)
+        }
+        fn compatible(&self) -> Vec<String> {
+            self.compatible.iter().map(|c| c.to_string()).collect()
+        }
+        fn has_device_node(&self, path: &str) -> bool {
+            self.nodes.contains(&path)
         }
     }
 
@@ -394,6 +456,8 @@ mod tests {
             elements: COMMON.iter().chain(extra).copied().collect(),
             camera,
             model,
+            compatible: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -424,21 +488,129 @@ mod tests {
         );
     }
 
+    fn board(mut f: Fake, compatible: &[&'static str], nodes: &[&'static str]) -> Fake {
+        f.compatible = compatible.to_vec();
+        f.nodes = nodes.to_vec();
+        f
+    }
+
     #[test]
     fn hardware_encoders_win_when_present() {
         let all = load_all(None).unwrap();
-        let pi4 = fake(
-            &["v4l2convert", "v4l2h264enc"],
-            true,
-            Some("Raspberry Pi 4 Model B Rev 1.5"),
+        let pi4 = board(
+            fake(
+                &["v4l2convert", "v4l2h264enc"],
+                true,
+                Some("Raspberry Pi 4 Model B Rev 1.5"),
+            ),
+            &["raspberrypi,4-model-b", "brcm,bcm2711"],
+            &[],
         );
         assert_eq!(choose(&all, None, &pi4).unwrap().name, "rpi4");
-        let pi5 = fake(&[], true, Some("Raspberry Pi 5 Model B Rev 1.0"));
+        let pi5 = board(
+            fake(&[], true, Some("Raspberry Pi 5 Model B Rev 1.0")),
+            &["raspberrypi,5-model-b", "brcm,bcm2712"],
+            &[],
+        );
         assert_eq!(choose(&all, None, &pi5).unwrap().name, "rpi5");
-        let jetson = fake(&["nvvidconv", "nvv4l2h264enc"], true, None);
-        assert_eq!(choose(&all, None, &jetson).unwrap().name, "jetson");
+        let orin = board(
+            fake(&["nvvidconv", "nvv4l2h264enc", "capsfilter"], true, None),
+            &[
+                "nvidia,p3768-0000+p3767-0000",
+                "nvidia,p3767-0000",
+                "nvidia,tegra234",
+            ],
+            &["/dev/v4l2-nvenc"],
+        );
+        assert_eq!(choose(&all, None, &orin).unwrap().name, "jetson");
         let intel = fake(&["vah264enc"], true, None);
         assert_eq!(choose(&all, None, &intel).unwrap().name, "vaapi");
+        let low_power = fake(&["vah264lpenc"], true, None);
+        assert_eq!(choose(&all, None, &low_power).unwrap().name, "vaapi-lp");
+    }
+
+    /// A Compute Module 4's model string has no "Raspberry Pi 4" in it; its SoC is the Pi 4's.
+    /// (Model and compatible strings as the boards' device trees give them.)
+    #[test]
+    fn every_pi_4_and_pi_5_family_board_is_known_by_its_soc() {
+        let all = load_all(None).unwrap();
+        for (model, compatible, want) in [
+            (
+                "Raspberry Pi Compute Module 4 Rev 1.0",
+                &["raspberrypi,4-compute-module", "brcm,bcm2711"][..],
+                "rpi4",
+            ),
+            (
+                "Raspberry Pi 400 Rev 1.0",
+                &["raspberrypi,400", "brcm,bcm2711"][..],
+                "rpi4",
+            ),
+            (
+                "Raspberry Pi Compute Module 5 Rev 1.0",
+                &["raspberrypi,5-compute-module", "brcm,bcm2712"][..],
+                "rpi5",
+            ),
+            (
+                "Raspberry Pi 500 Rev 1.0",
+                &["raspberrypi,500", "brcm,bcm2712"][..],
+                "rpi5",
+            ),
+        ] {
+            let m = board(
+                fake(&["v4l2convert", "v4l2h264enc"], true, Some(model)),
+                compatible,
+                &[],
+            );
+            assert_eq!(choose(&all, None, &m).unwrap().name, want, "{model}");
+        }
+    }
+
+    /// An Orin Nano has the Orin SoC and NVIDIA's plugins but no NVENC: the jetson profile
+    /// does not fit, and says so.
+    #[test]
+    fn a_jetson_without_nvenc_falls_to_software_encoding() {
+        let all = load_all(None).unwrap();
+        let nano = board(
+            fake(&["nvvidconv", "nvv4l2h264enc", "capsfilter"], true, None),
+            &[
+                "nvidia,p3768-0000+p3767-0005",
+                "nvidia,p3767-0005",
+                "nvidia,tegra234",
+            ],
+            &[],
+        );
+        assert_eq!(choose(&all, None, &nano).unwrap().name, "software");
+        let jetson = all.iter().find(|p| p.name == "jetson").unwrap();
+        assert_eq!(
+            misfits(jetson, &nano),
+            vec![Misfit::MissingDeviceNode("/dev/v4l2-nvenc".into())]
+        );
+        assert_eq!(misfits(jetson, &nano)[0].to_string(), "no /dev/v4l2-nvenc");
+    }
+
+    #[test]
+    fn the_level_in_the_caps_follows_the_call_size_where_a_profile_asks() {
+        let all = load_all(None).unwrap();
+        let rpi4 = all.iter().find(|p| p.name == "rpi4").unwrap();
+        for ((w, h, fps), level) in [
+            ((1920, 1080, 30), "4"),
+            ((1280, 720, 30), "3.1"),
+            ((1280, 720, 60), "3.2"),
+            ((640, 360, 30), "3"),
+            ((320, 180, 15), "1.2"),
+            ((1920, 1200, 30), "5"),
+        ] {
+            assert_eq!(
+                rpi4.encoder_caps_for(w, h, fps),
+                format!("video/x-h264,profile=(string)constrained-baseline,level=(string){level}"),
+                "{w}x{h}@{fps}"
+            );
+        }
+        let software = all.iter().find(|p| p.name == "software").unwrap();
+        assert_eq!(
+            software.encoder_caps_for(1920, 1080, 30),
+            DEFAULT_ENCODER_CAPS
+        );
     }
 
     #[test]

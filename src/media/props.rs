@@ -46,6 +46,9 @@ pub fn set_field(
     }
     let v = i32::try_from(value)
         .map_err(|_| err(element, property, format!("{field}={value} is too large")))?;
+    let _edit = super::keyframe::STRUCTURE_EDITS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let mut s = element
         .property::<Option<gst::Structure>>(property)
         .unwrap_or_else(|| gst::Structure::new_empty("controls"));

@@ -409,7 +409,7 @@ impl RtcRoom {
         let src = appsrc(&caps);
         let mut chain = vec![src.clone().upcast::<gst::Element>()];
         if video {
-            chain.extend(h264_decoding(&call.remote)?);
+            chain.extend(h264_decoding(&call.remote, None)?);
         } else {
             chain.push(make("opusdec")?);
         }

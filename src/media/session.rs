@@ -644,6 +644,17 @@ impl Session {
         }
     }
 
+    /// Whether `src` is one of the elements that decode what this session receives, or inside
+    /// one (those live in the call pipeline, outside the session's webrtcbin).
+    pub fn decodes_with(&self, src: &gst::Object) -> bool {
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elements
+            .iter()
+            .any(|e| e.upcast_ref::<gst::Object>() == src || src.has_as_ancestor(e))
+    }
+
     /// The codec of the remote video, once it arrived.
     pub fn remote_video_codec(&self) -> Option<String> {
         self.received
@@ -899,7 +910,7 @@ fn on_remote_stream(
     }
     // An explicit chain per codec (no decodebin: nothing is autoplugged from what a stranger
     // sends, and FFmpeg with its hundred libraries is not loaded unless it is the decoder).
-    let chain = decode_chain(codec.as_deref().unwrap_or_default(), remote)?;
+    let chain = decode_chain(codec.as_deref().unwrap_or_default(), remote, peer)?;
     add_chain(pipeline, &chain, "depayloader", "decoder")?;
     {
         let mut r = received.lock().unwrap_or_else(|p| p.into_inner());
@@ -1011,12 +1022,30 @@ fn has_nal(data: &[u8], kind: u8) -> bool {
         .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] & 0x1f == kind)
 }
 
+/// The software H.264 decoder a participant's video falls back to when the board's decoder
+/// failed on it (see [`RemoteOutputs::software_video`]).
+pub fn software_h264_decoder() -> Option<super::profile::Stage> {
+    h264_decoder(None)
+}
+
 /// Decoding of a remote H.264 byte stream: from its first sequence parameter set, through
-/// the parser (complete caps only), into the call's H.264 decoder.
-pub(super) fn h264_decoding(remote: &RemoteOutputs) -> Result<Vec<gst::Element>, MediaError> {
-    let decoder = remote
-        .h264_decoder
+/// the parser (complete caps only), into the call's H.264 decoder, or a software one for a
+/// participant `peer` the call's decoder failed on.
+pub(super) fn h264_decoding(
+    remote: &RemoteOutputs,
+    peer: Option<ClientId>,
+) -> Result<Vec<gst::Element>, MediaError> {
+    let software = peer.is_some_and(|p| {
+        remote
+            .software_video
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&p)
+    });
+    let fallback = software.then(software_h264_decoder).flatten();
+    let decoder = fallback
         .as_ref()
+        .or(remote.h264_decoder.as_ref())
         .ok_or_else(|| MediaError::MissingElement {
             factory: "openh264dec".into(),
             package: "gstreamer1.0-plugins-bad",
@@ -1039,11 +1068,15 @@ pub(super) fn h264_decoding(remote: &RemoteOutputs) -> Result<Vec<gst::Element>,
 }
 
 /// Depayloader, parser and decoder for a remote stream of `codec` (H264, VP8 or OPUS).
-fn decode_chain(codec: &str, remote: &RemoteOutputs) -> Result<Vec<gst::Element>, MediaError> {
+fn decode_chain(
+    codec: &str,
+    remote: &RemoteOutputs,
+    peer: ClientId,
+) -> Result<Vec<gst::Element>, MediaError> {
     Ok(match codec {
         "H264" => {
             let mut chain = vec![make("rtph264depay")?];
-            chain.extend(h264_decoding(remote)?);
+            chain.extend(h264_decoding(remote, Some(peer))?);
             chain
         }
         "VP8" => vec![make("rtpvp8depay")?, make("vp8dec")?],

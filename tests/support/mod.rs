@@ -13,6 +13,7 @@ pub mod rng;
 pub mod rtc_gate;
 pub mod rtm_gate;
 pub mod service;
+pub mod standins;
 pub mod tls;
 pub mod turn;
 pub mod world;

@@ -28,7 +28,17 @@ fn limit() -> Duration {
 /// Runs a WebRTC test's body on a two-thread tokio runtime inside its own network namespace
 /// (see [`isolate`]); in the parent it only waits for that child.
 pub fn run_isolated(test_name: &str, body: impl std::future::Future<Output = ()>) {
-    if !isolate(test_name) {
+    run_isolated_with(test_name, &[], body)
+}
+
+/// [`run_isolated`] with environment variables set for the child from its start (what
+/// GStreamer reads once, at its initialisation: GST_PLUGIN_PATH, say).
+pub fn run_isolated_with(
+    test_name: &str,
+    env: &[(&str, String)],
+    body: impl std::future::Future<Output = ()>,
+) {
+    if !isolate_with(test_name, env) {
         return;
     }
     tokio::runtime::Builder::new_multi_thread()
@@ -43,6 +53,11 @@ pub fn run_isolated(test_name: &str, body: impl std::future::Future<Output = ()>
 /// returns `false` in the parent after the child passed (and panics with the child's output
 /// if it failed or hung).
 pub fn isolate(test_name: &str) -> bool {
+    isolate_with(test_name, &[])
+}
+
+/// [`isolate`], the child started with `env` set.
+pub fn isolate_with(test_name: &str, env: &[(&str, String)]) -> bool {
     if std::env::var_os("ROOMAGENT_NETNS").is_some() {
         return true;
     }
@@ -51,6 +66,7 @@ pub fn isolate(test_name: &str) -> bool {
         .args(["-rn", "sh", "-ec", SETUP, "sh"])
         .arg(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("ROOMAGENT_NETNS", test_name)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

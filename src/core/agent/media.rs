@@ -125,6 +125,20 @@ impl Agent {
                 warn!(%from, %to, %reason, "video encoder replaced during the call");
                 self.event(CallEvent::EncoderReplaced { from, to, reason });
             }
+            MediaEvent::DecoderReplaced {
+                peer,
+                from,
+                to,
+                reason,
+            } => {
+                warn!(%peer, %from, %to, %reason, "a participant's video decoder replaced during the call");
+                self.event(CallEvent::DecoderReplaced {
+                    peer,
+                    from,
+                    to,
+                    reason,
+                });
+            }
             MediaEvent::EngineError { message } => {
                 warn!(%message, "media engine error");
                 self.event(CallEvent::Error { message });
