@@ -71,6 +71,9 @@ pub struct Reorder<T> {
     next: Option<i64>,
     held: BTreeMap<i64, T>,
     depth: usize,
+    /// A frame far behind the stream: a straggler, or the first of a sender that started
+    /// counting again from a lower number (a member who joined again).
+    behind: Option<(i64, T)>,
     /// Frames skipped as lost (cumulative).
     pub lost: u64,
 }
@@ -82,6 +85,7 @@ impl<T> Reorder<T> {
             next: None,
             held: BTreeMap::new(),
             depth,
+            behind: None,
             lost: 0,
         }
     }
@@ -97,7 +101,28 @@ impl<T> Reorder<T> {
             self.held.clear();
             self.next = Some(seq);
         } else if seq < next {
-            return (Vec::new(), false); // late or repeated
+            // Farther behind than any frame still waited for: a straggler, or a sender that
+            // started counting again below where it was (a member who left and joined again,
+            // or whose earlier frames came after the call ended). Two in a row are a restart,
+            // followed from the first of them; one alone is dropped.
+            if next.abs_diff(seq) <= self.depth as u64 {
+                self.behind = None;
+                return (Vec::new(), false); // late or repeated
+            }
+            match self.behind.take() {
+                Some((first, held)) if first.checked_add(1) == Some(seq) => {
+                    gap = true;
+                    self.held.clear();
+                    self.held.insert(first, held);
+                    self.next = Some(first);
+                }
+                _ => {
+                    self.behind = Some((seq, item));
+                    return (Vec::new(), false);
+                }
+            }
+        } else {
+            self.behind = None;
         }
         self.held.insert(seq, item);
         let mut out = Vec::new();
@@ -295,6 +320,9 @@ impl RtcRoom {
             }
             return;
         }
+        // Outside a call nothing is shown, and nothing may be remembered either: a late frame
+        // of the call that ended would set where the next call's stream is expected to be.
+        let Some(call) = call else { return };
         let member = self.members.entry(uid).or_insert_with(Member::new);
         member
             .counts
@@ -311,7 +339,6 @@ impl RtcRoom {
         if is_video && gap {
             member.waiting_key = true;
         }
-        let Some(call) = call else { return };
         for f in ready {
             let video = matches!(f.kind, InKind::Video { .. });
             let result = match f.kind {
@@ -728,6 +755,34 @@ mod tests {
         for s in [0, i64::MAX - 1, -5, 7] {
             r.push(s, 0);
         }
+    }
+
+    /// A member whose stream starts again at 1 where the last frames seen were about 30 (they
+    /// joined again; or frames of their earlier call came in after it ended) is followed from
+    /// its first frame, the key frame a decoder needs.
+    #[test]
+    fn a_sender_that_starts_again_below_where_it_was_is_followed_from_its_first_frame() {
+        let mut r = Reorder::new(3);
+        assert_eq!(r.push(30, 30), (vec![30], false));
+        assert_eq!(r.push(1, 1), (vec![], false));
+        assert_eq!(r.push(2, 2), (vec![1, 2], true));
+        assert_eq!(r.push(3, 3), (vec![3], false));
+    }
+
+    #[test]
+    fn a_single_straggler_far_behind_is_dropped() {
+        let mut r = Reorder::new(3);
+        for s in 10..20 {
+            r.push(s, s);
+        }
+        assert_eq!(r.push(2, 2), (vec![], false));
+        assert_eq!(r.push(20, 20), (vec![20], false));
+        assert_eq!(
+            r.push(4, 4),
+            (vec![], false),
+            "not the one after the straggler"
+        );
+        assert_eq!(r.push(21, 21), (vec![21], false));
     }
 
     #[test]
