@@ -387,6 +387,52 @@ fn roomagent_devices_says_what_it_uses_on_each_board_and_why() {
 
 const ROOM2: i64 = 1002;
 
+/// An agent's configuration for a call test: `room` (dials, never answers) or `room2`
+/// (answers at once), running the profile `profile` (its name and TOML) from a profiles
+/// directory of its own, or the test profile.
+fn agent_toml(server: &Server, login: &str, profile: Option<(&str, String)>) -> String {
+    let answer = if login == "room" {
+        "mode = \"never\""
+    } else {
+        "mode = \"always\"\ndelay_ms = 0"
+    };
+    let toml = media_toml(&server.api(), login, answer, "");
+    let Some((name, text)) = profile else {
+        return toml;
+    };
+    let dir = std::env::temp_dir().join(format!("roomagent-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+    toml.replace(
+        "profile = \"test\"",
+        &format!("profile = \"{name}\"\nprofiles_dir = \"{}\"", dir.display()),
+    )
+}
+
+/// The test profile, renamed, with `extra` TOML after it (a decoder, say).
+fn test_profile_with(name: &str, extra: &str) -> String {
+    include_str!("../pipelines/test.toml")
+        .replace("name = \"test\"", &format!("name = \"{name}\""))
+        .replace("priority = 0", "priority = 1")
+        + extra
+}
+
+/// Starts `a` and `b`, waits for both to register, and has `a` dial `b`; returns when.
+async fn dial(a_toml: &str, b_toml: &str) -> (Agent, Agent, Instant) {
+    let mut a = Agent::start_toml(a_toml).await;
+    let mut b = Agent::start_toml(b_toml).await;
+    a.registered().await;
+    b.registered().await;
+    let dialled = Instant::now();
+    a.handle
+        .command(Command::Dial {
+            user: UserId(ROOM2),
+        })
+        .await
+        .unwrap();
+    (a, b, dialled)
+}
+
 /// A viewer who joins sees a Pi's camera at once: the agent makes the Pi's encoder send an IDR
 /// for it, rather than leave it to wait for the next one. (The GOP is made 40 s long here so
 /// that waiting would show.) Measured: dial → first frame decoded at the far end.
@@ -400,42 +446,16 @@ fn a_viewer_sees_a_pi_camera_at_once() {
             ("ROOMAGENT_BOARD_ROOT", &root.display().to_string()),
         ]),
         async {
-            let dir = std::env::temp_dir().join(format!("roomagent-pi-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("rpi4.toml"),
-                include_str!("../pipelines/rpi4.toml")
-                    .replace("h264_i_frame_period=60", "h264_i_frame_period=600"),
-            )
-            .unwrap();
             let server = Server::start().await;
-            let a_toml = media_toml(&server.api(), "room", "mode = \"never\"", "")
-                .replace(
-                    "profile = \"test\"",
-                    &format!("profile = \"rpi4\"\nprofiles_dir = \"{}\"", dir.display()),
-                )
+            let rpi4 = include_str!("../pipelines/rpi4.toml")
+                .replace("h264_i_frame_period=60", "h264_i_frame_period=600");
+            let a_toml = agent_toml(&server, "room", Some(("rpi4", rpi4)))
                 .replace("camera = \"none\"", "camera = \"auto\"");
-            let mut a = Agent::start_toml(&a_toml).await;
+            let (a, mut b, dialled) = dial(&a_toml, &agent_toml(&server, "room2", None)).await;
             let info = a.handle.media_info().expect("media on").clone();
             assert_eq!(info.profile, "rpi4");
             assert_eq!(info.encoder, "v4l2h264enc");
             assert_eq!(info.cameras, [PI_CAMERA]);
-            let mut b = Agent::start_toml(&media_toml(
-                &server.api(),
-                "room2",
-                "mode = \"always\"\ndelay_ms = 0",
-                "",
-            ))
-            .await;
-            a.registered().await;
-            b.registered().await;
-            let dialled = Instant::now();
-            a.handle
-                .command(Command::Dial {
-                    user: UserId(ROOM2),
-                })
-                .await
-                .unwrap();
             b.wait_within("b sees a's camera", Duration::from_secs(15), |s| {
                 s.members.iter().any(|m| m.video_in)
             })
@@ -460,42 +480,14 @@ fn a_participant_the_pi_decoder_fails_on_is_decoded_in_software() {
         "a_participant_the_pi_decoder_fails_on_is_decoded_in_software",
         &standins::env(&[("ROOMAGENT_STANDIN_V4L2DEC_FAIL_AFTER", "45")]),
         async {
-            let dir = std::env::temp_dir().join(format!("roomagent-pidec-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("pi-decoding.toml"),
-                include_str!("../pipelines/test.toml")
-                    .replace("name = \"test\"", "name = \"pi-decoding\"")
-                    .replace("priority = 0", "priority = 1")
-                    + "\n[video_decoder]\nelement = \"v4l2h264dec\"\n",
-            )
-            .unwrap();
             let server = Server::start().await;
-            let mut a =
-                Agent::start_toml(&media_toml(&server.api(), "room", "mode = \"never\"", "")).await;
-            let b_toml = media_toml(
-                &server.api(),
-                "room2",
-                "mode = \"always\"\ndelay_ms = 0",
-                "",
-            )
-            .replace(
-                "profile = \"test\"",
-                &format!(
-                    "profile = \"pi-decoding\"\nprofiles_dir = \"{}\"",
-                    dir.display()
-                ),
+            let profile = test_profile_with(
+                "pi-decoding",
+                "\n[video_decoder]\nelement = \"v4l2h264dec\"\n",
             );
-            let mut b = Agent::start_toml(&b_toml).await;
-            a.registered().await;
-            b.registered().await;
+            let b_toml = agent_toml(&server, "room2", Some(("pi-decoding", profile)));
+            let (a, mut b, _) = dial(&agent_toml(&server, "room", None), &b_toml).await;
             let mut events = b.handle.events();
-            a.handle
-                .command(Command::Dial {
-                    user: UserId(ROOM2),
-                })
-                .await
-                .unwrap();
             b.wait_within("b decodes a's video", Duration::from_secs(15), |s| {
                 s.members.iter().any(|m| m.video_in)
             })
@@ -532,6 +524,32 @@ fn a_participant_the_pi_decoder_fails_on_is_decoded_in_software() {
                 "MEASURE far end decoding again in software: 120 frames {:.1} s after the replacement",
                 back.elapsed().as_secs_f64()
             );
+            a.stop().await;
+            b.stop().await;
+        },
+    );
+}
+
+/// Jetson's decoder gives NVMM memory, which the display cannot take: the profile's
+/// `video_decoder_output` (nvvidconv) brings it out, and a participant's video is decoded and
+/// shown through NVDEC (stand-ins that take and give NVMM only).
+#[test]
+fn a_jetson_decodes_a_participant_through_nvmm() {
+    netns::run_isolated_with(
+        "a_jetson_decodes_a_participant_through_nvmm",
+        &standins::env(&[]),
+        async {
+            let server = Server::start().await;
+            let profile = test_profile_with(
+                "nv-decoding",
+                "\n[video_decoder]\nelement = \"nvv4l2decoder\"\n\n[video_decoder_output]\nelement = \"nvvidconv\"\n",
+            );
+            let b_toml = agent_toml(&server, "room2", Some(("nv-decoding", profile)));
+            let (a, b, _) = dial(&agent_toml(&server, "room", None), &b_toml).await;
+            b.stats_until("b decodes 30 frames of a's video through NVDEC", |st| {
+                st.sessions.iter().any(|s| s.frames_decoded >= 30)
+            })
+            .await;
             a.stop().await;
             b.stop().await;
         },

@@ -187,6 +187,34 @@ fn hdmi_by_usb(name: &str, props: Option<&gst::StructureRef>) -> Option<String> 
         .map(|(_, _, what)| format!("{what} ({v}:{d})"))
 }
 
+/// Makers whose conference speakerphones (and headsets) cancel echo in the device, by USB
+/// vendor id: the agent's own canceller on top of theirs works against it (speech clipped in
+/// double talk). Jabra (GN Audio) Speak, Poly (Plantronics) Sync, Anker PowerConf, EMEET.
+const SELF_CANCELLING_VENDORS: &[(&str, &str)] = &[
+    ("0b0e", "Jabra"),
+    ("047f", "Poly"),
+    ("291a", "Anker PowerConf"),
+    ("328f", "EMEET"),
+];
+
+/// Names that mark a microphone as such a device where no USB ids are reported (ALSA).
+const SELF_CANCELLING_NAMES: &[&str] =
+    &["jabra", "speakerphone", "powerconf", "poly sync", "emeet"];
+
+/// Whether a microphone is a speakerphone (or headset) that cancels its own echo, and which.
+pub fn cancels_own_echo(name: &str, props: Option<&gst::StructureRef>) -> Option<String> {
+    if let Some((vendor, _)) = usb_ids(name, props)
+        && let Some((_, maker)) = SELF_CANCELLING_VENDORS.iter().find(|(v, _)| *v == vendor)
+    {
+        return Some(format!("{maker} ({vendor})"));
+    }
+    let n = name.to_lowercase();
+    SELF_CANCELLING_NAMES
+        .iter()
+        .find(|h| n.contains(*h))
+        .map(|h| format!("named {h:?}"))
+}
+
 /// What a video capture device is to the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoRole {
@@ -829,6 +857,27 @@ mod tests {
         let jabra =
             props("pulse-proplist, device.vendor.id=(string)0b0e, device.product.id=(string)0412");
         assert_eq!(hdmi_audio("Jabra SPEAK 410 USB Mono", Some(&jabra)), None);
+    }
+
+    /// A conference speakerphone cancels its own echo; a webcam's microphone does not.
+    #[test]
+    fn speakerphones_that_cancel_their_own_echo_are_known() {
+        gst::init().unwrap();
+        let jabra =
+            props("pulse-proplist, device.vendor.id=(string)0b0e, device.product.id=(string)0412");
+        assert_eq!(
+            cancels_own_echo("Jabra SPEAK 410 USB Mono", Some(&jabra)).as_deref(),
+            Some("Jabra (0b0e)")
+        );
+        assert!(cancels_own_echo("Poly Sync 20", None).is_some());
+        assert!(cancels_own_echo("Anker PowerConf S3", None).is_some());
+        let c920 =
+            props("pulse-proplist, device.vendor.id=(string)046d, device.product.id=(string)082d");
+        assert_eq!(
+            cancels_own_echo("HD Pro Webcam C920 Analog Stereo", Some(&c920)),
+            None
+        );
+        assert_eq!(cancels_own_echo("Built-in Audio Analog Stereo", None), None);
     }
 
     /// The board is read from its device tree: model and compatible strings, NUL-separated.

@@ -121,7 +121,8 @@ impl SinkChoice {
 /// Echo cancellation setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EchoCancellation {
-    /// On with a real microphone, off with test sources.
+    /// On with a real microphone, off with test sources and with a speakerphone that cancels
+    /// its own echo.
     Auto,
     /// Always.
     On,
@@ -130,9 +131,9 @@ pub enum EchoCancellation {
 }
 
 impl EchoCancellation {
-    fn resolve(self, real_microphone: bool) -> bool {
+    fn resolve(self, real_microphone: bool, cancels_own_echo: bool) -> bool {
         match self {
-            EchoCancellation::Auto => real_microphone,
+            EchoCancellation::Auto => real_microphone && !cancels_own_echo,
             EchoCancellation::On => true,
             EchoCancellation::Off => false,
         }
@@ -554,7 +555,7 @@ pub fn start(
     ]) {
         pipeline::make(e)?;
     }
-    if session::h264_decoder(chosen.video_decoder.as_ref()).is_none() {
+    if session::h264_decoder(&chosen).is_none() {
         return Err(MediaError::MissingElement {
             factory: "openh264dec".into(),
             package: "gstreamer1.0-plugins-bad",
@@ -720,6 +721,21 @@ fn is_failure(msg: &gst::Message, name: &str) -> bool {
         gst::MessageView::Application(app) => app.structure().is_some_and(|s| s.name() == name),
         gst::MessageView::Error(_) => true,
         _ => false,
+    }
+}
+
+/// What a person should know about why an input could not be opened.
+fn input_hint(input: pipeline::Input, reason: &str) -> Option<&'static str> {
+    let busy = reason.to_lowercase().contains("busy");
+    match input {
+        pipeline::Input::Microphone if busy => Some(
+            "the sound card is held by another program, often a desktop session's PipeWire or \
+             PulseAudio: stop it, or give roomagent the sound server (docs/boards.md)",
+        ),
+        pipeline::Input::Camera | pipeline::Input::Hdmi if busy => {
+            Some("the device is open in another program")
+        }
+        _ => None,
     }
 }
 
@@ -1121,6 +1137,10 @@ impl Engine {
         let now = std::time::Instant::now();
         self.inputs.lost.insert(input, now + INPUT_RETRY);
         if self.absent.insert(input) {
+            let reason = match input_hint(input, &reason) {
+                Some(hint) => format!("{reason} ({hint})"),
+                None => reason,
+            };
             warn!(input = ?input, %reason, "capture input lost; the call goes on");
             self.emit(MediaEvent::Device {
                 kind: device_kind(input),
@@ -1930,6 +1950,7 @@ impl Engine {
     /// of its sessions', and the main size and rate to what the bitrate carries within that
     /// layer. `force`: apply even a small change (the layers changed).
     fn apply_rates(&mut self, force: bool) {
+        let keep_size = self.encoding.as_ref().unwrap_or(&self.profile).keep_size;
         let ceiling = layer_kbps(&self.opts, self.layers.top);
         let top_step = layer_step(self.layers.top);
         let ladder = self.ladder();
@@ -1996,7 +2017,15 @@ impl Engine {
             call.pace_kbps
                 .store(lowest, std::sync::atomic::Ordering::Relaxed);
         }
-        let level = if self.opts.adaptive {
+        let level = if self.opts.adaptive && keep_size {
+            adapt::Level::choose_keeping_size(
+                &ladder,
+                self.adapt.level,
+                self.adapt.applied_kbps,
+                top_step,
+                self.adapt.applied_kbps <= self.opts.min_video_kbps,
+            )
+        } else if self.opts.adaptive {
             adapt::Level::choose(&ladder, self.adapt.level, self.adapt.applied_kbps, top_step)
         } else {
             top_step
@@ -2197,7 +2226,10 @@ impl Engine {
             .downcast_ref::<gst::Element>()
             .and_then(|e| e.factory())
             .map(|f| f.name().to_string());
-        let (Some(factory), Some(hardware)) = (factory, call.remote.h264_decoder.as_ref()) else {
+        let (Some(factory), Some(hardware)) = (
+            factory,
+            call.remote.h264_decoder.as_ref().and_then(|s| s.first()),
+        ) else {
             return;
         };
         let Some(software) = session::software_h264_decoder() else {
@@ -2532,6 +2564,26 @@ mod tests {
             configured_camera: false,
             configured_microphone: false,
         }
+    }
+
+    /// ALSA's "Device or resource busy" for the microphone names the usual holder.
+    #[test]
+    fn a_busy_sound_card_is_explained() {
+        let hint = input_hint(
+            pipeline::Input::Microphone,
+            "alsasrc0: Could not open audio device for recording. Device is being used by another application.: Device or resource busy",
+        );
+        assert!(hint.is_some_and(|h| h.contains("PipeWire")), "{hint:?}");
+        assert_eq!(input_hint(pipeline::Input::Microphone, "gone"), None);
+    }
+
+    #[test]
+    fn echo_cancellation_is_off_for_a_speakerphone_that_cancels_its_own() {
+        assert!(EchoCancellation::Auto.resolve(true, false));
+        assert!(!EchoCancellation::Auto.resolve(true, true));
+        assert!(!EchoCancellation::Auto.resolve(false, false));
+        assert!(EchoCancellation::On.resolve(true, true));
+        assert!(!EchoCancellation::Off.resolve(true, false));
     }
 
     #[test]

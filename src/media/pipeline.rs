@@ -164,8 +164,9 @@ pub struct RemoteOutputs {
     pub compositor: Option<gst::Element>,
     /// Audio mixer; `None` without a speaker: remote audio is not decoded.
     pub mixer: Option<gst::Element>,
-    /// The H.264 decoder remote video gets (`None`: none installed).
-    pub h264_decoder: Option<super::profile::Stage>,
+    /// The H.264 decoding stages remote video gets: a decoder and what it needs after it
+    /// (`None`: none installed).
+    pub h264_decoder: Option<Vec<super::profile::Stage>>,
     /// Participants whose video the call's (hardware) decoder failed on: theirs is decoded in
     /// software for the rest of the call.
     pub software_video: Arc<Mutex<std::collections::HashSet<crate::core::ClientId>>>,
@@ -262,23 +263,15 @@ fn device_source(
         DeviceChoice::Pipeline(description) => {
             Ok(Some((DeviceChoice::pipeline_source(description)?, None)))
         }
+        // A device found by that path or id: its own element (v4l2src with the device set,
+        // libcamerasrc with the camera's name, …).
         DeviceChoice::Path(path)
             if let Some(d) = found
                 .iter()
                 .find(|d| d.path.as_deref() == Some(path.as_str()))
                 .and_then(|d| d.device.clone()) =>
         {
-            // A device found by that path or id: its own element (v4l2src with the device
-            // set, libcamerasrc with the camera's name, …).
-            let e = d
-                .create_element(None)
-                .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
-            if let Some(s) = stage
-                && e.factory().is_some_and(|f| f.name() == s.element.as_str())
-            {
-                props::apply(&e, &s.properties)?;
-            }
-            Ok(Some((e, d.caps())))
+            device_element(&d, stage).map(Some)
         }
         DeviceChoice::Path(path) => {
             let element = stage.map_or(fallback_element, |s| s.element.as_str());
@@ -293,30 +286,31 @@ fn device_source(
             if let Some(s) = stage {
                 props::apply(&e, &s.properties)?;
             }
-            let caps = found
-                .iter()
-                .find(|d| d.path.as_deref() == Some(path.as_str()))
-                .and_then(|d| d.device.as_ref())
-                .and_then(|d| d.caps());
-            Ok(Some((e, caps)))
+            Ok(Some((e, None)))
         }
-        DeviceChoice::Auto => {
-            let Some(d) = found.iter().find_map(|d| d.device.clone()) else {
-                return Ok(None);
-            };
-            let e = d
-                .create_element(None)
-                .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
-            // The profile's settings are for its source element (v4l2src); a device of
-            // another provider (libcamerasrc) makes its own.
-            if let Some(s) = stage
-                && e.factory().is_some_and(|f| f.name() == s.element.as_str())
-            {
-                props::apply(&e, &s.properties)?;
-            }
-            Ok(Some((e, d.caps())))
-        }
+        DeviceChoice::Auto => match found.iter().find_map(|d| d.device.clone()) {
+            Some(d) => device_element(&d, stage).map(Some),
+            None => Ok(None),
+        },
     }
+}
+
+/// The element a discovered device makes for itself, with the profile's settings when it is
+/// the profile's source element (v4l2src; a device of another provider, libcamerasrc, makes
+/// its own), and the formats the device offers.
+fn device_element(
+    d: &gst::Device,
+    stage: Option<&Stage>,
+) -> Result<(gst::Element, Option<gst::Caps>), MediaError> {
+    let e = d
+        .create_element(None)
+        .map_err(|_| MediaError::Invalid(format!("cannot open {}", d.display_name())))?;
+    if let Some(s) = stage
+        && e.factory().is_some_and(|f| f.name() == s.element.as_str())
+    {
+        props::apply(&e, &s.properties)?;
+    }
+    Ok((e, d.caps()))
 }
 
 /// What a capture device is asked for.
@@ -587,6 +581,23 @@ fn no_eos(pad: &gst::Pad) {
             _ => gst::PadProbeReturn::Ok,
         }
     });
+}
+
+/// The microphone's echo canceller and noise suppressor. Delay-agnostic: the delay between
+/// what is played and what the microphone hears back differs per sound card and changes
+/// with the sound server's buffering (a fixed estimate cancels nothing on many USB
+/// speakerphones and HDMI audio paths). Set where the property is live (webrtc-audio-processing
+/// 0.3: Debian 11 and 12); Debian 13's webrtcdsp marks it deprecated and it is left alone.
+pub fn echo_canceller() -> Result<gst::Element, MediaError> {
+    let dsp = make("webrtcdsp")?;
+    dsp.set_property("echo-cancel", true);
+    dsp.set_property("noise-suppression", true);
+    if let Some(p) = dsp.find_property("delay-agnostic")
+        && !p.flags().contains(gstreamer::glib::ParamFlags::DEPRECATED)
+    {
+        dsp.set_property("delay-agnostic", true);
+    }
+    Ok(dsp)
 }
 
 /// Live silence.
@@ -1041,11 +1052,31 @@ pub fn build(
     let silence = audio_input(&pipeline, &audio_selector, silence()?)?;
     sources.push(silence.bin.clone().upcast());
     audio_selector.set_property("active-pad", mic.as_ref().map_or(&silence.pad, |m| &m.pad));
-    // Nothing is played without a speaker, so there is no echo to cancel.
+    // Nothing is played without a speaker, so there is no echo to cancel; nor with a
+    // speakerphone that cancels its own.
     let speaker = sink_element(&o.speaker, false)?;
+    let microphone = match &o.microphone {
+        DeviceChoice::Auto => found.microphones.first(),
+        DeviceChoice::Path(p) => found
+            .microphones
+            .iter()
+            .find(|d| d.path.as_deref() == Some(p.as_str())),
+        _ => None,
+    };
+    let self_cancelling = microphone.and_then(|d| {
+        let props = d.device.as_ref().and_then(|x| x.properties());
+        super::devices::cancels_own_echo(&d.name, props.as_deref())
+    });
+    if let (Some(d), Some(what), super::EchoCancellation::Auto) =
+        (microphone, &self_cancelling, o.echo_cancellation)
+    {
+        info!(microphone = %d.name, device = %what, "the microphone cancels its own echo: the agent's echo canceller is off");
+    }
     let echo_cancel = speaker.is_some()
-        && o.echo_cancellation
-            .resolve(profile.audio_source.is_none() || !found.microphones.is_empty());
+        && o.echo_cancellation.resolve(
+            profile.audio_source.is_none() || !found.microphones.is_empty(),
+            self_cancelling.is_some(),
+        );
     let mut audio: Vec<gst::Element> = vec![
         audio_selector.clone(),
         make("audioconvert")?,
@@ -1053,10 +1084,7 @@ pub fn build(
         capsfilter("audio/x-raw,format=S16LE,rate=48000,channels=1")?,
     ];
     if echo_cancel {
-        let dsp = make("webrtcdsp")?;
-        dsp.set_property("echo-cancel", true);
-        dsp.set_property("noise-suppression", true);
-        audio.push(dsp);
+        audio.push(echo_canceller()?);
         audio.push(make("audioconvert")?);
     }
     let mic_volume = make("volume")?;
@@ -1145,7 +1173,7 @@ pub fn build(
         remote: RemoteOutputs {
             compositor,
             mixer,
-            h264_decoder: super::session::h264_decoder(profile.video_decoder.as_ref()),
+            h264_decoder: super::session::h264_decoder(profile),
             software_video: Arc::default(),
             layout: Arc::new(Mutex::new(Layout {
                 tiles: Vec::new(),
@@ -1808,6 +1836,21 @@ mod tests {
     fn caps(s: &str) -> gst::Caps {
         gst::init().unwrap();
         s.parse().unwrap()
+    }
+
+    /// The echo canceller estimates the delay itself where the library lets it.
+    #[test]
+    fn the_echo_canceller_is_delay_agnostic_where_it_can_be() {
+        gst::init().unwrap();
+        let dsp = echo_canceller().unwrap();
+        assert!(dsp.property::<bool>("echo-cancel"));
+        assert!(dsp.property::<bool>("noise-suppression"));
+        let live = dsp
+            .find_property("delay-agnostic")
+            .is_some_and(|p| !p.flags().contains(gstreamer::glib::ParamFlags::DEPRECATED));
+        if live {
+            assert!(dsp.property::<bool>("delay-agnostic"));
+        }
     }
 
     #[test]

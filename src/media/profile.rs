@@ -151,6 +151,15 @@ pub struct Profile {
     /// else OpenH264, else FFmpeg's.
     #[serde(default)]
     pub video_decoder: Option<Stage>,
+    /// An element the decoder needs after it (Jetson's `nvvidconv`, out of NVMM memory into
+    /// the system memory the display's compositor takes); used with `video_decoder` only.
+    #[serde(default)]
+    pub video_decoder_output: Option<Stage>,
+    /// The encoder should change size only when nothing else helps: adaptation follows the
+    /// network with the bitrate alone, and steps size and rate down only once the bitrate is
+    /// at its floor (a hardware encoder that reallocates its buffers on every size change).
+    #[serde(default)]
+    pub keep_size: bool,
     /// The Opus encoder's own settings (`opusenc` with these properties; the call sets its
     /// bitrate, voice mode and 20 ms frames), e.g. a lower `complexity` on small ARM cores.
     #[serde(default)]

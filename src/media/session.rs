@@ -947,21 +947,19 @@ fn on_remote_stream(
 /// own small library) before FFmpeg's (which brings ~150 libraries into the process).
 const H264_DECODERS: &[&str] = &["openh264dec", "avdec_h264"];
 
-/// The H.264 decoder a call uses: the profile's (a board's hardware decoder) when it exists
-/// here, else the first of [`H264_DECODERS`] that does.
-pub fn h264_decoder(profile: Option<&super::profile::Stage>) -> Option<super::profile::Stage> {
-    profile
-        .filter(|s| gst::ElementFactory::find(&s.element).is_some())
-        .cloned()
-        .or_else(|| {
-            H264_DECODERS
-                .iter()
-                .find(|f| gst::ElementFactory::find(f).is_some())
-                .map(|f| super::profile::Stage {
-                    element: f.to_string(),
-                    ..Default::default()
-                })
-        })
+/// The H.264 decoding stages a call uses: the profile's (a board's hardware decoder, and the
+/// element it needs after it, such as Jetson's `nvvidconv` out of NVMM memory) when they
+/// exist here, else the first of [`H264_DECODERS`] that does.
+pub fn h264_decoder(profile: &super::profile::Profile) -> Option<Vec<super::profile::Stage>> {
+    let exists = |s: &super::profile::Stage| gst::ElementFactory::find(&s.element).is_some();
+    match &profile.video_decoder {
+        Some(d) if exists(d) && profile.video_decoder_output.as_ref().is_none_or(exists) => Some(
+            std::iter::once(d.clone())
+                .chain(profile.video_decoder_output.clone())
+                .collect(),
+        ),
+        _ => software_h264_decoder().map(|s| vec![s]),
+    }
 }
 
 /// Drops the H.264 byte stream on `pad` until a buffer carries a sequence parameter set (the
@@ -1025,7 +1023,13 @@ fn has_nal(data: &[u8], kind: u8) -> bool {
 /// The software H.264 decoder a participant's video falls back to when the board's decoder
 /// failed on it (see [`RemoteOutputs::software_video`]).
 pub fn software_h264_decoder() -> Option<super::profile::Stage> {
-    h264_decoder(None)
+    H264_DECODERS
+        .iter()
+        .find(|f| gst::ElementFactory::find(f).is_some())
+        .map(|f| super::profile::Stage {
+            element: f.to_string(),
+            ..Default::default()
+        })
 }
 
 /// Decoding of a remote H.264 byte stream: from its first sequence parameter set, through
@@ -1042,7 +1046,10 @@ pub(super) fn h264_decoding(
             .unwrap_or_else(|e| e.into_inner())
             .contains(&p)
     });
-    let fallback = software.then(software_h264_decoder).flatten();
+    let fallback = software
+        .then(software_h264_decoder)
+        .flatten()
+        .map(|s| vec![s]);
     let decoder = fallback
         .as_ref()
         .or(remote.h264_decoder.as_ref())
@@ -1060,11 +1067,11 @@ pub(super) fn h264_decoding(
     from_first_sps(&bytestream.static_pad("src").expect("capsfilter src"));
     let parse = make("h264parse")?;
     complete_caps_only(&parse.static_pad("src").expect("h264parse src"));
-    Ok(vec![
-        bytestream,
-        parse,
-        super::pipeline::make_stage(decoder)?,
-    ])
+    let mut chain = vec![bytestream, parse];
+    for stage in decoder {
+        chain.push(super::pipeline::make_stage(stage)?);
+    }
+    Ok(chain)
 }
 
 /// Depayloader, parser and decoder for a remote stream of `codec` (H264, VP8 or OPUS).

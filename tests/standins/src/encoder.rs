@@ -36,22 +36,7 @@ impl Core {
         let mut chain = front;
         chain.push(x264.clone());
         chain.push(out.clone());
-        bin.add_many(&chain).expect("stand-in chain");
-        gst::Element::link_many(&chain).expect("stand-in chain links");
-        let class = bin.element_class();
-        for (template, pad) in [
-            ("sink", chain[0].static_pad("sink")),
-            ("src", out.static_pad("src")),
-        ] {
-            let templ = class.pad_template(template).expect("stand-in template");
-            let ghost = gst::GhostPad::builder_from_template_with_target(
-                &templ,
-                &pad.expect("chain end pad"),
-            )
-            .expect("ghost pad")
-            .build();
-            bin.add_pad(&ghost).expect("ghost pad added");
-        }
+        fill(bin, &chain);
         Core {
             x264,
             out,
@@ -71,6 +56,51 @@ impl Core {
             );
         }
     }
+}
+
+/// Adds `chain` to `bin`, links it, and ghosts its ends through the bin's `sink` template
+/// (where it has one: a source has not) and `src` template.
+pub fn fill(bin: &gst::Bin, chain: &[gst::Element]) {
+    bin.add_many(chain).expect("stand-in chain");
+    gst::Element::link_many(chain).expect("stand-in chain links");
+    let class = bin.element_class();
+    let ends = [
+        ("sink", chain.first().and_then(|e| e.static_pad("sink"))),
+        ("src", chain.last().and_then(|e| e.static_pad("src"))),
+    ];
+    for (template, pad) in ends {
+        let (Some(templ), Some(pad)) = (class.pad_template(template), pad) else {
+            continue;
+        };
+        let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &pad)
+            .expect("ghost pad")
+            .build();
+        bin.add_pad(&ghost).expect("ghost pad added");
+    }
+}
+
+/// An element by factory name (those the stand-ins are built of exist wherever the tests run).
+pub fn element(factory: &str) -> gst::Element {
+    make(factory)
+}
+
+/// Always-pads `sink` (none for a source) and `src`.
+pub fn templates(sink: Option<&gst::Caps>, src: &gst::Caps) -> Vec<gst::PadTemplate> {
+    let pad = |name, dir, caps| {
+        gst::PadTemplate::new(name, dir, gst::PadPresence::Always, caps).expect("pad template")
+    };
+    sink.map(|c| pad("sink", gst::PadDirection::Sink, c))
+        .into_iter()
+        .chain([pad("src", gst::PadDirection::Src, src)])
+        .collect()
+}
+
+/// The first software H.264 decoder there is.
+pub fn software_decoder() -> gst::Element {
+    ["avdec_h264", "openh264dec"]
+        .iter()
+        .find_map(|f| gst::ElementFactory::make(f).build().ok())
+        .expect("a software H.264 decoder for the stand-ins")
 }
 
 /// Force-key-unit requests from downstream end inside the element while `ignored()` says so:

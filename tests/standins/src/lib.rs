@@ -4,7 +4,7 @@
 //! names the source of each behaviour); the pictures are encoded by x264enc underneath.
 //!
 //! - `v4l2h264enc`, `v4l2convert`, `v4l2h264dec` (Raspberry Pi 4, bcm2835-codec)
-//! - `nvvidconv`, `nvv4l2h264enc` (Jetson, NVIDIA's gst-v4l2)
+//! - `nvvidconv`, `nvv4l2h264enc`, `nvv4l2decoder` (Jetson, NVIDIA's gst-v4l2)
 //! - `vah264lpenc` (Intel VA, low-power entry point only)
 //! - `libcameraprovider`, `libcamerasrc` (libcamera's GStreamer plugin)
 

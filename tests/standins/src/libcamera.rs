@@ -85,15 +85,7 @@ mod src {
                 .property_from_str("pattern", "ball")
                 .build()
                 .unwrap();
-            obj.add(&test).unwrap();
-            let templ = obj.element_class().pad_template("src").unwrap();
-            let ghost = gst::GhostPad::builder_from_template_with_target(
-                &templ,
-                &test.static_pad("src").unwrap(),
-            )
-            .unwrap()
-            .build();
-            obj.add_pad(&ghost).unwrap();
+            crate::encoder::fill(obj.upcast_ref(), &[test]);
             obj.set_element_flags(gst::ElementFlags::SOURCE);
         }
     }
@@ -114,17 +106,8 @@ mod src {
         }
 
         fn pad_templates() -> &'static [gst::PadTemplate] {
-            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                vec![
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &camera_caps(),
-                    )
-                    .unwrap(),
-                ]
-            });
+            static T: LazyLock<Vec<gst::PadTemplate>> =
+                LazyLock::new(|| crate::encoder::templates(None, &camera_caps()));
             T.as_ref()
         }
     }

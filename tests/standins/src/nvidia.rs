@@ -8,6 +8,7 @@
 //! - `bitrate` is in bit/s; `iframeinterval`, `idrinterval`, `insert-sps-pps`, `profile`,
 //!   `maxperf-enable` as in NVIDIA's plugin.
 //! - `nvvidconv` converts and scales between system memory and NVMM.
+//! - `nvv4l2decoder` gives its pictures in NVMM memory only.
 //!
 //! NVMM buffers here are ordinary system memory under the NVMM caps feature.
 
@@ -20,7 +21,7 @@ use gstreamer::subclass::prelude::*;
 use gstreamer_base as gst_base;
 use gstreamer_base::subclass::prelude::*;
 
-use crate::encoder::{Core, ignore_force_key_unit};
+use crate::encoder::{Core, element, fill, ignore_force_key_unit};
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
@@ -34,6 +35,18 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         "roomagentnvmmany",
         gst::Rank::NONE,
         NvmmAny::static_type(),
+    )?;
+    gst::Element::register(
+        Some(plugin),
+        "roomagentnvmmupload",
+        gst::Rank::NONE,
+        NvmmUpload::static_type(),
+    )?;
+    gst::Element::register(
+        Some(plugin),
+        "nvv4l2decoder",
+        gst::Rank::PRIMARY + 1,
+        NvV4l2Decoder::static_type(),
     )?;
     gst::Element::register(
         Some(plugin),
@@ -122,24 +135,8 @@ macro_rules! memory_mark {
                 }
 
                 fn pad_templates() -> &'static [gst::PadTemplate] {
-                    static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                        vec![
-                            gst::PadTemplate::new(
-                                "sink",
-                                gst::PadDirection::Sink,
-                                gst::PadPresence::Always,
-                                &$sink,
-                            )
-                            .unwrap(),
-                            gst::PadTemplate::new(
-                                "src",
-                                gst::PadDirection::Src,
-                                gst::PadPresence::Always,
-                                &$src,
-                            )
-                            .unwrap(),
-                        ]
-                    });
+                    static T: LazyLock<Vec<gst::PadTemplate>> =
+                        LazyLock::new(|| crate::encoder::templates(Some(&$sink), &$src));
                     T.as_ref()
                 }
             }
@@ -184,6 +181,75 @@ memory_mark!(
     raw_both(),
     raw_both()
 );
+memory_mark!(
+    upload,
+    NvmmUpload,
+    "RoomagentStandinNvmmUpload",
+    raw(false),
+    raw(true)
+);
+
+glib::wrapper! {
+    pub struct NvV4l2Decoder(ObjectSubclass<dec::NvV4l2Decoder>)
+        @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
+}
+
+mod dec {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct NvV4l2Decoder;
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for NvV4l2Decoder {
+        const NAME: &'static str = "RoomagentStandinNvV4l2Decoder";
+        type Type = super::NvV4l2Decoder;
+        type ParentType = gst::Bin;
+    }
+
+    impl ObjectImpl for NvV4l2Decoder {
+        fn constructed(&self) {
+            self.parent_constructed();
+            fill(
+                self.obj().upcast_ref(),
+                &[
+                    crate::encoder::software_decoder(),
+                    element("videoconvert"),
+                    element("roomagentnvmmupload"),
+                ],
+            );
+        }
+    }
+
+    impl GstObjectImpl for NvV4l2Decoder {}
+
+    impl ElementImpl for NvV4l2Decoder {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new(
+                    "NVIDIA v4l2 video decoder (roomagent stand-in)",
+                    "Codec/Decoder/Video",
+                    "Decode video streams via V4L2 API into NVMM memory (a software decoder inside)",
+                    "roomagent",
+                )
+            });
+            Some(&*META)
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+                let sink = gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build();
+                crate::encoder::templates(Some(&sink), &raw(true))
+            });
+            T.as_ref()
+        }
+    }
+
+    impl BinImpl for NvV4l2Decoder {}
+}
 
 glib::wrapper! {
     pub struct NvVidConv(ObjectSubclass<conv::NvVidConv>)
@@ -206,30 +272,15 @@ mod conv {
     impl ObjectImpl for NvVidConv {
         fn constructed(&self) {
             self.parent_constructed();
-            let obj = self.obj();
-            let chain = [
-                gst::ElementFactory::make("roomagentnvmmany")
-                    .build()
-                    .unwrap(),
-                gst::ElementFactory::make("videoconvert").build().unwrap(),
-                gst::ElementFactory::make("videoscale").build().unwrap(),
-                gst::ElementFactory::make("roomagentnvmmany")
-                    .build()
-                    .unwrap(),
-            ];
-            obj.add_many(&chain).unwrap();
-            gst::Element::link_many(&chain).unwrap();
-            let class = obj.element_class();
-            for (t, pad) in [
-                ("sink", chain[0].static_pad("sink")),
-                ("src", chain[3].static_pad("src")),
-            ] {
-                let templ = class.pad_template(t).unwrap();
-                let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &pad.unwrap())
-                    .unwrap()
-                    .build();
-                obj.add_pad(&ghost).unwrap();
-            }
+            fill(
+                self.obj().upcast_ref(),
+                &[
+                    element("roomagentnvmmany"),
+                    element("videoconvert"),
+                    element("videoscale"),
+                    element("roomagentnvmmany"),
+                ],
+            );
         }
     }
 
@@ -252,22 +303,7 @@ mod conv {
             static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
                 let mut any = gst::Caps::builder("video/x-raw").build();
                 any.merge(gst::Caps::builder("video/x-raw").features([NVMM]).build());
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &any,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &any,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&any), &any)
             });
             T.as_ref()
         }
@@ -434,12 +470,9 @@ mod enc {
         fn constructed(&self) {
             self.parent_constructed();
             let obj = self.obj();
-            let down = gst::ElementFactory::make("roomagentnvmmdownload")
-                .build()
-                .unwrap();
             let core = Core::build(
                 obj.upcast_ref(),
-                vec![down],
+                vec![element("roomagentnvmmdownload")],
                 out_caps(Profile::Baseline),
                 30,
             );
@@ -472,22 +505,7 @@ mod enc {
                     .field("alignment", "au")
                     .field("profile", gst::List::new(["baseline", "main", "high"]))
                     .build();
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &raw(true),
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &src,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&raw(true)), &src)
             });
             T.as_ref()
         }

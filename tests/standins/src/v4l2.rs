@@ -18,7 +18,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer::subclass::prelude::*;
 
-use crate::encoder::{Core, ignore_force_key_unit, size_of};
+use crate::encoder::{Core, element, ignore_force_key_unit, size_of};
 use crate::h264_levels;
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -233,22 +233,7 @@ mod imp {
                     .field("stream-format", "byte-stream")
                     .field("alignment", "au")
                     .build();
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &sink,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &src,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&sink), &src)
             });
             T.as_ref()
         }
@@ -273,22 +258,10 @@ mod conv {
     impl ObjectImpl for V4l2Convert {
         fn constructed(&self) {
             self.parent_constructed();
-            let obj = self.obj();
-            let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
-            let scale = gst::ElementFactory::make("videoscale").build().unwrap();
-            obj.add_many([&convert, &scale]).unwrap();
-            convert.link(&scale).unwrap();
-            let class = obj.element_class();
-            for (t, pad) in [
-                ("sink", convert.static_pad("sink")),
-                ("src", scale.static_pad("src")),
-            ] {
-                let templ = class.pad_template(t).unwrap();
-                let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &pad.unwrap())
-                    .unwrap()
-                    .build();
-                obj.add_pad(&ghost).unwrap();
-            }
+            crate::encoder::fill(
+                self.obj().upcast_ref(),
+                &[element("videoconvert"), element("videoscale")],
+            );
         }
     }
 
@@ -310,22 +283,7 @@ mod conv {
         fn pad_templates() -> &'static [gst::PadTemplate] {
             static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
                 let raw = gst::Caps::builder("video/x-raw").build();
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &raw,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &raw,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&raw), &raw)
             });
             T.as_ref()
         }
@@ -371,22 +329,8 @@ mod dec {
         fn constructed(&self) {
             self.parent_constructed();
             let obj = self.obj();
-            let inner = ["avdec_h264", "openh264dec"]
-                .iter()
-                .find_map(|f| gst::ElementFactory::make(f).build().ok())
-                .expect("a software H.264 decoder for the stand-in");
-            obj.add(&inner).unwrap();
-            let class = obj.element_class();
-            for (t, pad) in [
-                ("sink", inner.static_pad("sink")),
-                ("src", inner.static_pad("src")),
-            ] {
-                let templ = class.pad_template(t).unwrap();
-                let ghost = gst::GhostPad::builder_from_template_with_target(&templ, &pad.unwrap())
-                    .unwrap()
-                    .build();
-                obj.add_pad(&ghost).unwrap();
-            }
+            let inner = crate::encoder::software_decoder();
+            crate::encoder::fill(obj.upcast_ref(), std::slice::from_ref(&inner));
             let fail_after: Option<u64> = std::env::var("ROOMAGENT_STANDIN_V4L2DEC_FAIL_AFTER")
                 .ok()
                 .and_then(|v| v.parse().ok());
@@ -436,22 +380,7 @@ mod dec {
                     .field("alignment", "au")
                     .build();
                 let src = gst::Caps::builder("video/x-raw").build();
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &sink,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &src,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&sink), &src)
             });
             T.as_ref()
         }

@@ -246,22 +246,7 @@ mod imp {
                         gst::List::new(["constrained-baseline", "main", "high"]),
                     )
                     .build();
-                vec![
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &sink,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &src,
-                    )
-                    .unwrap(),
-                ]
+                crate::encoder::templates(Some(&sink), &src)
             });
             T.as_ref()
         }
