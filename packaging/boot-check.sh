@@ -28,7 +28,7 @@ off() { systemctl --no-block --job-mode=replace-irreversibly start poweroff.targ
 # Started from the shipped configuration: up and READY, saying it is not configured, and
 # listening on nothing.
 [ "$(show ActiveState)/$(show SubState)" = active/running ] \
-    || fail "roomagent is $(show ActiveState)/$(show SubState) ($(show Result))"
+    || fail "roomagent is $(show ActiveState)/$(show SubState) ($(show Result), exit status $(show ExecMainStatus))"
 status=$(show StatusText)
 [ "$status" = "not configured: edit /etc/roomagent/config.toml" ] \
     || fail "status is '$status', want 'not configured: edit /etc/roomagent/config.toml'"

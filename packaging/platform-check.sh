@@ -142,9 +142,10 @@ if [ "$systemd_major" -ge 255 ]; then
   say "systemd $systemd_major: booted with $("$QEMU_CACHE/qemu-aarch64" --version | head -1)"
   restore_qemu="$(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64) $(sed -n 's/^flags: //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
   register_qemu "$QEMU_CACHE/qemu-aarch64" OF
+  # (BindPaths= empties the unit's list: a bind mount needs a mount namespace as well.)
   printf '%s\n' '[Service]' ProtectSystem=no ProtectHome=no PrivateTmp=no ProtectKernelTunables=no \
     ProtectKernelModules=no ProtectKernelLogs=no ProtectControlGroups=no ProtectClock=no \
-    ProtectHostname=no ProtectProc=default ProcSubset=all \
+    ProtectHostname=no ProtectProc=default ProcSubset=all BindPaths= \
     >"$ROOTFS/etc/systemd/system/roomagent.service.d/qemu-user-namespace.conf"
 fi
 printf '%s\n' \
