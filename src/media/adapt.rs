@@ -213,7 +213,11 @@ impl Controller {
                 // Where the path gives way is what it carries, the receiver's count when
                 // known: a queue still draining after a loss shows while the target is far
                 // below that, and taking the target for it let growth race past the mark.
-                self.congested_at = Some(received_kbps.filter(|r| *r > 0.0).unwrap_or(base));
+                // Nor may a delay lower the mark a loss set: while a full queue drains the
+                // receiver counts far less than the path carries (60 of 250 kbit/s), and
+                // growth from a mark that low raced at 15 % a second into the bottleneck.
+                let measured = received_kbps.filter(|r| *r > 0.0).unwrap_or(base);
+                self.congested_at = Some(self.congested_at.map_or(measured, |c| c.max(measured)));
                 self.calm_since = None;
                 // A deeper queue means further over what the path carries: down 15 % for a
                 // queue of 150 ms, down to half for one of half a second or more (a slow
@@ -531,9 +535,15 @@ mod tests {
         let t = r.report(8, 130, 26, 0, None, 300);
         assert_eq!(r.c.verdict, Verdict::Delay);
         assert!(t < 130, "{t}");
+        // Still draining, and after the hold the receiver counts little (8 packets: 77
+        // kbit/s): that does not make the path look narrower than the 250 it carried.
+        r.report(9, 120, 26, 0, None, 300);
+        r.report(10, 120, 26, 0, None, 300);
+        let t = r.report(11, 120, 8, 0, None, 300);
+        assert_eq!(r.c.verdict, Verdict::Delay);
         // The queue is gone: growth is careful from 0.7 of the 250 the path carried on.
         let mut before = t;
-        for i in 9..40 {
+        for i in 12..40 {
             let sent = u64::from(before);
             let t = r.report(i, sent, sent * 1000 / 8 / 1200, 0, None, 0);
             if before > 180 && before < 300 {
