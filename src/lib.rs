@@ -20,6 +20,7 @@
 #![deny(unsafe_code)] // allowed only in `memory` (two glibc calls)
 
 pub mod backoff;
+pub mod board;
 pub mod command;
 pub mod config;
 pub mod core;

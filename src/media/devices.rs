@@ -7,6 +7,8 @@ use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
 
+pub use crate::board::Board;
+
 use super::profile::{self, Capabilities, DeviceKind, Profile};
 
 /// One device.
@@ -43,56 +45,6 @@ pub struct Discovered {
     pub encoders: Vec<String>,
 }
 
-/// The board, as its device tree says: the model string and the `compatible` list (board
-/// first, then the SoC: `raspberrypi,4-compute-module`, `brcm,bcm2711`). Read under
-/// `/sys/firmware/devicetree/base` (under systemd's `ProcSubset=pid` `/proc/device-tree` is
-/// hidden), else `/proc/device-tree`. `ROOMAGENT_BOARD_ROOT` names a directory that stands in
-/// for `/` here and for the device nodes profiles require (tests; diagnosing a board from a
-/// copy of its files).
-#[derive(Debug, Clone, Default)]
-pub struct Board {
-    /// The model string (`Raspberry Pi Compute Module 4 Rev 1.0`).
-    pub model: Option<String>,
-    /// The compatible strings, most specific first.
-    pub compatible: Vec<String>,
-    root: std::path::PathBuf,
-}
-
-impl Board {
-    /// The board this runs on.
-    pub fn read() -> Board {
-        let root = std::env::var_os("ROOMAGENT_BOARD_ROOT")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| "/".into());
-        Board::read_at(&root)
-    }
-
-    /// The board whose files are under `root`.
-    pub fn read_at(root: &std::path::Path) -> Board {
-        let read = |name: &str| {
-            ["sys/firmware/devicetree/base", "proc/device-tree"]
-                .iter()
-                .find_map(|dir| std::fs::read(root.join(dir).join(name)).ok())
-        };
-        let strings = |raw: Vec<u8>| -> Vec<String> {
-            raw.split(|b| *b == 0)
-                .map(|s| String::from_utf8_lossy(s).trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
-        Board {
-            model: read("model").and_then(|m| strings(m).into_iter().next()),
-            compatible: read("compatible").map(strings).unwrap_or_default(),
-            root: root.to_path_buf(),
-        }
-    }
-
-    /// Whether the device node `path` (absolute) exists on this board.
-    pub fn has_node(&self, path: &str) -> bool {
-        self.root.join(path.trim_start_matches('/')).exists()
-    }
-}
-
 /// H.264 encoders the profiles know, hardware first.
 const H264_ENCODERS: &[&str] = &[
     "v4l2h264enc",
@@ -115,6 +67,10 @@ const HDMI_HINTS: &[&str] = &[
     "elgato",
     "usb3 video",
 ];
+
+/// Names that mark a sound card as an HDMI capture input's: narrower than [`HDMI_HINTS`],
+/// since sound cards are commonly called "… Capture" and "… HDMI" (a display's output).
+const HDMI_AUDIO_HINTS: &[&str] = &["ms2109", "ms2130", "cam link", "hdmi capture", "usb3 video"];
 
 /// USB HDMI capture devices by vendor and product id (what udev reports as ID_VENDOR_ID and
 /// ID_MODEL_ID, and the v4l2 provider as `device.vendor.id`/`device.product.id`). Their UVC
@@ -271,7 +227,7 @@ pub fn hdmi_audio(name: &str, props: Option<&gst::StructureRef>) -> Option<Strin
         return Some(what);
     }
     let n = name.to_lowercase();
-    ["ms2109", "ms2130", "cam link", "hdmi capture", "usb3 video"]
+    HDMI_AUDIO_HINTS
         .iter()
         .find(|h| n.contains(*h))
         .map(|h| format!("named {h:?}"))
@@ -878,37 +834,6 @@ mod tests {
             None
         );
         assert_eq!(cancels_own_echo("Built-in Audio Analog Stereo", None), None);
-    }
-
-    /// The board is read from its device tree: model and compatible strings, NUL-separated.
-    #[test]
-    fn the_board_is_read_from_its_device_tree() {
-        let root = std::env::temp_dir().join(format!("roomagent-board-{}", std::process::id()));
-        let dt = root.join("proc/device-tree");
-        std::fs::create_dir_all(&dt).unwrap();
-        std::fs::create_dir_all(root.join("dev")).unwrap();
-        std::fs::write(dt.join("model"), b"Raspberry Pi Compute Module 4 Rev 1.0\0").unwrap();
-        std::fs::write(
-            dt.join("compatible"),
-            b"raspberrypi,4-compute-module\0brcm,bcm2711\0",
-        )
-        .unwrap();
-        std::fs::write(root.join("dev/video11"), b"").unwrap();
-        let b = Board::read_at(&root);
-        assert_eq!(
-            b.model.as_deref(),
-            Some("Raspberry Pi Compute Module 4 Rev 1.0")
-        );
-        assert_eq!(
-            b.compatible,
-            ["raspberrypi,4-compute-module", "brcm,bcm2711"]
-        );
-        assert!(b.has_node("/dev/video11"));
-        assert!(!b.has_node("/dev/v4l2-nvenc"));
-        let _ = std::fs::remove_dir_all(&root);
-        let none = Board::read_at(std::path::Path::new("/nonexistent"));
-        assert_eq!(none.model, None);
-        assert!(none.compatible.is_empty());
     }
 
     #[test]

@@ -55,20 +55,7 @@ pub fn temperature_c() -> Option<f64> {
 
 /// The board's model from the device tree (`Raspberry Pi 5 Model B Rev 1.0`), when it has one.
 pub fn board_model() -> Option<String> {
-    [
-        "/proc/device-tree/model",
-        "/sys/firmware/devicetree/base/model",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read(p).ok())
-    .and_then(|raw| model_text(&raw))
-}
-
-/// A device-tree string: NUL-terminated, sometimes with trailing blanks.
-fn model_text(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    let text = text.trim_end_matches('\0').trim();
-    (!text.is_empty()).then(|| text.to_string())
+    crate::board::Board::read().model
 }
 
 #[cfg(test)]
@@ -87,15 +74,5 @@ mod tests {
         let pct = m.sample().unwrap();
         assert!((0.0..=400.0).contains(&pct), "{pct}");
         assert!(rss_mib().unwrap() > 1.0);
-    }
-
-    #[test]
-    fn the_device_tree_model_is_read_without_its_terminator() {
-        assert_eq!(
-            model_text(b"Raspberry Pi 5 Model B Rev 1.0\0").as_deref(),
-            Some("Raspberry Pi 5 Model B Rev 1.0")
-        );
-        assert_eq!(model_text(b"\0"), None);
-        assert_eq!(model_text(b""), None);
     }
 }
