@@ -70,6 +70,12 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// Whether the configuration names the device (a path or a pipeline): it then counts as
+    /// present when a profile is chosen.
+    fn names_a_device(&self) -> bool {
+        matches!(self, DeviceChoice::Path(_) | DeviceChoice::Pipeline(_))
+    }
+
     /// Reads `auto`, `none`, `pipeline:<description>` or a path.
     pub fn parse(s: &str) -> DeviceChoice {
         match s {
@@ -363,6 +369,15 @@ fn encoder_chain(p: &profile::Profile) -> String {
         .join(" ! ")
 }
 
+/// Profile selection's view of what was found, with the devices the configuration names.
+fn machine<'a>(found: &'a devices::Discovered, opts: &MediaOptions) -> devices::Machine<'a> {
+    devices::Machine {
+        found,
+        configured_camera: opts.camera.names_a_device(),
+        configured_microphone: opts.microphone.names_a_device(),
+    }
+}
+
 /// Chooses a profile as [`profile::choose`] does, then checks that its encoder really encodes
 /// ([`pipeline::check_encoder`]). When it does not (a hardware encoder whose device is
 /// missing or busy, a size it refuses), the next profile that fits is tried, down to the
@@ -527,14 +542,7 @@ pub fn start(
     let found = devices::probe(hdmi_path);
     let profiles = profile::load_all(opts.profiles_dir.as_deref())
         .map_err(|e| MediaError::Profile(e.to_string()))?;
-    let machine = devices::Machine {
-        found: &found,
-        configured_camera: matches!(
-            opts.camera,
-            DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
-        ),
-        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
-    };
+    let machine = machine(&found, &opts);
     let (chosen, passed_over) = choose_working(&opts, &profiles, &machine)?;
     // Every element the chosen profile names must exist now, not in the middle of a call.
     for e in chosen.elements().chain([
@@ -1210,14 +1218,7 @@ impl Engine {
             });
         }
         if camera_or_mic_changed && self.call.is_none() {
-            let machine = devices::Machine {
-                found: &self.found,
-                configured_camera: matches!(
-                    self.opts.camera,
-                    DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
-                ),
-                configured_microphone: matches!(self.opts.microphone, DeviceChoice::Path(_)),
-            };
+            let machine = machine(&self.found, &self.opts);
             match choose_working(&self.opts, &self.profiles, &machine) {
                 Ok((chosen, _)) if chosen.name != self.profile.name => {
                     info!(from = %self.profile.name, to = %chosen.name, "profile chosen again for the devices now attached");
@@ -2510,14 +2511,7 @@ pub fn devices_report(opts: &MediaOptions) -> Result<String, MediaError> {
     let found = devices::probe(hdmi_path);
     let profiles = profile::load_all(opts.profiles_dir.as_deref())
         .map_err(|e| MediaError::Profile(e.to_string()))?;
-    let machine = devices::Machine {
-        found: &found,
-        configured_camera: matches!(
-            opts.camera,
-            DeviceChoice::Path(_) | DeviceChoice::Pipeline(_)
-        ),
-        configured_microphone: matches!(opts.microphone, DeviceChoice::Path(_)),
-    };
+    let machine = machine(&found, opts);
     let mut report = match choose_working(opts, &profiles, &machine) {
         Ok((chosen, passed_over)) => {
             let mut r = devices::report(&found, &profiles, &machine, &Ok(&chosen));

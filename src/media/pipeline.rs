@@ -263,15 +263,10 @@ fn device_source(
         DeviceChoice::Pipeline(description) => {
             Ok(Some((DeviceChoice::pipeline_source(description)?, None)))
         }
-        // A device found by that path or id: its own element (v4l2src with the device set,
+        // A device found (by that path or id): its own element (v4l2src with the device set,
         // libcamerasrc with the camera's name, …).
-        DeviceChoice::Path(path)
-            if let Some(d) = found
-                .iter()
-                .find(|d| d.path.as_deref() == Some(path.as_str()))
-                .and_then(|d| d.device.clone()) =>
-        {
-            device_element(&d, stage).map(Some)
+        _ if let Some(d) = chosen_device(choice, found).and_then(|d| d.device.as_ref()) => {
+            device_element(d, stage).map(Some)
         }
         DeviceChoice::Path(path) => {
             let element = stage.map_or(fallback_element, |s| s.element.as_str());
@@ -288,10 +283,22 @@ fn device_source(
             }
             Ok(Some((e, None)))
         }
-        DeviceChoice::Auto => match found.iter().find_map(|d| d.device.clone()) {
-            Some(d) => device_element(&d, stage).map(Some),
-            None => Ok(None),
-        },
+        DeviceChoice::Auto => Ok(None),
+    }
+}
+
+/// The discovered device `choice` means: for `auto` the first found that makes its own
+/// element, for a path the one found there.
+fn chosen_device<'a>(
+    choice: &DeviceChoice,
+    found: &'a [super::devices::DeviceInfo],
+) -> Option<&'a super::devices::DeviceInfo> {
+    match choice {
+        DeviceChoice::Auto => found.iter().find(|d| d.device.is_some()),
+        DeviceChoice::Path(path) => found
+            .iter()
+            .find(|d| d.path.as_deref() == Some(path.as_str())),
+        DeviceChoice::None | DeviceChoice::Pipeline(_) => None,
     }
 }
 
@@ -1055,14 +1062,7 @@ pub fn build(
     // Nothing is played without a speaker, so there is no echo to cancel; nor with a
     // speakerphone that cancels its own.
     let speaker = sink_element(&o.speaker, false)?;
-    let microphone = match &o.microphone {
-        DeviceChoice::Auto => found.microphones.first(),
-        DeviceChoice::Path(p) => found
-            .microphones
-            .iter()
-            .find(|d| d.path.as_deref() == Some(p.as_str())),
-        _ => None,
-    };
+    let microphone = chosen_device(&o.microphone, &found.microphones);
     let self_cancelling = microphone.and_then(|d| {
         let props = d.device.as_ref().and_then(|x| x.properties());
         super::devices::cancels_own_echo(&d.name, props.as_deref())
