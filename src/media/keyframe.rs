@@ -51,10 +51,6 @@ pub fn method(factory: &str, v: GstVersion) -> Method {
 /// the request repeated by every layer's branch).
 const COALESCE: Duration = Duration::from_millis(250);
 
-/// Serialises read-modify-write changes of an element's structure-valued property (the
-/// bitrate control and the key-frame control both edit `extra-controls`).
-pub(crate) static STRUCTURE_EDITS: Mutex<()> = Mutex::new(());
-
 /// Makes `encoder` answer force-key-unit requests with an IDR (see the module text). Returns
 /// the method used.
 pub fn install(encoder: &gst::Element, v: GstVersion) -> Method {
@@ -77,15 +73,10 @@ pub fn install(encoder: &gst::Element, v: GstVersion) -> Method {
             .is_some_and(|e| gstreamer_video::ForceKeyUnitEvent::is(e));
         if asked && let Some(encoder) = weak.upgrade() {
             let now = Instant::now();
-            let due = {
-                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                let due = last.is_none_or(|t| now.duration_since(t) >= COALESCE);
-                if due {
-                    *last = Some(now);
-                }
-                due
-            };
-            if due {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| now.duration_since(t) >= COALESCE) {
+                *last = Some(now);
+                drop(last);
                 force(&encoder, m);
             }
         }
@@ -100,14 +91,19 @@ fn force(encoder: &gst::Element, m: Method) {
         Method::V4l2Control => {
             // A button: set, then taken out again, since every later change of
             // extra-controls (the bitrate) re-sends the whole structure to the driver.
-            let _edit = STRUCTURE_EDITS.lock().unwrap_or_else(|p| p.into_inner());
-            let mut controls = encoder
-                .property::<Option<gst::Structure>>("extra-controls")
-                .unwrap_or_else(|| gst::Structure::new_empty("controls"));
-            controls.set("force_key_frame", 1i32);
-            encoder.set_property("extra-controls", &controls);
-            controls.remove_field("force_key_frame");
-            encoder.set_property("extra-controls", &controls);
+            for pressed in [true, false] {
+                let edited = super::props::edit_structure(encoder, "extra-controls", |c| {
+                    if pressed {
+                        c.set("force_key_frame", 1i32);
+                    } else {
+                        c.remove_field("force_key_frame");
+                    }
+                });
+                if let Err(e) = edited {
+                    tracing::warn!(error = %e, "cannot ask the encoder for a key frame");
+                    return;
+                }
+            }
         }
         Method::NvForceIdr => {
             encoder.emit_by_name::<()>("force-IDR", &[]);

@@ -38,21 +38,32 @@ pub fn set_field(
     field: &str,
     value: i64,
 ) -> Result<(), PropertyError> {
+    let v = i32::try_from(value)
+        .map_err(|_| err(element, property, format!("{field}={value} is too large")))?;
+    edit_structure(element, property, |s| s.set(field, v))
+}
+
+/// Changes `element`'s structure-valued property `property` with `edit`, keeping the fields it
+/// does not touch. Edits are one at a time across threads: a V4L2 encoder's `extra-controls`
+/// is changed by the bitrate control and by a key-frame request, and a read-modify-write of
+/// one must not undo the other's.
+pub fn edit_structure(
+    element: &gst::Element,
+    property: &str,
+    edit: impl FnOnce(&mut gst::Structure),
+) -> Result<(), PropertyError> {
+    static EDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let Some(pspec) = element.find_property(property) else {
         return Err(err(element, property, "no such property"));
     };
     if pspec.value_type() != gst::Structure::static_type() {
         return Err(err(element, property, "is not a structure"));
     }
-    let v = i32::try_from(value)
-        .map_err(|_| err(element, property, format!("{field}={value} is too large")))?;
-    let _edit = super::keyframe::STRUCTURE_EDITS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = EDITS.lock().unwrap_or_else(|p| p.into_inner());
     let mut s = element
         .property::<Option<gst::Structure>>(property)
         .unwrap_or_else(|| gst::Structure::new_empty("controls"));
-    s.set(field, v);
+    edit(&mut s);
     element.set_property(property, s);
     Ok(())
 }
