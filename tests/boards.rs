@@ -14,6 +14,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use roomagent::core::{Command, UserId};
+use roomagent::media::relay::split_access_unit;
 use roomagent::media::{MediaOptions, pipeline, profile};
 use support::*;
 
@@ -42,22 +43,6 @@ fn orin_root(nvenc: bool) -> std::path::PathBuf {
         ],
         if nvenc { &["/dev/v4l2-nvenc"][..] } else { &[] },
     )
-}
-
-/// Whether an H.264 access unit (Annex B) holds an IDR slice.
-fn has_idr(au: &[u8]) -> bool {
-    let mut i = 0;
-    while i + 3 < au.len() {
-        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
-            if au[i + 3] & 0x1f == 5 {
-                return true;
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    false
 }
 
 /// Encodes a live 15 fps test pattern through `chain`, asks for a key frame as a picture-loss
@@ -106,7 +91,8 @@ fn picture_loss_to_idr(chain: Vec<gst::Element>) -> Option<(Duration, u32)> {
             panic!("the chain stopped after {frames} frames");
         };
         frames += 1;
-        let idr = has_idr(&sample.buffer().unwrap().map_readable().unwrap());
+        let au = sample.buffer().unwrap().map_readable().unwrap();
+        let idr = split_access_unit(&au, &mut Default::default()).key;
         match asked {
             None if frames == 30 => {
                 assert!(!idr, "frame 30 is inside the GOP");
@@ -281,7 +267,7 @@ fn the_pi_encoder_gets_the_level_its_size_needs() {
 }
 
 /// Runs `roomagent devices` with the stand-ins, on the board under `root`.
-fn devices_report(root: &std::path::Path, extra: &[(&str, &str)]) -> String {
+fn devices_report(root: &std::path::Path, extra: &[(&'static str, &str)]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomagent"))
         .arg("devices")
         .envs(standins::env(extra))

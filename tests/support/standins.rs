@@ -36,16 +36,10 @@ pub fn plugin_dir() -> PathBuf {
 
 /// GST_PLUGIN_PATH for the stand-ins (searched as well as the system's plugins), and the
 /// other variables `extra` adds.
-pub fn env(extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
-    let mut env = vec![("GST_PLUGIN_PATH", plugin_dir().display().to_string())];
-    for (k, v) in extra {
-        env.push((leak(k), v.to_string()));
-    }
-    env
-}
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
+pub fn env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    std::iter::once(("GST_PLUGIN_PATH", plugin_dir().display().to_string()))
+        .chain(extra.iter().map(|(k, v)| (*k, v.to_string())))
+        .collect()
 }
 
 /// A directory standing in for a board's `/` (ROOMAGENT_BOARD_ROOT): its device tree's model

@@ -15,23 +15,17 @@ pub struct Core {
     pub forced: Arc<AtomicU64>,
 }
 
-fn make(factory: &str) -> gst::Element {
-    gst::ElementFactory::make(factory)
-        .build()
-        .unwrap_or_else(|_| panic!("the stand-ins need {factory}"))
-}
-
 impl Core {
     /// Builds the chain in `bin` and ghosts its ends through the bin's `sink` and `src`
     /// templates. x264enc runs as a real-time hardware encoder would: no B frames, no
     /// look-ahead, a key frame every `gop` frames.
     pub fn build(bin: &gst::Bin, front: Vec<gst::Element>, out_caps: gst::Caps, gop: u32) -> Core {
-        let x264 = make("x264enc");
+        let x264 = element("x264enc");
         x264.set_property_from_str("tune", "zerolatency");
         x264.set_property_from_str("speed-preset", "ultrafast");
         x264.set_property("bframes", 0u32);
         x264.set_property("key-int-max", gop);
-        let out = make("capsfilter");
+        let out = element("capsfilter");
         out.set_property("caps", &out_caps);
         let mut chain = front;
         chain.push(x264.clone());
@@ -81,7 +75,9 @@ pub fn fill(bin: &gst::Bin, chain: &[gst::Element]) {
 
 /// An element by factory name (those the stand-ins are built of exist wherever the tests run).
 pub fn element(factory: &str) -> gst::Element {
-    make(factory)
+    gst::ElementFactory::make(factory)
+        .build()
+        .unwrap_or_else(|_| panic!("the stand-ins need {factory}"))
 }
 
 /// Always-pads `sink` (none for a source) and `src`.
@@ -143,3 +139,67 @@ pub fn size_of(caps: &gst::CapsRef) -> Option<(u32, u32, u32)> {
         .unwrap_or(0);
     Some((w.max(0) as u32, h.max(0) as u32, fps.max(0) as u32))
 }
+
+/// Declares a stand-in that is a bin of other elements and nothing more (no properties of its
+/// own): its GObject type, metadata, pad templates, and `build`, which fills the new bin.
+macro_rules! bin_standin {
+    (
+        $module:ident, $wrapper:ident, $type_name:literal,
+        metadata: ($long:expr, $klass:expr, $description:expr),
+        templates: $templates:expr,
+        build: $build:expr $(,)?
+    ) => {
+        glib::wrapper! {
+            pub struct $wrapper(ObjectSubclass<$module::Imp>)
+                @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
+        }
+
+        mod $module {
+            use super::*;
+
+            #[derive(Default)]
+            pub struct Imp;
+
+            #[glib::object_subclass]
+            impl ObjectSubclass for Imp {
+                const NAME: &'static str = $type_name;
+                type Type = super::$wrapper;
+                type ParentType = gst::Bin;
+            }
+
+            impl ObjectImpl for Imp {
+                fn constructed(&self) {
+                    self.parent_constructed();
+                    let build: fn(&gst::Bin) = $build;
+                    build(self.obj().upcast_ref());
+                }
+            }
+
+            impl GstObjectImpl for Imp {}
+
+            impl ElementImpl for Imp {
+                fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+                    static META: std::sync::LazyLock<gst::subclass::ElementMetadata> =
+                        std::sync::LazyLock::new(|| {
+                            gst::subclass::ElementMetadata::new(
+                                $long,
+                                $klass,
+                                $description,
+                                "roomagent",
+                            )
+                        });
+                    Some(&*META)
+                }
+
+                fn pad_templates() -> &'static [gst::PadTemplate] {
+                    static T: std::sync::LazyLock<Vec<gst::PadTemplate>> =
+                        std::sync::LazyLock::new(|| $templates);
+                    T.as_ref()
+                }
+            }
+
+            impl BinImpl for Imp {}
+        }
+    };
+}
+pub(crate) use bin_standin;

@@ -21,7 +21,9 @@ use gstreamer::subclass::prelude::*;
 use gstreamer_base as gst_base;
 use gstreamer_base::subclass::prelude::*;
 
-use crate::encoder::{Core, element, fill, ignore_force_key_unit};
+use crate::encoder::{
+    Core, bin_standin, element, fill, ignore_force_key_unit, software_decoder, templates,
+};
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
@@ -189,128 +191,52 @@ memory_mark!(
     raw(true)
 );
 
-glib::wrapper! {
-    pub struct NvV4l2Decoder(ObjectSubclass<dec::NvV4l2Decoder>)
-        @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
-}
+bin_standin!(
+    dec,
+    NvV4l2Decoder,
+    "RoomagentStandinNvV4l2Decoder",
+    metadata: (
+        "NVIDIA v4l2 video decoder (roomagent stand-in)",
+        "Codec/Decoder/Video",
+        "Decode video streams via V4L2 API into NVMM memory (a software decoder inside)"
+    ),
+    templates: {
+        let sink = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build();
+        templates(Some(&sink), &raw(true))
+    },
+    build: |bin| fill(
+        bin,
+        &[software_decoder(), element("videoconvert"), element("roomagentnvmmupload")],
+    ),
+);
 
-mod dec {
-    use super::*;
-
-    #[derive(Default)]
-    pub struct NvV4l2Decoder;
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for NvV4l2Decoder {
-        const NAME: &'static str = "RoomagentStandinNvV4l2Decoder";
-        type Type = super::NvV4l2Decoder;
-        type ParentType = gst::Bin;
-    }
-
-    impl ObjectImpl for NvV4l2Decoder {
-        fn constructed(&self) {
-            self.parent_constructed();
-            fill(
-                self.obj().upcast_ref(),
-                &[
-                    crate::encoder::software_decoder(),
-                    element("videoconvert"),
-                    element("roomagentnvmmupload"),
-                ],
-            );
-        }
-    }
-
-    impl GstObjectImpl for NvV4l2Decoder {}
-
-    impl ElementImpl for NvV4l2Decoder {
-        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
-                    "NVIDIA v4l2 video decoder (roomagent stand-in)",
-                    "Codec/Decoder/Video",
-                    "Decode video streams via V4L2 API into NVMM memory (a software decoder inside)",
-                    "roomagent",
-                )
-            });
-            Some(&*META)
-        }
-
-        fn pad_templates() -> &'static [gst::PadTemplate] {
-            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let sink = gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "byte-stream")
-                    .field("alignment", "au")
-                    .build();
-                crate::encoder::templates(Some(&sink), &raw(true))
-            });
-            T.as_ref()
-        }
-    }
-
-    impl BinImpl for NvV4l2Decoder {}
-}
-
-glib::wrapper! {
-    pub struct NvVidConv(ObjectSubclass<conv::NvVidConv>)
-        @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
-}
-
-mod conv {
-    use super::*;
-
-    #[derive(Default)]
-    pub struct NvVidConv;
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for NvVidConv {
-        const NAME: &'static str = "RoomagentStandinNvVidConv";
-        type Type = super::NvVidConv;
-        type ParentType = gst::Bin;
-    }
-
-    impl ObjectImpl for NvVidConv {
-        fn constructed(&self) {
-            self.parent_constructed();
-            fill(
-                self.obj().upcast_ref(),
-                &[
-                    element("roomagentnvmmany"),
-                    element("videoconvert"),
-                    element("videoscale"),
-                    element("roomagentnvmmany"),
-                ],
-            );
-        }
-    }
-
-    impl GstObjectImpl for NvVidConv {}
-
-    impl ElementImpl for NvVidConv {
-        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
-                    "NvVidConv Plugin (roomagent stand-in)",
-                    "Filter/Converter/Video/Scaler",
-                    "Converts video from one colorspace to another & resizes",
-                    "roomagent",
-                )
-            });
-            Some(&*META)
-        }
-
-        fn pad_templates() -> &'static [gst::PadTemplate] {
-            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let mut any = gst::Caps::builder("video/x-raw").build();
-                any.merge(gst::Caps::builder("video/x-raw").features([NVMM]).build());
-                crate::encoder::templates(Some(&any), &any)
-            });
-            T.as_ref()
-        }
-    }
-
-    impl BinImpl for NvVidConv {}
-}
+bin_standin!(
+    conv,
+    NvVidConv,
+    "RoomagentStandinNvVidConv",
+    metadata: (
+        "NvVidConv Plugin (roomagent stand-in)",
+        "Filter/Converter/Video/Scaler",
+        "Converts video from one colorspace to another & resizes"
+    ),
+    templates: {
+        let mut any = gst::Caps::builder("video/x-raw").build();
+        any.merge(gst::Caps::builder("video/x-raw").features([NVMM]).build());
+        templates(Some(&any), &any)
+    },
+    build: |bin| fill(
+        bin,
+        &[
+            element("roomagentnvmmany"),
+            element("videoconvert"),
+            element("videoscale"),
+            element("roomagentnvmmany"),
+        ],
+    ),
+);
 
 /// NVIDIA's H.264 profiles (V4L2_MPEG_VIDEO_H264_PROFILE_* values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum, Default)]

@@ -18,7 +18,9 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer::subclass::prelude::*;
 
-use crate::encoder::{Core, element, ignore_force_key_unit, size_of};
+use crate::encoder::{
+    Core, bin_standin, element, fill, ignore_force_key_unit, size_of, software_decoder, templates,
+};
 use crate::h264_levels;
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
@@ -38,11 +40,6 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
 
 glib::wrapper! {
     pub struct V4l2H264Enc(ObjectSubclass<imp::V4l2H264Enc>)
-        @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
-}
-
-glib::wrapper! {
-    pub struct V4l2Convert(ObjectSubclass<conv::V4l2Convert>)
         @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
 }
 
@@ -242,55 +239,21 @@ mod imp {
     impl BinImpl for V4l2H264Enc {}
 }
 
-mod conv {
-    use super::*;
-
-    #[derive(Default)]
-    pub struct V4l2Convert;
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for V4l2Convert {
-        const NAME: &'static str = "RoomagentStandinV4l2Convert";
-        type Type = super::V4l2Convert;
-        type ParentType = gst::Bin;
-    }
-
-    impl ObjectImpl for V4l2Convert {
-        fn constructed(&self) {
-            self.parent_constructed();
-            crate::encoder::fill(
-                self.obj().upcast_ref(),
-                &[element("videoconvert"), element("videoscale")],
-            );
-        }
-    }
-
-    impl GstObjectImpl for V4l2Convert {}
-
-    impl ElementImpl for V4l2Convert {
-        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
-                    "V4L2 Video Converter (roomagent stand-in)",
-                    "Filter/Converter/Video/Scaler/Hardware",
-                    "Transform streams via V4L2 API (videoconvert and videoscale inside)",
-                    "roomagent",
-                )
-            });
-            Some(&*META)
-        }
-
-        fn pad_templates() -> &'static [gst::PadTemplate] {
-            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let raw = gst::Caps::builder("video/x-raw").build();
-                crate::encoder::templates(Some(&raw), &raw)
-            });
-            T.as_ref()
-        }
-    }
-
-    impl BinImpl for V4l2Convert {}
-}
+bin_standin!(
+    conv,
+    V4l2Convert,
+    "RoomagentStandinV4l2Convert",
+    metadata: (
+        "V4L2 Video Converter (roomagent stand-in)",
+        "Filter/Converter/Video/Scaler/Hardware",
+        "Transform streams via V4L2 API (videoconvert and videoscale inside)"
+    ),
+    templates: {
+        let raw = gst::Caps::builder("video/x-raw").build();
+        templates(Some(&raw), &raw)
+    },
+    build: |bin| fill(bin, &[element("videoconvert"), element("videoscale")]),
+);
 
 /// The Pi's V4L2 H.264 decoder as it fails on Bookworm: after some create/destroy cycles the
 /// firmware stops (raspberrypi/firmware#1845), and some streams' colorimetry does not
@@ -305,86 +268,48 @@ pub fn register_decoder(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     )
 }
 
-glib::wrapper! {
-    pub struct V4l2H264Dec(ObjectSubclass<dec::V4l2H264Dec>)
-        @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
-}
-
-mod dec {
-    use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    #[derive(Default)]
-    pub struct V4l2H264Dec;
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for V4l2H264Dec {
-        const NAME: &'static str = "RoomagentStandinV4l2H264Dec";
-        type Type = super::V4l2H264Dec;
-        type ParentType = gst::Bin;
-    }
-
-    impl ObjectImpl for V4l2H264Dec {
-        fn constructed(&self) {
-            self.parent_constructed();
-            let obj = self.obj();
-            let inner = crate::encoder::software_decoder();
-            crate::encoder::fill(obj.upcast_ref(), std::slice::from_ref(&inner));
-            let fail_after: Option<u64> = std::env::var("ROOMAGENT_STANDIN_V4L2DEC_FAIL_AFTER")
-                .ok()
-                .and_then(|v| v.parse().ok());
-            if let Some(limit) = fail_after {
-                let frames = Arc::new(AtomicU64::new(0));
-                let weak = obj.downgrade();
-                inner.static_pad("sink").unwrap().add_probe(
-                    gst::PadProbeType::BUFFER,
-                    move |_, info| {
-                        if frames.fetch_add(1, Ordering::Relaxed) < limit {
-                            return gst::PadProbeReturn::Ok;
-                        }
-                        if let Some(this) = weak.upgrade() {
-                            gst::element_error!(
-                                this,
-                                gst::StreamError::Decode,
-                                ["Failed to process frame (stand-in: the decoder stopped)"]
-                            );
-                        }
-                        info.flow_res = Err(gst::FlowError::Error);
-                        gst::PadProbeReturn::Drop
-                    },
-                );
-            }
+bin_standin!(
+    dec,
+    V4l2H264Dec,
+    "RoomagentStandinV4l2H264Dec",
+    metadata: (
+        "V4L2 H264 Decoder (roomagent stand-in)",
+        "Codec/Decoder/Video/Hardware",
+        "Decodes H264 streams via V4L2 API (a software decoder inside)"
+    ),
+    templates: {
+        let sink = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build();
+        templates(Some(&sink), &gst::Caps::builder("video/x-raw").build())
+    },
+    build: |bin| {
+        let inner = software_decoder();
+        fill(bin, std::slice::from_ref(&inner));
+        let limit: Option<u64> = std::env::var("ROOMAGENT_STANDIN_V4L2DEC_FAIL_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        if let Some(limit) = limit {
+            let frames = std::sync::atomic::AtomicU64::new(0);
+            let weak = bin.downgrade();
+            inner.static_pad("sink").unwrap().add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, info| {
+                    if frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < limit {
+                        return gst::PadProbeReturn::Ok;
+                    }
+                    if let Some(this) = weak.upgrade() {
+                        gst::element_error!(
+                            this,
+                            gst::StreamError::Decode,
+                            ["Failed to process frame (stand-in: the decoder stopped)"]
+                        );
+                    }
+                    info.flow_res = Err(gst::FlowError::Error);
+                    gst::PadProbeReturn::Drop
+                },
+            );
         }
-    }
-
-    impl GstObjectImpl for V4l2H264Dec {}
-
-    impl ElementImpl for V4l2H264Dec {
-        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-                gst::subclass::ElementMetadata::new(
-                    "V4L2 H264 Decoder (roomagent stand-in)",
-                    "Codec/Decoder/Video/Hardware",
-                    "Decodes H264 streams via V4L2 API (a software decoder inside)",
-                    "roomagent",
-                )
-            });
-            Some(&*META)
-        }
-
-        fn pad_templates() -> &'static [gst::PadTemplate] {
-            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let sink = gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "byte-stream")
-                    .field("alignment", "au")
-                    .build();
-                let src = gst::Caps::builder("video/x-raw").build();
-                crate::encoder::templates(Some(&sink), &src)
-            });
-            T.as_ref()
-        }
-    }
-
-    impl BinImpl for V4l2H264Dec {}
-}
+    },
+);
