@@ -73,19 +73,32 @@ async fn in_call(camera: &str, kbps: u32) -> (Gate, RtcGate, Agent) {
 
 /// [`in_call`] with more configuration sections.
 async fn in_call_with(camera: &str, kbps: u32, sections: &str) -> (Gate, RtcGate, Agent) {
+    let (gate, rtc) = gates().await;
+    let config = toml(UID, &gate, camera, kbps).replace("[log]", &format!("{sections}\n[log]"));
+    let agent = invited(&gate, &rtc, &config).await;
+    (gate, rtc, agent)
+}
+
+/// The RTM gate, naming the RTC gate, with room RID (member 42) and the device's token.
+async fn gates() -> (Gate, RtcGate) {
     let gate = Gate::start(None).await;
     let rtc = RtcGate::start().await;
     gate.set_rtc_endpoint(&rtc.endpoint());
     gate.accept_token(UID, &format!("token-{UID}"));
     gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
-    let config = toml(UID, &gate, camera, kbps).replace("[log]", &format!("{sections}\n[log]"));
-    let mut agent = Agent::start_toml(&config).await;
+    (gate, rtc)
+}
+
+/// An agent started with `config` on the gates, invited into RID by 42, in the RTC room's
+/// media.
+async fn invited(gate: &Gate, rtc: &RtcGate, config: &str) -> Agent {
+    let mut agent = Agent::start_toml(config).await;
     agent.registered().await;
     gate.wait_login(UID).await;
     gate.invite(UID, RID, MEMBER).await;
     agent.phase(CallPhase::InCall).await;
     rtc.wait_in_room(UID).await;
-    (gate, rtc, agent)
+    agent
 }
 
 fn unit(g: &Got) -> VideoUnit {
@@ -308,6 +321,77 @@ async fn mute_admin_close_mic_and_camera_off_stop_the_quests() {
         back.len()
     );
     agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_admits_the_device_muted_gets_not_one_voice_packet() {
+    let (gate, rtc) = gates().await;
+    rtc.microphone(false);
+    let mut agent = invited(&gate, &rtc, &toml(UID, &gate, "none", 300)).await;
+    rtc.wait_sent(UID, "video", 15, Duration::from_secs(10))
+        .await;
+    agent.wait_for("mic closed", |s| s.mic_muted).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rtc.sent(UID, "voice").len(),
+        0,
+        "the room said microphone: false; no voice before or after"
+    );
+    // A person may open it again.
+    agent.handle.command(Command::Unmute).await.unwrap();
+    let voice = rtc
+        .wait_sent(UID, "voice", 10, Duration::from_secs(5))
+        .await;
+    assert!(decode_voice(&voice) >= 8);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_connection_ends_with_a_kickout_a_closed_room_a_kick_or_a_refused_login() {
+    let mut took = Vec::new();
+    for how in ["kickout", "room closed", "kicked", "login refused"] {
+        let (gate, rtc) = gates().await;
+        // A kicked-out device waits reconnect_max before logging in again: the media
+        // connection must not wait for that login.
+        let config = toml(UID, &gate, "none", 300)
+            .replace("reconnect_max_ms = 400", "reconnect_max_ms = 20000");
+        let mut agent = invited(&gate, &rtc, &config).await;
+        rtc.wait_sent(UID, "video", 5, Duration::from_secs(10))
+            .await;
+        let connections = rtc.connections();
+        let started = std::time::Instant::now();
+        match how {
+            "kickout" => gate.kick_out(UID),
+            "room closed" => {
+                gate.push(UID, "pushRTCRoomClosed", map([("rid", RID.into())]))
+                    .await;
+            }
+            "kicked" => {
+                let body = map([("rid", RID.into()), ("fromUid", MEMBER.into())]);
+                gate.push(UID, "pushKickOutRTCRoom", body).await;
+            }
+            _ => {
+                gate.revoke_token(UID);
+                gate.disconnect(UID);
+            }
+        }
+        // Before the fix a kickout kept it until the next login and a refused login for good.
+        while rtc.in_room(UID) {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{how}: the RTC gate connection is still open after 2 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        took.push((how, started.elapsed().as_millis()));
+        agent.phase(CallPhase::Idle).await;
+        let since = unix_ms();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(rtc.connections(), connections, "{how}: not connected again");
+        assert!(after(&rtc, "video", since).is_empty(), "{how}: no media");
+        agent.stop().await;
+    }
+    println!("MEASURE event -> RTC gate connection closed (ms): {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

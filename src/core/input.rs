@@ -16,6 +16,13 @@ pub enum SignalingEvent {
         /// Why, for logs and the dashboard.
         reason: String,
     },
+    /// The server refused to log us in again (a revoked or expired token, a banned user):
+    /// the device is in no room any more, so a call in progress ends. The adapter keeps
+    /// trying, and a `Disconnected` follows.
+    LoginRefused {
+        /// What the server said, for logs and the dashboard.
+        reason: String,
+    },
     /// `doInvite`: someone calls us.
     Invite {
         /// The caller.

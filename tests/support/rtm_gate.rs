@@ -2,6 +2,8 @@
 //! `which` (so it doubles as the dispatch service), `*key`, `auth`, `*ping`, `bye`, the RTC
 //! room quests and `sendmsg`. It records every quest the device sends, keeps a room table,
 //! pushes what a test asks it to, kicks an older login of the same uid, and can fall silent.
+//! Like a server built on the FPNN framework, it drops data that arrives together with the
+//! client's close ([`closed_with`]).
 //!
 //! It uses the agent's FPNN codec for framing only; the codec is checked byte for byte against
 //! independent vectors in its own tests.
@@ -76,11 +78,16 @@ pub struct Gate {
 
 impl Gate {
     pub async fn start(key: Option<GateKey>) -> Gate {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), key).await
+        Self::start_on("127.0.0.1:0".parse().unwrap(), key, HashMap::new()).await
     }
 
-    /// Starts on `addr` (to restart on the same port), retrying while the port is busy.
-    pub async fn start_on(addr: SocketAddr, key: Option<GateKey>) -> Gate {
+    /// Starts on `addr` (to restart on the same port), retrying while the port is busy, with
+    /// `tokens` accepted from the first connection on.
+    async fn start_on(
+        addr: SocketAddr,
+        key: Option<GateKey>,
+        tokens: HashMap<i64, String>,
+    ) -> Gate {
         let mut listener = None;
         for _ in 0..100 {
             match TcpListener::bind(addr).await {
@@ -93,7 +100,10 @@ impl Gate {
         }
         let listener = listener.expect("cannot bind the test gate");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            tokens,
+            ..State::default()
+        }));
         let (quests, _) = broadcast::channel(1024);
         let stop = CancellationToken::new();
         let task = tokio::spawn(accept(
@@ -117,9 +127,7 @@ impl Gate {
     pub async fn restart(self, key: Option<GateKey>) -> Gate {
         let tokens = self.state.lock().unwrap().tokens.clone();
         let addr = self.stop().await;
-        let gate = Gate::start_on(addr, key).await;
-        gate.state.lock().unwrap().tokens = tokens;
-        gate
+        Gate::start_on(addr, key, tokens).await
     }
 
     /// Stops accepting and closes every connection; returns the address to restart on.
@@ -143,6 +151,22 @@ impl Gate {
             .unwrap()
             .tokens
             .insert(uid, token.to_string());
+    }
+
+    /// The back end revokes `uid`'s token: its next login is refused.
+    pub fn revoke_token(&self, uid: i64) {
+        self.state.lock().unwrap().tokens.remove(&uid);
+    }
+
+    /// Closes `uid`'s connection, as a gate going away would (the device logs in again).
+    pub fn disconnect(&self, uid: i64) {
+        self.send(uid, Out::Close);
+    }
+
+    /// `kickout` and close, as when the same uid logs in elsewhere.
+    pub fn kick_out(&self, uid: i64) {
+        self.send(uid, Out::OneWay("kickout".into(), empty_map()));
+        self.send(uid, Out::Close);
     }
 
     /// The RTC gate `getRTCGateEndpoint` names.
@@ -298,6 +322,24 @@ struct Connection {
     waiting: HashMap<u32, oneshot::Sender<Frame>>,
 }
 
+/// Reads what else arrived in the same wake-up (a busy server's loop comes round a few ms
+/// later) and says whether the peer's close came with it. FPNN's epoll server checks for the
+/// close first and then drops the connection with whatever data is still unread
+/// (`TCPEpollServer`, `EPOLLRDHUP` before `EPOLLIN`), so a client that writes and closes at
+/// once loses what it wrote; this gate does the same.
+async fn closed_with(stream: &mut TcpStream, data: &mut Vec<u8>) -> bool {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut more = vec![0u8; 64 * 1024];
+    loop {
+        match stream.try_read(&mut more) {
+            Ok(0) => return true,
+            Ok(n) => data.extend_from_slice(&more[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 impl Connection {
     async fn serve(mut self, mut stream: TcpStream, stop: CancellationToken) {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -308,10 +350,14 @@ impl Connection {
                 _ = stop.cancelled() => return,
                 n = stream.read(&mut buf) => {
                     let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                    let mut data = buf[..n].to_vec();
+                    if closed_with(&mut stream, &mut data).await {
+                        break;
+                    }
                     if self.state.lock().unwrap().silent {
                         continue;
                     }
-                    self.link.read(&buf[..n]);
+                    self.link.read(&data);
                     loop {
                         match self.link.next_frame() {
                             Ok(Some(f)) => match self.on_frame(f, &tx, &mut out) {

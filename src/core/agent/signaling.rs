@@ -24,6 +24,12 @@ impl Agent {
                 self.registered = false;
                 self.signaling_error = Some(reason);
             }
+            SignalingEvent::LoginRefused { reason } => {
+                if !matches!(self.phase, Phase::Idle) {
+                    warn!(%reason, "signaling login refused: the call ends");
+                    self.end_call(EndReason::Error(format!("login refused: {reason}")));
+                }
+            }
             SignalingEvent::Invite {
                 from,
                 call_type,

@@ -463,6 +463,32 @@ fn same_account_entering_elsewhere_replaces_us() {
 }
 
 #[test]
+fn a_refused_login_mid_call_ends_the_call_and_stops_media() {
+    let mut h = Harness::in_call_with(&[CALLER_C]);
+    h.signal(SignalingEvent::Disconnected {
+        reason: "gate restarted".into(),
+    });
+    assert!(
+        ended(&h.take()).is_none(),
+        "a lost link alone keeps the call"
+    );
+    h.signal(SignalingEvent::LoginRefused {
+        reason: "token refused".into(),
+    });
+    let actions = h.take();
+    assert!(media(&actions).contains(&MediaCommand::StopAll));
+    match ended(&actions) {
+        Some(EndReason::Error(why)) => assert!(why.contains("token refused"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Idle: nothing more happens.
+    h.signal(SignalingEvent::LoginRefused {
+        reason: "token refused".into(),
+    });
+    assert!(ended(&h.take()).is_none());
+}
+
+#[test]
 fn hangup_in_a_room_exits_and_stops_media() {
     let mut h = Harness::in_call_with(&[CALLER_C]);
     h.command(Command::Mute).unwrap();

@@ -20,6 +20,10 @@ use crate::signaling::Ends;
 /// this in one frame is broken or hostile.
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// How long leaving may wait for the answers to `exitRTCRoom` and `bye` (within the
+/// signaling part's shutdown budget).
+const CLOSE_WAIT: Duration = Duration::from_millis(1500);
+
 /// Why a connection attempt failed.
 #[derive(Debug, Error)]
 pub(super) enum ConnectError {
@@ -283,15 +287,40 @@ impl Connection {
             .map_err(|e| format!("send failed: {e}"))
     }
 
-    /// Sends what the core queued last (typically `exitRTCRoom`), says `bye` and closes.
+    /// Sends what the core queued last (typically `exitRTCRoom`), says `bye`, and closes once
+    /// the gate has answered both or [`CLOSE_WAIT`] has passed. Closing right after writing
+    /// would lose them: an FPNN server that sees the close in the same wake-up as data drops
+    /// the data unread. The RTM SDKs wait for `bye`'s answer the same way.
     async fn close(mut self, session: &mut Session, ends: &mut Ends) -> End {
         let now = Instant::now().into_std();
         while let Ok(out) = ends.outgoing.try_recv() {
             session.handle_outgoing(now, out);
         }
         session.bye(now);
-        let _ = timeout(Duration::from_secs(1), self.flush(session)).await;
-        let _ = timeout(Duration::from_millis(500), self.stream.shutdown()).await;
+        let goodbye = async {
+            self.flush(session).await?;
+            let mut buf = vec![0u8; 16 * 1024];
+            while session.awaiting_goodbye() {
+                let n = self.stream.read(&mut buf).await;
+                if matches!(n, Ok(0)) {
+                    // The gate closed first: it read everything before it.
+                    return Ok(());
+                }
+                self.received(session, n, &buf).map_err(|f| f.to_string())?;
+                // Answers to pushes that crossed our goodbye.
+                self.flush(session).await?;
+            }
+            Ok::<(), String>(())
+        };
+        match timeout(CLOSE_WAIT, goodbye).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "the RTM gate connection failed while leaving"),
+            Err(_) => debug!(
+                wait = ?CLOSE_WAIT,
+                "the RTM gate did not answer bye in time; closing anyway"
+            ),
+        }
+        let _ = timeout(Duration::from_millis(300), self.stream.shutdown()).await;
         info!("left the RTM gate");
         End::Shutdown
     }

@@ -253,6 +253,12 @@ async fn run(opts: Options, relay: Option<Relay>, mut ends: Ends, shutdown: Canc
                 {
                     connection::End::Shutdown => return,
                     connection::End::Lost { reason, kicked } => {
+                        // A kickout or a refused login took the room with it: its media
+                        // connection ends now, not at the next login. (A plain loss keeps
+                        // the room, and the media flows on meanwhile.)
+                        if let Some(m) = &media {
+                            m.follow(&session);
+                        }
                         if kicked {
                             // Coming straight back would throw the other login out in turn.
                             kicked_pause = opts.reconnect_max;

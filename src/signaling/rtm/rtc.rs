@@ -2,7 +2,8 @@
 //!
 //! While the device is in an RTC room (a [`Target`]: room, room token, gate endpoint), this
 //! task keeps one FPNN-over-TCP connection to the gate: `enterRTCRoom {pid, uid, rid, token}`
-//! (its answer's `microphone: false` closes the microphone on first entry), `adjustTime`
+//! (its answer's `microphone: false` closes the microphone on first entry, before the first
+//! frame leaves), `adjustTime`
 //! every [`ADJUST_EVERY`] for the server clock's offset, the gate's `ping` answered, the
 //! device's frames from the [`Relay`] written as one-way `video` and `voice` quests, and the
 //! members' `pushVideo`/`pushVoice` handed to the media engine. A lost connection (closed,
@@ -218,11 +219,10 @@ async fn connection(
                                 in_room = true;
                                 *entered = Some(t.rid);
                                 info!(rid = %t.rid, members = ?entry.members, "in the RTC room's media");
-                                relay.open();
-                                if first_entry && entry.microphone == Some(false) {
-                                    let order = SignalingEvent::Moderated { order: ModeratorOrder::CloseMic };
-                                    let _ = events.try_send(order);
+                                if first_entry {
+                                    entry.apply(relay, events).await;
                                 }
+                                relay.open();
                             }
                             Ok(None) => {}
                             Err(reason) => return End::Lost(reason),
@@ -292,7 +292,29 @@ async fn open(endpoint: &str) -> std::io::Result<TcpStream> {
 /// What the answer to `enterRTCRoom` said.
 struct Entry {
     microphone: Option<bool>,
+    /// Not in any answer seen so far; honoured like `microphone` if a gate sends it.
+    camera: Option<bool>,
     members: Vec<i64>,
+}
+
+impl Entry {
+    /// A room that admits the device with its microphone (or camera) closed: closed in the
+    /// relay before it opens, so not one frame of it leaves, then closed in the core, which
+    /// shows it and lets a person open it again.
+    async fn apply(&self, relay: &Relay, events: &mpsc::Sender<SignalingEvent>) {
+        let mut orders = Vec::new();
+        if self.microphone == Some(false) {
+            relay.set_voice(false);
+            orders.push(ModeratorOrder::CloseMic);
+        }
+        if self.camera == Some(false) {
+            relay.set_video(false);
+            orders.push(ModeratorOrder::CloseCamera);
+        }
+        for order in orders {
+            let _ = events.send(SignalingEvent::Moderated { order }).await;
+        }
+    }
 }
 
 struct Conn {
@@ -394,6 +416,7 @@ impl Conn {
                     };
                     return Ok(Some(Entry {
                         microphone: field(&body, "microphone").and_then(as_bool),
+                        camera: field(&body, "camera").and_then(as_bool),
                         members,
                     }));
                 }

@@ -36,8 +36,10 @@ use crate::core::{CallType, ClientId, Outgoing, RequestKind, RoomId, SignalingEv
 pub const CODE_TIMEOUT: i64 = 20003;
 /// FPNN's code for a method the receiver does not know (`FPNN_EC_CORE_UNKNOWN_METHOD`).
 pub const CODE_UNKNOWN_METHOD: i64 = 20004;
-/// FPNN's code for a quest whose parameters are missing or of the wrong type.
-pub const CODE_BAD_PARAMETER: i64 = 10010;
+/// FPNN's code for a quest without a parameter it needs (`FPNN_EC_PROTO_KEY_NOT_FOUND`).
+pub const CODE_MISSING_PARAMETER: i64 = 10009;
+/// FPNN's code for a parameter of the wrong type (`FPNN_EC_PROTO_TYPE_CONVERT`).
+pub const CODE_MISTYPED_PARAMETER: i64 = 10010;
 /// Messages above this many bytes are refused (the RTS message limit the device follows).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// How many `(from, mid)` pairs are remembered to drop repeated messages.
@@ -322,6 +324,13 @@ impl Session {
         }
     }
 
+    /// Whether `bye` or `exitRTCRoom` still waits for its answer (closing now could lose it).
+    pub fn awaiting_goodbye(&self) -> bool {
+        self.pending
+            .values()
+            .any(|w| matches!(w.purpose, Purpose::Bye | Purpose::Exit))
+    }
+
     /// A frame from the gate.
     pub fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Fatal> {
         self.last_received = Some(now);
@@ -405,6 +414,7 @@ impl Session {
         match purpose {
             Purpose::Auth => {
                 if field(body, "ok").and_then(as_bool) != Some(true) {
+                    self.login_refused(&Fatal::TokenRefused);
                     return Err(Fatal::TokenRefused);
                 }
                 self.authenticated = true;
@@ -470,7 +480,15 @@ impl Session {
         let request = match purpose {
             Purpose::Key | Purpose::Ping => return Err(Fatal::Dead(message)),
             Purpose::Auth if code == CODE_TIMEOUT => return Err(Fatal::Dead(message)),
-            Purpose::Auth => return Err(Fatal::AuthFailed { code, ex: message }),
+            Purpose::Auth => {
+                let fatal = Fatal::AuthFailed { code, ex: message };
+                // The framework's own codes (five digits: a busy or restarting server) pass;
+                // the RTM service's (six digits: project, user, token) are its answer.
+                if code >= 100_000 {
+                    self.login_refused(&fatal);
+                }
+                return Err(fatal);
+            }
             Purpose::Answer { .. } | Purpose::Enter { .. } | Purpose::Members { .. } => {
                 RequestKind::Enter
             }
@@ -492,6 +510,18 @@ impl Session {
             message,
         });
         Ok(())
+    }
+
+    /// The gate will not have us back: the room we were in is gone with the login, and the
+    /// core ends the call (its media connection closes with it).
+    fn login_refused(&mut self, why: &Fatal) {
+        if let Some(rid) = self.room {
+            warn!(room = %rid, reason = %why, "login refused while in a room: leaving it");
+            self.forget_room(rid);
+        }
+        self.emit(SignalingEvent::LoginRefused {
+            reason: why.to_string(),
+        });
     }
 
     /// Keeps the room token of a room we are now a member of; returns the room's type.

@@ -6,18 +6,48 @@ use std::time::Instant;
 use rmpv::Value;
 use tracing::{debug, info, warn};
 
-use super::{CODE_BAD_PARAMETER, Fatal, MAX_MESSAGE, Session};
+use super::{CODE_MISSING_PARAMETER, CODE_MISTYPED_PARAMETER, Fatal, MAX_MESSAGE, Session};
 use crate::config::PullPolicy;
 use crate::core::{
     CallType, ClientId, Member, ModeratorOrder, Peer, RoomId, SignalingEvent, UserId,
 };
 use crate::signaling::rtm::fpnn::{self, as_i64, as_str, empty_map, field};
 
-/// A required field was missing or of the wrong type.
-struct Missing(&'static str);
+/// A required field that is missing or of the wrong type: FPNN's readers tell the two apart
+/// (`FPNN_EC_PROTO_KEY_NOT_FOUND`, `FPNN_EC_PROTO_TYPE_CONVERT`), and so do we.
+enum Missing {
+    Absent(&'static str),
+    Mistyped(&'static str),
+}
+
+impl Missing {
+    /// The error answer's code and explanation.
+    fn code_and_text(&self, method: &str) -> (i64, String) {
+        match self {
+            Missing::Absent(key) => (
+                CODE_MISSING_PARAMETER,
+                format!("{method}: missing field {key}"),
+            ),
+            Missing::Mistyped(key) => (
+                CODE_MISTYPED_PARAMETER,
+                format!("{method}: field {key} has the wrong type"),
+            ),
+        }
+    }
+}
+
+/// `key`'s value converted by `convert`, or which way it is missing.
+fn typed<'a, T>(
+    body: &'a Value,
+    key: &'static str,
+    convert: impl FnOnce(&'a Value) -> Option<T>,
+) -> Result<T, Missing> {
+    let value = field(body, key).ok_or(Missing::Absent(key))?;
+    convert(value).ok_or(Missing::Mistyped(key))
+}
 
 fn int(body: &Value, key: &'static str) -> Result<i64, Missing> {
-    field(body, key).and_then(as_i64).ok_or(Missing(key))
+    typed(body, key, as_i64)
 }
 
 fn room(body: &Value) -> Result<RoomId, Missing> {
@@ -29,7 +59,7 @@ fn user(body: &Value, key: &'static str) -> Result<UserId, Missing> {
 }
 
 fn text<'a>(body: &'a Value, key: &'static str) -> Result<&'a str, Missing> {
-    field(body, key).and_then(as_str).ok_or(Missing(key))
+    typed(body, key, as_str)
 }
 
 impl Session {
@@ -50,10 +80,10 @@ impl Session {
         }
         match self.dispatch(now, method, body) {
             Ok(()) => self.answer(seq, empty_map()),
-            Err(Missing(key)) => {
-                let ex = format!("{method}: missing or mistyped field {key}");
+            Err(missing) => {
+                let (code, ex) = missing.code_and_text(method);
                 self.odd(method, &ex);
-                self.error_answer(seq, CODE_BAD_PARAMETER, &ex);
+                self.error_answer(seq, code, &ex);
             }
         }
         Ok(())
@@ -181,10 +211,7 @@ impl Session {
         let from = user(body, "from")?;
         let mid = int(body, "mid")?;
         let kind = int(body, "mtype")?;
-        let text = match field(body, "msg") {
-            Some(v) => fpnn::as_bytes(v).ok_or(Missing("msg"))?,
-            None => return Err(Missing("msg")),
-        };
+        let text = typed(body, "msg", fpnn::as_bytes)?;
         if !self.first_sighting(from, mid) {
             debug!(%from, mid, "repeated message dropped");
             return Ok(());

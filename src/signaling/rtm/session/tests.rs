@@ -151,7 +151,13 @@ fn a_refused_token_ends_the_connection_with_a_clear_reason() {
     let r = s.handle_frame(now, Frame::answer(seq, map([("ok", Value::from(false))])));
     assert_eq!(r, Err(Fatal::TokenRefused));
     assert!(Fatal::TokenRefused.to_string().contains("token refused"));
-    assert!(s.poll_event().is_none(), "not registered");
+    match s.poll_event() {
+        Some(SignalingEvent::LoginRefused { reason }) => {
+            assert!(reason.contains("token refused"), "{reason}")
+        }
+        other => panic!("not registered, but {other:?}"),
+    }
+    assert!(s.poll_event().is_none());
 }
 
 #[test]
@@ -497,19 +503,28 @@ fn kickout_ends_the_connection_and_reports_the_room_as_taken_over() {
 fn unknown_pushes_are_answered_and_malformed_ones_refused_by_name() {
     let mut t = T::authed();
     t.push(1, "pushSomethingNew", rid(1)).unwrap();
+    // FPNN's readers: 10009 for a key that is not there, 10010 for one of the wrong type.
     t.push(2, "pushExitRTCRoom", rid(1)).unwrap();
+    let wrong_type = map([("rid", Value::from(1)), ("uid", Value::from("seven"))]);
+    t.push(3, "pushExitRTCRoom", wrong_type).unwrap();
     let sent = t.sent();
     assert_eq!(sent[0], Frame::answer(1, fpnn::empty_map()));
-    match &sent[1] {
-        Frame::Answer {
-            seq: 2,
-            ok: false,
-            body,
-        } => {
-            assert_eq!(get(body, "code"), &Value::from(CODE_BAD_PARAMETER));
-            assert!(fpnn::as_str(get(body, "ex")).unwrap().contains("uid"));
+    for (frame, want_seq, want_code, want_text) in [
+        (&sent[1], 2, 10009, "missing field uid"),
+        (&sent[2], 3, 10010, "field uid has the wrong type"),
+    ] {
+        match frame {
+            Frame::Answer {
+                seq,
+                ok: false,
+                body,
+            } if *seq == want_seq => {
+                assert_eq!(get(body, "code"), &Value::from(want_code));
+                let ex = fpnn::as_str(get(body, "ex")).unwrap();
+                assert!(ex.contains(want_text), "{ex}");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
     assert!(t.events().is_empty());
 }
@@ -866,4 +881,43 @@ fn a_closed_room_or_a_kick_ends_the_media_connection_too() {
         assert_eq!(t.s.rtc_target(), None, "{method}");
         assert_eq!(t.s.room(), None, "{method}");
     }
+}
+
+#[test]
+fn a_kickout_or_a_refused_login_takes_the_room_and_its_media_connection_along() {
+    // kickout: the same uid logged in elsewhere.
+    let mut t = in_room(settings());
+    let r = t.gate(Frame::Quest {
+        seq: None,
+        method: "kickout".into(),
+        body: fpnn::empty_map(),
+    });
+    assert_eq!(r, Err(Fatal::Kicked));
+    assert_eq!((t.s.room(), t.s.rtc_target()), (None, None));
+
+    // The next login refused: by token, or by the RTM service's own code.
+    for answer in [
+        |seq| Frame::answer(seq, map([("ok", Value::from(false))])),
+        |seq| Frame::error_answer(seq, 200020, "project disabled"),
+    ] {
+        let mut t = in_room(settings());
+        t.s.connected(t.now, "revoked", None);
+        assert_eq!(t.s.room(), Some(RoomId(55)), "a reconnect keeps the room");
+        let seq = quest_seq(&t.sent()[0], "auth");
+        assert!(t.gate(answer(seq)).is_err());
+        assert_eq!((t.s.room(), t.s.rtc_target()), (None, None));
+        assert!(matches!(
+            t.events().as_slice(),
+            [SignalingEvent::LoginRefused { .. }]
+        ));
+    }
+
+    // A framework error (a server restarting) is not a refusal: the room stays.
+    let mut t = in_room(settings());
+    t.s.connected(t.now, "tok", None);
+    let seq = quest_seq(&t.sent()[0], "auth");
+    let r = t.gate(Frame::error_answer(seq, 20012, "server is busy"));
+    assert!(matches!(r, Err(Fatal::AuthFailed { code: 20012, .. })));
+    assert_eq!(t.s.room(), Some(RoomId(55)));
+    assert!(t.events().is_empty());
 }
