@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 use roomagent::core::{Attached, CallEvent, CallPhase};
 use serde_json::Value;
 use support::browser::Browser;
+use support::mqtt::{Broker, Dashboard};
 use support::*;
 
 const VIDEO: &str =
     "video/x-raw,format=I420,width=320,height=180,framerate=15/1,pixel-aspect-ratio=1/1";
 const AUDIO: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1";
+const STATE: &str = "roomagent/room/state";
 
 /// A process feeding one stand-in device; killed (by its pid) when dropped.
 struct Feed {
@@ -145,7 +147,14 @@ fn devices_that_come_and_go_during_a_call() {
         let camera = Feed::start(&cam, "videotestsrc is-live=true pattern=white", VIDEO);
         let microphone = Feed::start(&mic, "audiotestsrc is-live=true wave=sine", AUDIO);
         let server = Server::start().await;
+        let broker = Broker::start();
+        let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+        let mqtt = format!(
+            "[mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\ntelemetry_interval_s = 1\n\n[log]",
+            broker.port
+        );
         let toml = media_toml(&server.api(), "room", "mode = \"always\"\ndelay_ms = 0", "")
+            .replace("[log]", &mqtt)
             .replace(
                 "camera = \"none\"",
                 &format!("camera = \"{}\"", reader(&cam, VIDEO)),
@@ -171,6 +180,20 @@ fn devices_that_come_and_go_during_a_call() {
             })
             .await;
         assert!(!s.sharing && !s.devices.hdmi_signal, "{:?}", s.devices);
+        // The dashboard reads the same over MQTT (the engine's device lists once wrote over
+        // this key), and the lists beside it.
+        let state = dash
+            .wait_json(STATE, |v| {
+                v["devices"]["camera"] == "present"
+                    && v["devices"]["microphone"] == "present"
+                    && v["devices"]["hdmi"] == "lost"
+            })
+            .await;
+        assert_eq!(state["devices"]["hdmi_signal"], false, "{state}");
+        assert!(
+            state["capture_devices"]["cameras"].is_array(),
+            "the engine's device lists: {state}"
+        );
         let created = browser.eval("window.roomagent.stats()").await;
         let created = created.as_object().unwrap().values().next().unwrap()["created"].clone();
 
@@ -192,6 +215,8 @@ fn devices_that_come_and_go_during_a_call() {
             .wait_for("the camera lost", |s| s.devices.camera == Attached::Lost)
             .await;
         assert_eq!(agent.now().call, CallPhase::InCall);
+        dash.wait_json(STATE, |v| v["devices"]["camera"] == "lost")
+            .await;
 
         // ---- plugged back: live video again, same peer connection (no renegotiation)
         let camera = Feed::start(&cam, "videotestsrc is-live=true pattern=white", VIDEO);

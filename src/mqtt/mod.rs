@@ -300,8 +300,10 @@ pub fn state_document(
                     .map(|(profile, error)| json!({"profile": profile, "error": error}))
                     .collect();
                 o.insert("profiles_passed_over".into(), Value::Array(passed));
+                // What the engine found, beside (not over) the state's `devices`, which says
+                // whether the chosen camera, microphone and HDMI input are present or lost.
                 o.insert(
-                    "devices".into(),
+                    "capture_devices".into(),
                     json!({"cameras": info.cameras, "microphones": info.microphones, "hdmi": info.hdmi}),
                 );
             }
