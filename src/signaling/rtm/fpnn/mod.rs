@@ -21,6 +21,7 @@ mod frame;
 mod inbuf;
 mod link;
 mod pem;
+pub mod udp;
 mod value;
 
 #[cfg(test)]
