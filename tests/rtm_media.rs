@@ -264,6 +264,83 @@ async fn an_rtm_call_carries_decodable_video_and_voice_both_ways() {
     agent.stop().await;
 }
 
+/// The configuration with `[signaling.rtm] rtc_transport` set.
+fn over(transport: &str, gate: &Gate) -> String {
+    toml(UID, gate, "none", 300).replace(
+        "\n[answer]",
+        &format!("rtc_transport = \"{transport}\"\n\n[answer]"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_fpnn_udp_a_call_carries_decodable_video_and_voice_both_ways() {
+    let (gate, rtc) = gates().await;
+    let mut agent = invited(&gate, &rtc, &over("udp", &gate)).await;
+    let video = rtc
+        .wait_sent(UID, "video", 45, Duration::from_secs(15))
+        .await;
+    let voice = rtc
+        .wait_sent(UID, "voice", 150, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        (rtc.connections(), rtc.udp_sessions()),
+        (1, 1),
+        "one UDP session, no TCP"
+    );
+    assert_eq!(video[0].int("flags"), 1, "the first frame is a key frame");
+    let decoded = decode_video(&video);
+    assert!(decoded + 2 >= video.len(), "{decoded} of {}", video.len());
+    assert_eq!(decode_voice(&voice), voice.len());
+    // Member 42's 640x480 key frames come cut into segments: reassembled and decoded.
+    member_sends(&rtc, UID, MEMBER, 2).await;
+    let st = agent
+        .stats_until("member 42 decoded", |st| {
+            st.sessions.iter().any(|s| {
+                s.peer == ClientId(MEMBER)
+                    && s.frames_received >= 55
+                    && s.frames_decoded >= 40
+                    && s.audio_decoded >= 80
+            })
+        })
+        .await;
+    println!("MEASURE over UDP: {:?}", st.rtm);
+    // Leaving closes the session with the protocol's CLOSE: the gate lets the device go.
+    agent.handle.command(Command::Hangup).await.unwrap();
+    agent.phase(CallPhase::Idle).await;
+    for _ in 0..100 {
+        if !rtc.in_room(UID) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!rtc.in_room(UID), "the UDP session ended with the call");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_uses_udp_where_the_gate_answers_it_and_tcp_where_it_does_not() {
+    for udp in [true, false] {
+        let gate = Gate::start(None).await;
+        let rtc = RtcGate::start_with("127.0.0.1", udp).await;
+        gate.set_rtc_endpoint(&rtc.endpoint());
+        gate.accept_token(UID, &format!("token-{UID}"));
+        gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
+        let started = std::time::Instant::now();
+        let agent = invited(&gate, &rtc, &over("auto", &gate)).await;
+        let video = rtc
+            .wait_sent(UID, "video", 15, Duration::from_secs(10))
+            .await;
+        println!(
+            "MEASURE auto, gate with UDP {udp}: first video at the gate {} ms after the start",
+            video[0].arrived_ms - (unix_ms() - started.elapsed().as_millis() as i64)
+        );
+        assert!(decode_video(&video) + 2 >= video.len());
+        let want = if udp { (1, 1) } else { (1, 0) };
+        assert_eq!((rtc.connections(), rtc.udp_sessions()), want, "UDP {udp}");
+        agent.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_admin_close_mic_and_camera_off_stop_the_quests() {
     let (gate, rtc, mut agent) = in_call("none", 300).await;

@@ -21,8 +21,8 @@ pub use load::{ConfigError, ConfigErrors, load, load_for, parse, parse_bytes};
 pub use secret::{Secret, SecretBytes, SecretSource};
 pub use setup::{NOT_CONFIGURED, not_configured_status};
 pub use signaling::{
-    Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtmCipherMode,
-    RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport,
+    Backend, DeviceType, LoginConfig, LoginMethod, PullPolicy, RelayPolicy, RtcTransport,
+    RtmCipherMode, RtmConfig, RtmCurve, RtmEncryption, SignalingConfig, Transport, UdpVideo,
 };
 pub use validate::Purpose;
 

@@ -226,6 +226,10 @@ pub struct RtmConfig {
     pub gate: Option<String>,
     /// A fixed RTC gate `host:port` for room media; by default the RTM gate names one.
     pub rtc_gate: Option<String>,
+    /// How room media reaches the RTC gate: TCP, FPNN's reliable UDP, or UDP falling back.
+    pub rtc_transport: RtcTransport,
+    /// Over UDP, whether lost pieces of video frames are sent again (for a short while).
+    pub udp_video: UdpVideo,
     /// Encrypt the gate connection with the server's public key.
     pub encryption: Option<RtmEncryption>,
     /// What a forced pull into a room (`pushPullIntoRTCRoom`) does.
@@ -248,6 +252,8 @@ impl Default for RtmConfig {
             dispatch: None,
             gate: None,
             rtc_gate: None,
+            rtc_transport: RtcTransport::Tcp,
+            udp_video: UdpVideo::Resend,
             encryption: None,
             pull: PullPolicy::Obey,
             command_mtype: None,
@@ -265,6 +271,31 @@ impl RtmConfig {
             file: self.token_file.clone(),
         }
     }
+}
+
+/// The RTC gate's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RtcTransport {
+    /// FPNN over TCP (every RTM SDK maintained since 2023).
+    #[default]
+    Tcp,
+    /// FPNN's reliable UDP: media quests may be lost instead of holding up later ones.
+    Udp,
+    /// UDP, and TCP for the room when UDP gets no answer.
+    Auto,
+}
+
+/// Video over FPNN's UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UdpVideo {
+    /// A lost piece of a frame is sent again for up to 400 ms (each frame is needed by every
+    /// frame after it until the next key frame).
+    #[default]
+    Resend,
+    /// Sent once, as the RTM SDKs send one-way quests: a lost piece loses the frame.
+    Discard,
 }
 
 /// `[signaling.rtm.encryption]`: FPNN's optional encrypted connection.

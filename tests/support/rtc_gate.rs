@@ -3,7 +3,10 @@
 //! `adjustTime` with its clock, records every `voice` and `video` quest with its arrival
 //! time, pushes frames a test gives it, forwards each member's frames to the room's other
 //! members (so two devices hear and see each other), and can stall (stop reading a socket)
-//! or drop every connection.
+//! or drop every connection. It serves FPNN's reliable UDP on the same port (the agent's
+//! sans-IO session, [`Arq`], on the server side, as the framework runs one engine on both
+//! ends; that engine is checked against independent byte vectors in its own tests): one-way
+//! pushes go out discardable, answers reliable.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,9 +15,10 @@ use std::time::Duration;
 
 use rmpv::Value;
 use roomagent::media::relay::VideoUnit;
+use roomagent::signaling::rtm::fpnn::udp::{self, Arq};
 use roomagent::signaling::rtm::fpnn::{self, Frame, as_i64, as_str, empty_map, field, map};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +65,7 @@ struct State {
     microphone: bool,
     next_id: u64,
     connections: u64,
+    udp_sessions: u64,
 }
 
 pub struct RtcGate {
@@ -75,8 +80,14 @@ pub fn unix_ms() -> i64 {
 }
 
 impl RtcGate {
+    /// A gate on loopback serving FPNN over TCP and over reliable UDP on the same port.
     pub async fn start() -> RtcGate {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_with("127.0.0.1", true).await
+    }
+
+    /// A gate listening on `ip` (any free port), with or without UDP.
+    pub async fn start_with(ip: &str, udp: bool) -> RtcGate {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             microphone: true,
@@ -84,6 +95,15 @@ impl RtcGate {
         }));
         let (quests, _) = broadcast::channel(4096);
         let stop = CancellationToken::new();
+        if udp {
+            let socket = UdpSocket::bind(addr).await.expect("UDP on the gate's port");
+            tokio::spawn(serve_udp(
+                Arc::new(socket),
+                state.clone(),
+                quests.clone(),
+                stop.clone(),
+            ));
+        }
         let (st, q, s) = (state.clone(), quests.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
@@ -135,6 +155,11 @@ impl RtcGate {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.state.lock().unwrap().connections
+    }
+
+    /// Of [`RtcGate::connections`], the FPNN UDP sessions.
+    pub fn udp_sessions(&self) -> u64 {
+        self.state.lock().unwrap().udp_sessions
     }
 
     /// Whether `uid` is in a room's media.
@@ -399,4 +424,124 @@ fn on_quest(
         }
         _ => Some(Ok(empty_map())),
     }
+}
+
+/// FPNN over UDP: one session per client address, each a task of its own.
+async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    state: Arc<Mutex<State>>,
+    quests: broadcast::Sender<Got>,
+    stop: CancellationToken,
+) {
+    let mut sessions: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(_) => continue,
+            },
+        };
+        sessions.retain(|_, tx| !tx.is_closed());
+        let tx = sessions.entry(from).or_insert_with(|| {
+            {
+                let mut st = state.lock().unwrap();
+                st.connections += 1;
+                st.udp_sessions += 1;
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(udp_session(
+                socket.clone(),
+                from,
+                rx,
+                state.clone(),
+                quests.clone(),
+                stop.clone(),
+            ));
+            tx
+        });
+        let _ = tx.send(buf[..n].to_vec());
+    }
+}
+
+async fn udp_session(
+    socket: Arc<UdpSocket>,
+    peer: SocketAddr,
+    mut datagrams: mpsc::UnboundedReceiver<Vec<u8>>,
+    state: Arc<Mutex<State>>,
+    quests: broadcast::Sender<Got>,
+    stop: CancellationToken,
+) {
+    let now = || tokio::time::Instant::now().into_std();
+    let mut arq = Arq::new(now(), udp::DATAGRAM_LAN, rand_seed(&peer));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut me: Option<(u64, i64, i64)> = None;
+    loop {
+        let deadline = arq.poll_timeout().map(tokio::time::Instant::from_std);
+        let idle = tokio::time::Instant::from_std(arq.last_received()) + Duration::from_secs(10);
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep_until(idle) => break,
+            d = datagrams.recv() => {
+                let Some(d) = d else { break };
+                if state.lock().unwrap().stalled {
+                    continue;
+                }
+                if arq.handle_datagram(now(), &d).is_err() {
+                    break; // CLOSE
+                }
+                while let Some(m) = arq.poll_message() {
+                    let mut link = fpnn::Link::plain(fpnn::DEFAULT_MAX_PAYLOAD);
+                    link.read(&m);
+                    let Ok(Some(Frame::Quest { seq, method, body })) = link.next_frame() else {
+                        continue;
+                    };
+                    let answer = on_quest(&state, &quests, &tx, &mut me, &method, &body);
+                    if let (Some(seq), Some(answer)) = (seq, answer) {
+                        let frame = match answer {
+                            Ok(b) => Frame::answer(seq, b),
+                            Err((code, ex)) => Frame::error_answer(seq, code, &ex),
+                        };
+                        let mut out = Vec::new();
+                        let _ = link.write(&frame, &mut out);
+                        arq.send(now(), &out, udp::Delivery::Reliable);
+                    }
+                }
+            }
+            msg = rx.recv() => match msg {
+                Some(Out::OneWay(method, body)) => {
+                    let mut out = Vec::new();
+                    let _ = fpnn::Link::plain(fpnn::DEFAULT_MAX_PAYLOAD)
+                        .write(&Frame::Quest { seq: None, method, body }, &mut out);
+                    arq.send(now(), &out, udp::Delivery::Discardable);
+                }
+                Some(Out::Close) | None => {
+                    arq.close(now());
+                    while let Some(d) = arq.poll_datagram() {
+                        let _ = socket.send_to(&d, peer).await;
+                    }
+                    break;
+                }
+            },
+            _ = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => arq.handle_timeout(now()),
+        }
+        while let Some(d) = arq.poll_datagram() {
+            let _ = socket.send_to(&d, peer).await;
+        }
+    }
+    leave(&state, me);
+}
+
+fn rand_seed(peer: &SocketAddr) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    t ^ u64::from(peer.port()) << 48
 }

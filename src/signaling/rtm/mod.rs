@@ -23,6 +23,7 @@ mod connection;
 pub mod fpnn;
 pub mod rtc;
 pub mod session;
+mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,6 +67,10 @@ pub struct Options {
     pub reconnect_max: Duration,
     /// A configured RTC gate `host:port` (else the RTM gate names one).
     pub rtc_gate: Option<String>,
+    /// TCP, FPNN's reliable UDP, or UDP falling back to TCP.
+    pub rtc_transport: crate::config::RtcTransport,
+    /// Over UDP, whether video pieces are resent.
+    pub udp_video: crate::config::UdpVideo,
     /// Members whose video is subscribed to, at most.
     pub video_subscriptions: usize,
     /// `captureLevel` of the video sent.
@@ -134,6 +139,8 @@ impl Options {
             reconnect_min: Duration::from_millis(s.reconnect_min_ms),
             reconnect_max: Duration::from_millis(s.reconnect_max_ms),
             rtc_gate: r.rtc_gate.clone(),
+            rtc_transport: r.rtc_transport,
+            udp_video: r.udp_video,
             video_subscriptions: r.video_subscriptions as usize,
             capture_level: rtc::capture_level(c.media.width, c.media.height, c.media.framerate),
         })
@@ -220,6 +227,8 @@ async fn run(opts: Options, relay: Option<Relay>, mut ends: Ends, shutdown: Canc
             reconnect_min: opts.reconnect_min,
             reconnect_max: opts.reconnect_max,
             capture_level: opts.capture_level,
+            transport: opts.rtc_transport,
+            udp_video: opts.udp_video,
         };
         tokio::spawn(rtc::run(
             settings,

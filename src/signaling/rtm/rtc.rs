@@ -17,16 +17,15 @@
 use std::time::Duration;
 
 use rmpv::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::fpnn::{self, Frame, as_bool, as_bytes, as_i64, field, map};
+use super::wire::{self, Delivery, Outbound};
 use crate::backoff::Reconnect;
+use crate::config::{RtcTransport, UdpVideo};
 use crate::core::{ModeratorOrder, RoomId, SignalingEvent};
 use crate::media::relay::{InFrame, InKind, Inbound, OutFrame, Relay, unix_ms};
 
@@ -36,12 +35,6 @@ pub const ADJUST_EVERY: Duration = Duration::from_secs(2);
 /// A media frame can be large (a key frame at a high bitrate); the framework's own limit is
 /// 8 MiB per packet.
 const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
-
-/// The kernel's send buffer for the media connection (it doubles what is asked).
-const SEND_BUFFER: u32 = 64 * 1024;
-
-/// Encoded quests waiting for the socket; the relay's queue holds the rest.
-const WRITE_QUEUE: usize = 8;
 
 /// Where to connect and with what, while the device is in an RTC room. `Debug` hides the
 /// token.
@@ -79,7 +72,18 @@ pub struct Settings {
     pub reconnect_max: Duration,
     /// `captureLevel` sent with video.
     pub capture_level: i64,
+    /// TCP, UDP, or UDP falling back to TCP.
+    pub transport: RtcTransport,
+    /// Over UDP: video pieces resent for a while, or sent once like voice.
+    pub udp_video: UdpVideo,
 }
+
+/// Over UDP, how long the pieces of a video frame are resent before they are given up.
+pub const VIDEO_RESEND_FOR: Duration = Duration::from_millis(400);
+
+/// With `auto`, how long UDP may go without an answer to `enterRTCRoom` before the room's
+/// media goes over TCP instead.
+pub const AUTO_UDP_TRY: Duration = Duration::from_secs(2);
 
 /// The SDKs' capture level for a size and rate: 1 = 320×240@15, 2 = 320×240@30,
 /// 3 = 640×480@30. Larger pictures (a room camera's 720p) are sent as they are, marked 3.
@@ -97,6 +101,8 @@ enum End {
     Retarget,
     /// The connection failed.
     Lost(String),
+    /// The connection failed before the gate let us into the room.
+    NoEntry(String),
 }
 
 /// Runs until `shutdown`: connected to the RTC gate while there is a target.
@@ -109,6 +115,8 @@ pub async fn run(
 ) {
     let mut reconnect = Reconnect::new(s.reconnect_min, s.reconnect_max);
     let mut entered: Option<RoomId> = None;
+    // With `auto`: the endpoint where UDP got no answer (TCP is used there from then on).
+    let mut udp_failed_at: Option<String> = None;
     loop {
         let t = loop {
             if let Some(t) = target.borrow_and_update().clone() {
@@ -121,17 +129,29 @@ pub async fn run(
             }
         };
         let first_entry = entered != Some(t.rid);
+        let udp = match s.transport {
+            RtcTransport::Tcp => false,
+            RtcTransport::Udp => true,
+            RtcTransport::Auto => udp_failed_at.as_deref() != Some(t.endpoint.as_str()),
+        };
         let end = tokio::select! {
             _ = shutdown.cancelled() => {
                 relay.close();
                 return;
             }
-            end = connection(&s, &relay, &t, &mut target, &events, first_entry, &mut entered) => end,
+            end = connection(&s, &relay, &t, &mut target, &events, first_entry, &mut entered, udp) => end,
         };
+        if let End::NoEntry(reason) = &end
+            && udp
+            && s.transport == RtcTransport::Auto
+        {
+            warn!(%reason, endpoint = %t.endpoint, "RTC gate: no answer over UDP; using TCP");
+            udp_failed_at = Some(t.endpoint.clone());
+        }
         relay.close();
         match end {
             End::Retarget => reconnect.connected(),
-            End::Lost(reason) => {
+            End::Lost(reason) | End::NoEntry(reason) => {
                 if reconnect.failed(&reason) {
                     warn!(%reason, rid = %t.rid, "RTC gate: media connection lost; reconnecting");
                 } else {
@@ -156,15 +176,31 @@ async fn connection(
     events: &mpsc::Sender<SignalingEvent>,
     first_entry: bool,
     entered: &mut Option<RoomId>,
+    udp: bool,
 ) -> End {
-    let stream = match timeout(s.request_timeout, open(&t.endpoint)).await {
-        Ok(Ok(st)) => st,
-        Ok(Err(e)) => return End::Lost(format!("cannot connect to {}: {e}", t.endpoint)),
-        Err(_) => return End::Lost(format!("no connection to {} in time", t.endpoint)),
+    let (proto, opened) = if udp {
+        (
+            "UDP",
+            timeout(s.request_timeout, wire::udp(&t.endpoint)).await,
+        )
+    } else {
+        let tcp = wire::tcp(&t.endpoint, s.request_timeout);
+        ("TCP", timeout(s.request_timeout, tcp).await)
     };
-    let (mut reader, writer) = stream.into_split();
-    let (write_tx, write_rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    let mut writer_task = tokio::spawn(write_loop(writer, write_rx, s.request_timeout));
+    let mut wire = match opened {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => {
+            return End::NoEntry(format!("cannot connect to {} ({proto}): {e}", t.endpoint));
+        }
+        Err(_) => {
+            return End::NoEntry(format!("no connection to {} ({proto}) in time", t.endpoint));
+        }
+    };
+    let enter_limit = if udp && s.transport == RtcTransport::Auto {
+        s.request_timeout.min(AUTO_UDP_TRY)
+    } else {
+        s.request_timeout
+    };
     let mut conn = Conn {
         link: fpnn::Link::plain(MAX_PAYLOAD),
         next_seq: 1,
@@ -184,15 +220,14 @@ async fn connection(
     ]);
     let now = Instant::now();
     let bytes = conn.quest("enterRTCRoom", enter);
-    conn.enter = Some((bytes.0, now + s.request_timeout));
-    if write_tx.try_send(bytes.1).is_err() {
-        return End::Lost("cannot write".into());
+    conn.enter = Some((bytes.0, now + enter_limit));
+    if wire.tx.try_send(reliable(bytes.1)).is_err() {
+        return End::NoEntry("cannot write".into());
     }
     let mut in_room = false;
     let mut adjust = tokio::time::interval(ADJUST_EVERY);
     adjust.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut buf = vec![0u8; 64 * 1024];
-    let end = loop {
+    loop {
         let deadline = [conn.adjust.map(|a| a.1), conn.enter.map(|e| e.1)]
             .into_iter()
             .flatten()
@@ -201,16 +236,15 @@ async fn connection(
             r = target.changed() => {
                 let same = r.is_ok() && target.borrow().as_ref().is_some_and(|n| n.rid == t.rid);
                 if !same {
-                    break End::Retarget;
+                    return End::Retarget;
                 }
             }
-            n = reader.read(&mut buf) => {
-                let n = match n {
-                    Ok(0) => break End::Lost("the gate closed the connection".into()),
-                    Ok(n) => n,
-                    Err(e) => break End::Lost(format!("read failed: {e}")),
+            bytes = wire.rx.recv() => {
+                let Some(bytes) = bytes else {
+                    let why = (&mut wire.task).await.unwrap_or_else(|e| e.to_string());
+                    return if in_room { End::Lost(why) } else { End::NoEntry(why) };
                 };
-                conn.link.read(&buf[..n]);
+                conn.link.read(&bytes);
                 let mut replies = Vec::new();
                 loop {
                     match conn.link.next_frame() {
@@ -232,7 +266,7 @@ async fn connection(
                     }
                 }
                 for r in replies {
-                    if write_tx.try_send(r).is_err() {
+                    if wire.tx.try_send(reliable(r)).is_err() {
                         debug!("an answer to the gate was dropped: the connection is not writable");
                     }
                 }
@@ -240,15 +274,19 @@ async fn connection(
             _ = adjust.tick(), if in_room && conn.adjust.is_none() => {
                 let (seq, bytes) = conn.quest("adjustTime", fpnn::empty_map());
                 conn.adjust = Some((seq, Instant::now() + s.request_timeout, unix_ms()));
-                let _ = write_tx.try_send(bytes);
+                let _ = wire.tx.try_send(reliable(bytes));
             }
-            permit = write_tx.reserve(), if in_room && relay.has_pending() => {
-                let Ok(permit) = permit else { break End::Lost("the writer stopped".into()) };
+            permit = wire.tx.reserve(), if in_room && relay.has_pending() => {
+                let Ok(permit) = permit else { return End::Lost("the writer stopped".into()) };
                 if let Some(frame) = relay.pop() {
                     match conn.media(&frame, relay.server_offset_ms()) {
                         Some(bytes) => {
                             relay.sent(&frame, bytes.len());
-                            permit.send(bytes);
+                            let delivery = match (&frame, s.udp_video) {
+                                (OutFrame::Video(_), UdpVideo::Resend) => Delivery::Within(VIDEO_RESEND_FOR),
+                                _ => Delivery::Discardable,
+                            };
+                            permit.send(Outbound { bytes, delivery });
                         }
                         None => debug!("a media frame could not be encoded; dropped"),
                     }
@@ -256,37 +294,21 @@ async fn connection(
             }
             _ = relay.ready(), if in_room && !relay.has_pending() => {}
             _ = crate::wait::sleep_until(deadline) => {
-                let what = if conn.enter.is_some() { "enterRTCRoom" } else { "adjustTime" };
-                break End::Lost(format!("no answer to {what} within {} s", s.request_timeout.as_secs()));
+                if conn.enter.is_some() {
+                    return End::NoEntry(format!("no answer to enterRTCRoom ({proto}) within {} ms", enter_limit.as_millis()));
+                }
+                return End::Lost(format!("no answer to adjustTime ({proto}) within {} s", s.request_timeout.as_secs()));
             }
-            w = &mut writer_task => {
-                break End::Lost(w.unwrap_or_else(|e| e.to_string()));
-            }
-        }
-    };
-    writer_task.abort();
-    end
-}
-
-/// Connects with a small kernel send buffer, so a slow path backs up into the relay's queue
-/// (which drops whole frames, video first) within a fraction of a second instead of into
-/// megabytes of socket buffer that would deliver stale media seconds late.
-async fn open(endpoint: &str) -> std::io::Result<TcpStream> {
-    let mut last = None;
-    for addr in tokio::net::lookup_host(endpoint).await? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_send_buffer_size(SEND_BUFFER)?;
-        socket.set_nodelay(true)?;
-        match socket.connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
+}
+
+/// A packet that must arrive: quests and answers.
+fn reliable(bytes: Vec<u8>) -> Outbound {
+    Outbound {
+        bytes,
+        delivery: Delivery::Reliable,
+    }
 }
 
 /// What the answer to `enterRTCRoom` said.
@@ -485,26 +507,4 @@ impl Conn {
             data,
         }));
     }
-}
-
-/// Writes what the connection queues; ends with why when a write fails or does not complete
-/// in `limit` (a gate that stopped reading).
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    limit: Duration,
-) -> String {
-    while let Some(bytes) = rx.recv().await {
-        match timeout(limit, w.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return format!("send failed: {e}"),
-            Err(_) => {
-                return format!(
-                    "the gate stopped reading (a write did not complete in {} s)",
-                    limit.as_secs()
-                );
-            }
-        }
-    }
-    "closed".into()
 }

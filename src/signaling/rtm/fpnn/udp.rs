@@ -8,7 +8,9 @@
 //! the peer's `UNA` — the last sequence number it has in order, inclusive — or `ACKS` — ones
 //! it holds beyond that — cover them) or *discardable* (flag `0x01`, any sequence number,
 //! never acknowledged nor resent: a one-way quest, such as a media frame, goes this way and a
-//! lost one is simply gone). A reliable sequence number is never skipped. The first reliable
+//! lost one is simply gone). A reliable message may carry an expiry: resent until then, and
+//! after it only as a header-only "cancelled" package. A reliable sequence number is never
+//! skipped. The first reliable
 //! package carries flag `0x20` and a random `sign`; every later package's sign is a one-byte
 //! hash of the first one's sequence number and sign and its own ([`sign`]); the receiver drops
 //! a reliable package whose sign does not match. Received reliable packages are delivered as
@@ -125,12 +127,45 @@ pub enum Closed {
     ByPeer,
 }
 
+/// How a message is to be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Resent until acknowledged (quests and answers).
+    Reliable,
+    /// Sent once; may be lost (the framework's default for one-way quests).
+    Discardable,
+    /// Resent until acknowledged or until this moment; after it, what is still resent is its
+    /// cancelled form (header only: the sequence number must still arrive, the data is
+    /// given up), as the framework does with expired data.
+    Until(Instant),
+}
+
 #[derive(Debug)]
 struct Unacked {
     seq: u32,
     datagram: Vec<u8>,
     first_sent: Instant,
     last_sent: Instant,
+    expires: Option<Instant>,
+}
+
+impl Unacked {
+    /// Past its expiry, the package becomes its cancelled form: flag `0x80`, the body cut to
+    /// the segment header (if any).
+    fn expire(&mut self, now: Instant) {
+        if self.expires.is_none_or(|at| now < at) || self.datagram[2] & CANCELLED != 0 {
+            return;
+        }
+        let flag = self.datagram[2];
+        let keep = match flag & SEGMENT_MASK {
+            0 => 0,
+            0x04 => 3,
+            0x08 => 4,
+            _ => 6,
+        };
+        self.datagram.truncate(HEADER + keep);
+        self.datagram[2] = flag | CANCELLED;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -266,16 +301,16 @@ impl Arq {
         xorshift(&mut self.random) as u32
     }
 
-    /// Queues one FPNN message (TCP format). A `discardable` one is sent once and may be lost;
-    /// one that is not is resent until acknowledged. Returns `false` when it was dropped: a
-    /// discardable message while too much reliable data waits for acknowledgement.
-    pub fn send(&mut self, now: Instant, message: &[u8], discardable: bool) -> bool {
-        if discardable && self.unacked.len() >= MAX_UNACKED {
+    /// Queues one FPNN message (TCP format) to be delivered as `delivery` says. Returns
+    /// `false` when it was dropped: anything but a [`Delivery::Reliable`] message while too
+    /// much reliable data waits for acknowledgement.
+    pub fn send(&mut self, now: Instant, message: &[u8], delivery: Delivery) -> bool {
+        if delivery != Delivery::Reliable && self.unacked.len() >= MAX_UNACKED {
             return false;
         }
         let room = self.datagram - HEADER;
         if message.len() <= room {
-            self.package(now, DATA, discardable, 0, message);
+            self.package(now, DATA, delivery, 0, message);
             return true;
         }
         // Segments: package id, index (1-based; the width follows the index), chunk.
@@ -303,14 +338,14 @@ impl Arq {
             }
             body.extend_from_slice(&rest[..take]);
             let flag = seg_flag | if last { LAST_SEGMENT } else { 0 };
-            self.package(now, DATA, discardable, flag, &body);
+            self.package(now, DATA, delivery, flag, &body);
             rest = &rest[take..];
         }
         true
     }
 
-    fn package(&mut self, now: Instant, kind: u8, discardable: bool, flag: u8, body: &[u8]) {
-        let datagram = if discardable {
+    fn package(&mut self, now: Instant, kind: u8, delivery: Delivery, flag: u8, body: &[u8]) {
+        let datagram = if delivery == Delivery::Discardable {
             let seq = self.loose_seq();
             let mut d = self.header(kind, flag | DISCARDABLE, seq);
             d.extend_from_slice(body);
@@ -332,6 +367,10 @@ impl Arq {
                 datagram: d.clone(),
                 first_sent: now,
                 last_sent: now,
+                expires: match delivery {
+                    Delivery::Until(at) => Some(at),
+                    _ => None,
+                },
             });
             d
         };
@@ -412,6 +451,7 @@ impl Arq {
         let mut resent = Vec::new();
         for u in &mut self.unacked {
             if now >= u.last_sent + self.resend_after {
+                u.expire(now);
                 u.last_sent = now;
                 resent.push(u.datagram.clone());
             }
@@ -515,20 +555,16 @@ impl Arq {
     fn contents(&mut self, now: Instant, kind: u8, flag: u8, body: &[u8]) -> Result<(), Closed> {
         match kind {
             DATA => self.data(flag, body)?,
-            ACKS => {
-                if body.len() % 4 == 0 {
-                    let acked: HashSet<u32> = body
-                        .chunks_exact(4)
-                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                    self.acknowledged(now, |s| acked.contains(&s));
-                }
+            ACKS if body.len().is_multiple_of(4) => {
+                let acked: HashSet<u32> = body
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                self.acknowledged(now, |s| acked.contains(&s));
             }
-            UNA => {
-                if body.len() >= 4 {
-                    let una = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    self.acknowledged(now, |s| s == una || after(una, s));
-                }
+            UNA if body.len() >= 4 => {
+                let una = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                self.acknowledged(now, |s| s == una || after(una, s));
             }
             FORCESYNC => {
                 self.sync_due = true;

@@ -62,11 +62,11 @@ fn the_first_reliable_package_and_a_discardable_one_are_the_frameworks_bytes() {
     let now = Instant::now();
     let mut a = client(now);
     let v1 = hex(V1);
-    assert!(a.send(now, &v1[8..], false));
+    assert!(a.send(now, &v1[8..], Delivery::Reliable));
     assert_eq!(drain(&mut a), vec![v1.clone()]);
     // A discardable package: flag 0x01, any seq, the sign hashed from the first package.
     let v2 = hex(V2);
-    assert!(a.send(now, &v2[8..], true));
+    assert!(a.send(now, &v2[8..], Delivery::Discardable));
     let d = drain(&mut a).remove(0);
     let seq = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
     assert_eq!(&d[..3], &v2[..3]);
@@ -74,7 +74,7 @@ fn the_first_reliable_package_and_a_discardable_one_are_the_frameworks_bytes() {
     assert_eq!(&d[8..], &v2[8..]);
     // The next reliable package: consecutive seq, hashed sign (#8's header).
     let v8 = hex(V8);
-    a.send(now, &v8[8..], false);
+    a.send(now, &v8[8..], Delivery::Reliable);
     assert_eq!(drain(&mut a), vec![v8]);
     assert_eq!(a.in_flight(), 2);
 }
@@ -133,7 +133,7 @@ fn acknowledgements_are_una_inclusive_and_acks_beyond_a_gap() {
     let mut me = client(now);
     let m = hex(V8)[8..].to_vec();
     for _ in 0..5 {
-        peer.send(now, &m, false);
+        peer.send(now, &m, Delivery::Reliable);
     }
     let sent = drain(&mut peer);
     for i in [0, 2, 4] {
@@ -167,7 +167,7 @@ fn acknowledgements_are_una_inclusive_and_acks_beyond_a_gap() {
 fn control_packages_have_the_frameworks_shapes() {
     let now = Instant::now();
     let mut a = client(now);
-    a.send(now, &hex(V8)[8..], false);
+    a.send(now, &hex(V8)[8..], Delivery::Reliable);
     drain(&mut a);
     a.close(now);
     let close = drain(&mut a).remove(0);
@@ -265,12 +265,12 @@ fn over_a_lossy_path_reliable_messages_arrive_once_and_discardable_ones_are_neve
         .map(|i| message(if i % 10 == 0 { 5000 } else { 100 }, i))
         .collect();
     for (i, m) in reliable.iter().enumerate() {
-        p.a.send(now, m, false);
+        p.a.send(now, m, Delivery::Reliable);
         // Media between them, one of them large enough to be cut into segments.
         p.a.send(
             now,
             &message(if i % 7 == 0 { 3000 } else { 300 }, 0xEE),
-            true,
+            Delivery::Discardable,
         );
     }
     let (_, at_b) = p.run(10_000);
@@ -317,4 +317,53 @@ fn garbage_never_panics_and_never_delivers() {
             assert_eq!(message_len(&m), Some(m.len()));
         }
     }
+}
+
+#[test]
+fn expiring_data_is_retransmitted_until_its_deadline_then_only_its_sequence_number() {
+    let mut p = Path::new(DATAGRAM_INTERNET, 30);
+    let now = p.now;
+    // 50 frames of 2000 bytes (4 segments each) due within 300 ms, over 30 % loss.
+    for i in 0..50u8 {
+        p.a.send(
+            now,
+            &message(2000, i),
+            Delivery::Until(now + Duration::from_millis(300)),
+        );
+    }
+    let (_, at_b) = p.run(3000);
+    assert!(at_b.len() > 25, "most arrive by resending: {}", at_b.len());
+    assert!(at_b.len() < 50 || p.a.resent > 0);
+    assert!(at_b.iter().all(|m| m.len() == message_len(m).unwrap()));
+    // Whatever missed its deadline went as a cancelled header: every sequence number
+    // arrived, nothing is left in flight, and the receiver's in-order point passed them.
+    assert_eq!(p.a.in_flight(), 0);
+    let mut c = Unacked {
+        seq: 1,
+        datagram: {
+            let mut d = vec![VERSION, DATA, 0x04 | LAST_SEGMENT, 0x11, 0, 0, 0, 1];
+            d.extend_from_slice(&[0x12, 0x34, 2, 9, 9, 9]);
+            d
+        },
+        first_sent: now,
+        last_sent: now,
+        expires: Some(now),
+    };
+    c.expire(now);
+    assert_eq!(
+        c.datagram,
+        vec![
+            VERSION,
+            DATA,
+            0x04 | LAST_SEGMENT | CANCELLED,
+            0x11,
+            0,
+            0,
+            0,
+            1,
+            0x12,
+            0x34,
+            2
+        ]
+    );
 }
