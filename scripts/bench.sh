@@ -14,3 +14,5 @@ for _ in 1 2 3; do
 done
 # Bitrate adaptation: a 300 kbit/s bottleneck for 30 s, with and without adaptation.
 cargo bench --locked --bench adaptation 2>&1 | grep -vE '^\s*(Compiling|Finished|Running|Downloaded|Downloading)|^MEASURE'
+# RTM media over a lossy path (0/2/5 % both ways, 20 ms each way): TCP against FPNN's UDP.
+cargo bench --locked --bench rtm_loss 2>&1 | grep -vE '^\s*(Compiling|Finished|Running|Downloaded|Downloading)|^MEASURE|GStreamer-WARNING|^$'

@@ -7,6 +7,7 @@ pub mod bottleneck;
 pub mod browser;
 pub mod encoded;
 pub mod ha;
+pub mod lossy;
 pub mod mqtt;
 pub mod netns;
 pub mod rng;
