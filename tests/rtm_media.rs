@@ -318,6 +318,57 @@ async fn over_fpnn_udp_a_call_carries_decodable_video_and_voice_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtc_gate_with_a_key_gets_encrypted_media_over_tcp_and_udp() {
+    use roomagent::signaling::rtm::fpnn::{Curve, public_key_of};
+    use support::rtm_gate::GateKey;
+    let dir = std::env::temp_dir().join(format!("roomagent-rtc-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (transport, curve, name, bits, mode) in [
+        ("tcp", Curve::Secp256k1, "secp256k1", 128, "stream"),
+        ("tcp", Curve::Secp256r1, "secp256r1", 256, "package"),
+        ("udp", Curve::Secp256k1, "secp256k1", 128, "package"),
+        ("udp", Curve::Secp256r1, "secp256r1", 256, "package"),
+    ] {
+        let secret = [0x42u8; 32];
+        let key_file = dir.join(format!("{transport}-{name}.key"));
+        std::fs::write(&key_file, public_key_of(curve, &secret).unwrap()).unwrap();
+        let gate = Gate::start(None).await;
+        // The gate takes nothing unencrypted: media flows only if the device encrypts.
+        let key = GateKey { curve, secret };
+        let rtc = RtcGate::start_keyed("127.0.0.1", true, Some(key)).await;
+        gate.set_rtc_endpoint(&rtc.endpoint());
+        gate.accept_token(UID, &format!("token-{UID}"));
+        gate.room(RID, &[MEMBER], &[MEMBER], MEMBER);
+        let config = over(transport, &gate).replace(
+            "\n[answer]",
+            &format!(
+                "\n[signaling.rtm.rtc_encryption]\npublic_key_file = {:?}\ncurve = \"{name}\"\nbits = {bits}\nmode = \"{mode}\"\n\n[answer]",
+                key_file.display().to_string()
+            ),
+        );
+        let agent = invited(&gate, &rtc, &config).await;
+        let video = rtc
+            .wait_sent(UID, "video", 15, Duration::from_secs(10))
+            .await;
+        assert!(
+            decode_video(&video) + 2 >= video.len(),
+            "{transport} {name}"
+        );
+        member_sends(&rtc, UID, MEMBER, 1).await;
+        agent
+            .stats_until("member 42 decoded", |st| {
+                st.sessions
+                    .iter()
+                    .any(|s| s.peer == ClientId(MEMBER) && s.frames_decoded >= 15)
+            })
+            .await;
+        assert_eq!(rtc.udp_sessions(), u64::from(transport == "udp"));
+        agent.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_uses_udp_where_the_gate_answers_it_and_tcp_where_it_does_not() {
     for udp in [true, false] {
         let gate = Gate::start(None).await;

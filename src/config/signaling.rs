@@ -230,6 +230,8 @@ pub struct RtmConfig {
     pub rtc_transport: RtcTransport,
     /// Over UDP, whether lost pieces of video frames are sent again (for a short while).
     pub udp_video: UdpVideo,
+    /// Encrypt the RTC gate connection with that gate's public key.
+    pub rtc_encryption: Option<RtmEncryption>,
     /// Encrypt the gate connection with the server's public key.
     pub encryption: Option<RtmEncryption>,
     /// What a forced pull into a room (`pushPullIntoRTCRoom`) does.
@@ -254,6 +256,7 @@ impl Default for RtmConfig {
             rtc_gate: None,
             rtc_transport: RtcTransport::Tcp,
             udp_video: UdpVideo::Resend,
+            rtc_encryption: None,
             encryption: None,
             pull: PullPolicy::Obey,
             command_mtype: None,

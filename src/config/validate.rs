@@ -530,16 +530,20 @@ fn check_rtm(c: &Config, err: &mut impl FnMut(&str, String)) {
             );
         }
     }
-    if let Some(e) = &r.encryption {
+    for (name, e) in [
+        ("encryption", &r.encryption),
+        ("rtc_encryption", &r.rtc_encryption),
+    ] {
+        let Some(e) = e else { continue };
         if !matches!(e.bits, 128 | 256) {
             err(
-                "signaling.rtm.encryption.bits",
+                &format!("signaling.rtm.{name}.bits"),
                 format!("{} is not an AES key size: use 128 or 256", e.bits),
             );
         }
         if !e.public_key_file.exists() {
             err(
-                "signaling.rtm.encryption.public_key_file",
+                &format!("signaling.rtm.{name}.public_key_file"),
                 format!("{} does not exist", e.public_key_file.display()),
             );
         }

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::rtm_gate::GateKey;
 use rmpv::Value;
 use roomagent::media::relay::VideoUnit;
 use roomagent::signaling::rtm::fpnn::udp::{self, Arq};
@@ -58,6 +59,7 @@ struct Member {
 
 #[derive(Default)]
 struct State {
+    key: Option<GateKey>,
     members: HashMap<u64, Member>,
     log: Vec<Got>,
     forward: bool,
@@ -87,10 +89,17 @@ impl RtcGate {
 
     /// A gate listening on `ip` (any free port), with or without UDP.
     pub async fn start_with(ip: &str, udp: bool) -> RtcGate {
+        Self::start_keyed(ip, udp, None).await
+    }
+
+    /// [`RtcGate::start_with`] accepting encrypted connections with `key` (TCP's `*key`,
+    /// UDP's `ECDH`).
+    pub async fn start_keyed(ip: &str, udp: bool, key: Option<GateKey>) -> RtcGate {
         let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             microphone: true,
+            key,
             ..State::default()
         }));
         let (quests, _) = broadcast::channel(4096);
@@ -299,6 +308,7 @@ async fn serve(
     let mut link = fpnn::Link::plain(fpnn::DEFAULT_MAX_PAYLOAD);
     let mut buf = vec![0u8; 64 * 1024];
     let mut me: Option<(u64, i64, i64)> = None; // id, uid, rid
+    let mut encrypted = false;
     loop {
         let stalled = state.lock().unwrap().stalled;
         let mut out = Vec::new();
@@ -311,6 +321,21 @@ async fn serve(
                 loop {
                     match link.next_frame() {
                         Ok(Some(Frame::Quest { seq, method, body })) => {
+                            // A keyed gate takes nothing before the key exchange (the
+                            // framework's forceEncrypt).
+                            let key = state.lock().unwrap().key;
+                            if let Some(k) = key {
+                                if method == fpnn::KEY_METHOD {
+                                    let cipher = fpnn::server_handshake(k.curve, &k.secret, &body);
+                                    match cipher.map(|c| link.start_encryption(c)) {
+                                        Ok(Ok(())) => encrypted = true,
+                                        _ => { leave(&state, me); return; }
+                                    }
+                                } else if !encrypted {
+                                    leave(&state, me);
+                                    return;
+                                }
+                            }
                             let answer = on_quest(&state, &quests, &tx, &mut me, &method, &body);
                             if let (Some(seq), Some(answer)) = (seq, answer) {
                                 let frame = match answer {
@@ -475,6 +500,9 @@ async fn udp_session(
 ) {
     let now = || tokio::time::Instant::now().into_std();
     let mut arq = Arq::new(now(), udp::DATAGRAM_LAN, rand_seed(&peer));
+    if let Some(k) = state.lock().unwrap().key {
+        arq = arq.with_server_key(k.curve, k.secret);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut me: Option<(u64, i64, i64)> = None;
     loop {
@@ -497,6 +525,9 @@ async fn udp_session(
                     let Ok(Some(Frame::Quest { seq, method, body })) = link.next_frame() else {
                         continue;
                     };
+                    if state.lock().unwrap().key.is_some() && !arq.encrypting() {
+                        continue; // forceEncrypt: dropped, unanswered, as the framework does
+                    }
                     let answer = on_quest(&state, &quests, &tx, &mut me, &method, &body);
                     if let (Some(seq), Some(answer)) = (seq, answer) {
                         let frame = match answer {

@@ -71,6 +71,8 @@ pub struct Options {
     pub rtc_transport: crate::config::RtcTransport,
     /// Over UDP, whether video pieces are resent.
     pub udp_video: crate::config::UdpVideo,
+    /// Encrypt the RTC gate connection (its own key).
+    pub rtc_encryption: Option<Encryption>,
     /// Members whose video is subscribed to, at most.
     pub video_subscriptions: usize,
     /// `captureLevel` of the video sent.
@@ -105,8 +107,10 @@ pub enum OptionsError {
     #[error("signaling.rtm: set gate or dispatch")]
     NoGate,
     /// The public key file could not be read or parsed.
-    #[error("signaling.rtm.encryption.public_key_file {path}: {problem}")]
+    #[error("signaling.rtm.{table}.public_key_file {path}: {problem}")]
     PublicKey {
+        /// `encryption` or `rtc_encryption`.
+        table: &'static str,
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -124,7 +128,16 @@ impl Options {
             (None, Some(d)) => GateAddress::Dispatch(d.clone()),
             (None, None) => return Err(OptionsError::NoGate),
         };
-        let encryption = r.encryption.as_ref().map(read_encryption).transpose()?;
+        let encryption = r
+            .encryption
+            .as_ref()
+            .map(|e| read_encryption("encryption", e))
+            .transpose()?;
+        let rtc_encryption = r
+            .rtc_encryption
+            .as_ref()
+            .map(|e| read_encryption("rtc_encryption", e))
+            .transpose()?;
         Ok(Options {
             pid: r.pid,
             uid: r.uid,
@@ -141,14 +154,19 @@ impl Options {
             rtc_gate: r.rtc_gate.clone(),
             rtc_transport: r.rtc_transport,
             udp_video: r.udp_video,
+            rtc_encryption,
             video_subscriptions: r.video_subscriptions as usize,
             capture_level: rtc::capture_level(c.media.width, c.media.height, c.media.framerate),
         })
     }
 }
 
-fn read_encryption(e: &crate::config::RtmEncryption) -> Result<Encryption, OptionsError> {
+fn read_encryption(
+    table: &'static str,
+    e: &crate::config::RtmEncryption,
+) -> Result<Encryption, OptionsError> {
     let problem = |problem: String| OptionsError::PublicKey {
+        table,
         path: e.public_key_file.clone(),
         problem,
     };
@@ -229,6 +247,7 @@ async fn run(opts: Options, relay: Option<Relay>, mut ends: Ends, shutdown: Canc
             capture_level: opts.capture_level,
             transport: opts.rtc_transport,
             udp_video: opts.udp_video,
+            encryption: opts.rtc_encryption.clone(),
         };
         tokio::spawn(rtc::run(
             settings,

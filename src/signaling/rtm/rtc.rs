@@ -76,6 +76,9 @@ pub struct Settings {
     pub transport: RtcTransport,
     /// Over UDP: video pieces resent for a while, or sent once like voice.
     pub udp_video: UdpVideo,
+    /// The RTC gate's key: over TCP the framework's `*key` exchange (stream or package
+    /// mode), over UDP its `ECDH` package (every datagram sealed).
+    pub encryption: Option<super::Encryption>,
 }
 
 /// Over UDP, how long the pieces of a video frame are resent before they are given up.
@@ -179,10 +182,8 @@ async fn connection(
     udp: bool,
 ) -> End {
     let (proto, opened) = if udp {
-        (
-            "UDP",
-            timeout(s.request_timeout, wire::udp(&t.endpoint)).await,
-        )
+        let udp = wire::udp(&t.endpoint, s.encryption.as_ref());
+        ("UDP", timeout(s.request_timeout, udp).await)
     } else {
         let tcp = wire::tcp(&t.endpoint, s.request_timeout);
         ("TCP", timeout(s.request_timeout, tcp).await)
@@ -218,6 +219,21 @@ async fn connection(
         ("rid", Value::from(t.rid.0)),
         ("token", Value::from(t.token.as_str())),
     ]);
+    if !udp && let Some(e) = &s.encryption {
+        // `*key` in the clear, then everything both ways encrypted (its answer too).
+        let mut rng = rand::rng();
+        let (body, cipher) = match fpnn::client_handshake(&e.server_key, e.bits, e.mode, &mut rng) {
+            Ok(k) => k,
+            Err(err) => return End::NoEntry(format!("encryption: {err}")),
+        };
+        let (_, bytes) = conn.quest(fpnn::KEY_METHOD, body);
+        if wire.tx.try_send(reliable(bytes)).is_err() {
+            return End::NoEntry("cannot write".into());
+        }
+        if let Err(err) = conn.link.start_encryption(cipher) {
+            return End::NoEntry(format!("encryption: {err}"));
+        }
+    }
     let now = Instant::now();
     let bytes = conn.quest("enterRTCRoom", enter);
     conn.enter = Some((bytes.0, now + enter_limit));

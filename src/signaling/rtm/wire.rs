@@ -141,8 +141,8 @@ fn private(addr: &SocketAddr) -> bool {
 }
 
 /// Opens an FPNN reliable-UDP session with `endpoint` (no handshake: the first datagram makes
-/// the session at the server). One-way media quests go discardable, everything else reliable.
-pub async fn udp(endpoint: &str) -> std::io::Result<Wire> {
+/// the session at the server), encrypted with the gate's key when there is one.
+pub async fn udp(endpoint: &str, encryption: Option<&super::Encryption>) -> std::io::Result<Wire> {
     let addr = tokio::net::lookup_host(endpoint)
         .await?
         .next()
@@ -159,11 +159,16 @@ pub async fn udp(endpoint: &str) -> std::io::Result<Wire> {
     } else {
         udp::DATAGRAM_INTERNET
     };
-    let arq = Arq::new(
-        tokio::time::Instant::now().into_std(),
-        datagram,
-        rand::random(),
-    );
+    let now = tokio::time::Instant::now().into_std();
+    let arq = match encryption {
+        Some(e) => {
+            let (body, cipher) =
+                super::fpnn::udp_client_handshake(&e.server_key, e.bits, &mut rand::rng())
+                    .map_err(|err| std::io::Error::other(format!("encryption: {err}")))?;
+            Arq::encrypted(now, datagram, rand::random(), &body, cipher)
+        }
+        None => Arq::new(now, datagram, rand::random()),
+    };
     let (tx, out_rx) = mpsc::channel(WRITE_QUEUE);
     let (in_tx, rx) = mpsc::channel(READ_QUEUE);
     let task = tokio::spawn(udp_session(socket, arq, out_rx, in_tx));

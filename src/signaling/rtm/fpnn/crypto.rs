@@ -208,6 +208,58 @@ pub fn server_handshake(
     Ok(Cipher::from_shared_secret(&shared, bits, mode))
 }
 
+/// FPNN's UDP key exchange, client side: the body of the `ECDH` package (`params` — the public
+/// key's length, plus 0x80 for AES-256 — then a fresh public key X‖Y) and the cipher that
+/// seals every later datagram whole, each from the IV (package mode). Key and IV come from the
+/// shared secret as over TCP.
+pub fn udp_client_handshake<R: CryptoRng + ?Sized>(
+    server: &ServerKey,
+    bits: KeyBits,
+    rng: &mut R,
+) -> Result<(Vec<u8>, Cipher), CryptoError> {
+    let secret = ecdh::random_secret(server.curve, rng)?;
+    udp_client_handshake_with(server, bits, &secret)
+}
+
+/// [`udp_client_handshake`] with a given ephemeral secret (deterministic, for test vectors).
+pub(super) fn udp_client_handshake_with(
+    server: &ServerKey,
+    bits: KeyBits,
+    secret: &[u8; 32],
+) -> Result<(Vec<u8>, Cipher), CryptoError> {
+    let public = ecdh::public_of(server.curve, secret)?;
+    let shared = ecdh::shared_x(server.curve, secret, &server.point)?;
+    let mut body = vec![public.len() as u8 | if bits == KeyBits::Aes256 { 0x80 } else { 0 }];
+    body.extend_from_slice(&public);
+    Ok((
+        body,
+        Cipher::from_shared_secret(&shared, bits, Mode::Package),
+    ))
+}
+
+/// FPNN's UDP key exchange, server side (for test gates): the cipher for a received `ECDH`
+/// package body, read as the framework reads it (a 64-byte key; 0x80 in `params` for AES-256).
+pub fn udp_server_handshake(
+    curve: Curve,
+    server_secret: &[u8; 32],
+    body: &[u8],
+) -> Result<Cipher, CryptoError> {
+    let bad = |why: &str| CryptoError::BadKeyQuest(why.to_owned());
+    let (&params, rest) = body.split_first().ok_or_else(|| bad("empty ECDH"))?;
+    let len = usize::from(params & 0x7F);
+    if len != 64 || rest.len() < len {
+        return Err(bad("the ECDH public key is not 64 bytes"));
+    }
+    let public: [u8; 64] = rest[..64].try_into().map_err(|_| bad("short key"))?;
+    let bits = if params & 0x80 != 0 {
+        KeyBits::Aes256
+    } else {
+        KeyBits::Aes128
+    };
+    let shared = ecdh::shared_x(curve, server_secret, &public)?;
+    Ok(Cipher::from_shared_secret(&shared, bits, Mode::Package))
+}
+
 /// The public key (X‖Y) of a raw 32-byte secret key; what a test server publishes.
 pub fn public_key_of(curve: Curve, secret: &[u8; 32]) -> Result<[u8; 64], CryptoError> {
     ecdh::public_of(curve, secret)

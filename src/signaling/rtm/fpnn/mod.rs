@@ -31,7 +31,7 @@ mod tests;
 
 pub use crypto::{
     Cipher, CryptoError, Curve, KeyBits, Mode, PackageDecryptor, ServerKey, client_handshake,
-    public_key_of, server_handshake,
+    public_key_of, server_handshake, udp_client_handshake, udp_server_handshake,
 };
 pub use frame::{DecodeError, Decoder, EncodeError, Frame, MAX_METHOD_LEN, encode};
 pub use link::Link;

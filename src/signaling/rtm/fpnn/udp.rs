@@ -206,6 +206,15 @@ pub struct Arq {
     sync_due: bool,
     last_sync: Option<Instant>,
     last_received: Instant,
+    // ---- encryption (the framework's package mode: every datagram sealed whole)
+    cipher: Option<super::Cipher>,
+    /// Client: the `ECDH` package's sequence number until the peer acknowledges it (nothing
+    /// else is sent before, and it goes in the clear).
+    ecdh_pending: Option<u32>,
+    /// Server: its key, to answer a client's `ECDH`; and that package, whose resends arrive
+    /// in the clear.
+    server_key: Option<(super::Curve, [u8; 32])>,
+    ecdh_copy: Option<Vec<u8>>,
     /// Counters: reliable packages resent, packages dropped for a bad sign.
     pub resent: u64,
     /// See [`Arq::resent`].
@@ -251,9 +260,42 @@ impl Arq {
             sync_due: false,
             last_sync: None,
             last_received: now,
+            cipher: None,
+            ecdh_pending: None,
+            server_key: None,
+            ecdh_copy: None,
             resent: 0,
             bad_signs: 0,
         }
+    }
+
+    /// A client session that encrypts: its first reliable package is `ECDH` with
+    /// `ecdh_body` (from [`super::udp_client_handshake`]), sent in the clear; everything else
+    /// waits for its acknowledgement and is then sealed with `cipher`, as is everything the
+    /// server sends.
+    pub fn encrypted(
+        now: Instant,
+        datagram: usize,
+        seed: u64,
+        ecdh_body: &[u8],
+        cipher: super::Cipher,
+    ) -> Arq {
+        let mut a = Arq::new(now, datagram, seed);
+        a.ecdh_pending = Some(a.next_seq);
+        a.package(now, ECDH, Delivery::Reliable, 0, ecdh_body);
+        a.cipher = Some(cipher);
+        a
+    }
+
+    /// A server session that accepts a client's `ECDH` with this key (the raw secret).
+    pub fn with_server_key(mut self, curve: super::Curve, secret: [u8; 32]) -> Arq {
+        self.server_key = Some((curve, secret));
+        self
+    }
+
+    /// Whether datagrams are sealed now.
+    pub fn encrypting(&self) -> bool {
+        self.cipher.is_some() && self.ecdh_pending.is_none()
     }
 
     /// When something was last received from the peer.
@@ -268,7 +310,16 @@ impl Arq {
 
     /// The next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        if self.ecdh_pending.is_some() {
+            // Only the key exchange (and its resends), in the clear.
+            let i = self.out.iter().position(|d| d[1] == ECDH)?;
+            return self.out.remove(i);
+        }
+        let mut d = self.out.pop_front()?;
+        if let Some(c) = &mut self.cipher {
+            c.seal_in_place(&mut d);
+        }
+        Some(d)
     }
 
     /// The next whole FPNN message received.
@@ -470,6 +521,19 @@ impl Arq {
 
     /// A datagram from the peer. `Err` when the peer closed the session.
     pub fn handle_datagram(&mut self, now: Instant, d: &[u8]) -> Result<(), Closed> {
+        let opened;
+        let d = match &mut self.cipher {
+            // A server sees the client's ECDH again in the clear when its answer was lost.
+            Some(_) if self.ecdh_copy.as_deref() == Some(d) => {
+                self.sync_due = true;
+                return Ok(());
+            }
+            Some(c) => {
+                opened = c.decrypt(d);
+                &opened[..]
+            }
+            None => d,
+        };
         if d.len() < 2 || d[0] > VERSION {
             return Ok(());
         }
@@ -497,6 +561,9 @@ impl Arq {
             return Ok(());
         }
         let (kind, flag, sign_byte) = (p[1], p[2], p[3]);
+        if kind == ECDH && self.server_key.is_some() && self.ecdh_copy.is_none() {
+            self.ecdh_copy = Some(p.to_vec());
+        }
         let seq = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
         let reliable = flag & DISCARDABLE == 0 || flag & MONITORED != 0;
         if reliable {
@@ -583,13 +650,26 @@ impl Arq {
                     rest = &rest[4 + n..];
                 }
             }
-            // HEARTBEAT only shows the peer is there; ECDH is not spoken here.
+            ECDH => {
+                if let Some((curve, secret)) = self.server_key
+                    && self.cipher.is_none()
+                {
+                    match super::udp_server_handshake(curve, &secret, body) {
+                        Ok(c) => self.cipher = Some(c),
+                        Err(_) => self.bad_signs += 1,
+                    }
+                }
+            }
+            // HEARTBEAT only shows the peer is there.
             _ => {}
         }
         Ok(())
     }
 
     fn acknowledged(&mut self, now: Instant, covered: impl Fn(u32) -> bool) {
+        if self.ecdh_pending.is_some_and(&covered) {
+            self.ecdh_pending = None;
+        }
         let mut delays = Vec::new();
         self.unacked.retain(|u| {
             let gone = covered(u.seq);

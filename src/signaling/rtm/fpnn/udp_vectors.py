@@ -185,3 +185,21 @@ if __name__ == "__main__":
     p8 = pkg(T_DATA, 0x00, S(rseq), rseq, fpnn_answer(PING_SEQ, mp([])))
     asm = bytes([VER, T_ASM]) + b"".join(struct.pack(">H", len(p) - 1) + p[1:] for p in (p1, p8))
     show("9 ASSEMBLED(#1 + #8) (resend form)", asm)
+
+    # 10. Encryption (ECDH package, then every datagram sealed whole with AES-CFB128 from the
+    # IV): secp256k1, server secret 0x11 * 32, the client's ephemeral secret 0x22 * 32.
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    import hashlib
+    server = ec.derive_private_key(int.from_bytes(b"\x11" * 32, "big"), ec.SECP256K1())
+    client = ec.derive_private_key(int.from_bytes(b"\x22" * 32, "big"), ec.SECP256K1())
+    nums = client.public_key().public_numbers()
+    client_pub = nums.x.to_bytes(32, "big") + nums.y.to_bytes(32, "big")
+    shared = client.exchange(ec.ECDH(), server.public_key())        # the X coordinate
+    for bits, params in ((128, 0x40), (256, 0xC0)):
+        key = shared[:16] if bits == 128 else shared
+        iv = hashlib.md5(shared).digest()
+        show(f"10 ECDH body, AES-{bits}", bytes([params]) + client_pub)
+        p8 = pkg(T_DATA, 0x00, S(rseq), rseq, fpnn_answer(PING_SEQ, mp([])))
+        enc = Cipher(algorithms.AES(key), modes.CFB(iv)).encryptor()
+        show(f"10 #8 sealed, AES-{bits}", enc.update(p8) + enc.finalize())

@@ -367,3 +367,79 @@ fn expiring_data_is_retransmitted_until_its_deadline_then_only_its_sequence_numb
         ]
     );
 }
+
+#[test]
+fn the_key_exchange_and_a_sealed_datagram_are_the_frameworks_bytes() {
+    use crate::signaling::rtm::fpnn::crypto::udp_client_handshake_with;
+    use crate::signaling::rtm::fpnn::{Curve, KeyBits, ServerKey, public_key_of};
+    // udp_vectors.py #10: secp256k1, server secret 0x11 * 32, client secret 0x22 * 32.
+    let server_public = public_key_of(Curve::Secp256k1, &[0x11; 32]).unwrap();
+    let server = ServerKey::from_raw(Curve::Secp256k1, &server_public).unwrap();
+    let public = "46 6d 7f ca e5 63 e5 cb 09 a0 d1 87 0b b5 80 34 48 04 61 78 79 a1 49 49 cf 22 28
+        5f 1b ae 3f 27 67 28 17 6c 3c 64 31 f8 ee da 45 38 dc 37 c8 65 e2 78 4f 3a 9e 77 d0 44 f3
+        3e 40 77 97 e1 27 8a";
+    for (bits, params, sealed) in [
+        (
+            KeyBits::Aes128,
+            "40",
+            "f6 dd 6a be 10 a4 1d 29 67 92 f0 93 8b 71 ff 8b 04 b1 20 e9 02 bb 9e e3 72",
+        ),
+        (
+            KeyBits::Aes256,
+            "c0",
+            "af 89 f7 e4 59 37 67 fa bd b1 9f 65 4f da 27 f7 0c ab 9f be 08 b7 d2 b2 42",
+        ),
+    ] {
+        let (body, mut cipher) = udp_client_handshake_with(&server, bits, &[0x22; 32]).unwrap();
+        assert_eq!(body, hex(&format!("{params} {public}")));
+        let mut d = hex(V8);
+        cipher.seal_in_place(&mut d);
+        assert_eq!(d, hex(sealed), "{bits:?}");
+        // Every datagram restarts from the IV.
+        let mut again = hex(V8);
+        cipher.seal_in_place(&mut again);
+        assert_eq!(again, d);
+    }
+}
+
+#[test]
+fn an_encrypted_session_sends_only_the_key_exchange_until_it_is_acknowledged() {
+    use crate::signaling::rtm::fpnn::crypto::udp_client_handshake_with;
+    use crate::signaling::rtm::fpnn::{Curve, KeyBits, ServerKey, public_key_of};
+    let secret = [0x5c; 32];
+    let public = public_key_of(Curve::Secp256r1, &secret).unwrap();
+    let key = ServerKey::from_raw(Curve::Secp256r1, &public).unwrap();
+    // A fixed client key, so the sealed bytes checked below do not change from run to run.
+    let (body, cipher) = udp_client_handshake_with(&key, KeyBits::Aes256, &[0x33; 32]).unwrap();
+    let mut p = Path::new(DATAGRAM_INTERNET, 15);
+    let now = p.now;
+    p.a = Arq::encrypted(now, DATAGRAM_INTERNET, 31, &body, cipher);
+    p.b = Arq::new(now, DATAGRAM_INTERNET, 32).with_server_key(Curve::Secp256r1, secret);
+    let quest = message(100, 7);
+    p.a.send(now, &quest, Delivery::Reliable);
+    // Before the server acknowledges it: the ECDH package alone, in the clear, first.
+    let first = p.a.poll_datagram().unwrap();
+    assert_eq!(
+        (first[0], first[1], first[2]),
+        (VERSION, ECDH, FIRST_PACKAGE)
+    );
+    assert_eq!(&first[HEADER..], &body[..]);
+    assert!(
+        p.a.poll_datagram().is_none(),
+        "nothing else before the acknowledgement"
+    );
+    p.to_b.push(first);
+    for i in 0..40u8 {
+        p.a.send(now, &message(900, i), Delivery::Discardable);
+        p.a.send(now, &message(50, i), Delivery::Reliable);
+    }
+    let (_, at_b) = p.run(5000);
+    assert!(p.a.encrypting() && p.b.encrypting());
+    assert!(at_b.contains(&quest));
+    assert_eq!(at_b.iter().filter(|m| m.len() == 12 + 5 + 50).count(), 40);
+    assert!(at_b.iter().filter(|m| m.len() > 900).count() > 10);
+    // What goes out now is sealed: no plain header.
+    p.a.send(p.now, &quest, Delivery::Reliable);
+    let sealed = p.a.poll_datagram().unwrap();
+    assert_ne!(&sealed[..2], &[VERSION, DATA]);
+}
