@@ -40,6 +40,9 @@ const WIDENED: f64 = 2.0;
 /// overuse): at what got through, a full queue on the path stays full and the far end stays
 /// frozen; below it, the queue drains.
 const BETA: f64 = 0.85;
+/// Loss of 2 % or more above this share of where the path last gave way means a probe
+/// failed; the target goes back to this share of it.
+const PROBE_FAILED: f64 = 0.95;
 /// Growth per second while the path shows no sign of congestion.
 const GROWTH: f64 = 0.15;
 /// Growth per second between [`NEAR_ABOVE`] and [`WIDENED`]: as GCC's multiplicative
@@ -200,6 +203,24 @@ impl Controller {
             });
             self.calm_since = None;
             self.target = t;
+            self.hold_until = Some(now + HOLD);
+            Verdict::Loss
+        } else if let Some(mark) = self
+            .congested_at
+            .filter(|c| loss >= 0.02 && !held && self.target > c * PROBE_FAILED)
+        {
+            // Some loss while probing at or above where the path last gave way: the probe
+            // failed. Holding there (GCC's rule for 2-10 %) kept a full queue on the path,
+            // which cut the tail off every key frame, and the far end froze for seconds
+            // asking for more. Back to just below the mark, or below what got through if
+            // that is less, so the queue drains.
+            let through = received_kbps.unwrap_or(sent_kbps * (1.0 - loss));
+            let below = (mark * PROBE_FAILED).min(if through > 0.0 {
+                through * BETA
+            } else {
+                f64::MAX
+            });
+            self.target = self.target.min(below.max(self.floor));
             self.hold_until = Some(now + HOLD);
             Verdict::Loss
         } else if queueing > QUEUE_DELAY {
@@ -517,6 +538,37 @@ mod tests {
             fast,
             "growth is fast again well past where the path gave way"
         );
+    }
+
+    #[test]
+    fn a_little_loss_while_probing_above_where_the_path_gave_way_backs_off() {
+        let mut r = Counted::new(100, 1500);
+        for i in 0..5 {
+            r.report(i, 1500, 156, 0, Some(0.0), 0);
+        }
+        // The path gives way at about 250 kbit/s (26 packets a second).
+        r.report(5, 200, 26, 26, Some(0.5), 0);
+        let mark = r.c.congested_at.unwrap();
+        let mut t = r.c.target();
+        let mut second = 6;
+        while f64::from(t) <= mark {
+            let sent = u64::from(t);
+            t = r.report(second, sent, sent * 1000 / 8 / 1200, 0, Some(0.0), 0);
+            second += 1;
+            assert!(second < 60, "never came up to the mark {mark}: {t}");
+        }
+        // Above the mark, 5 % lost: GCC would hold there, and the queue would stay full.
+        let sent = u64::from(t);
+        let after = r.report(second, sent, sent * 1000 / 8 / 1200, 2, Some(0.05), 0);
+        assert_eq!(r.c.verdict, Verdict::Loss);
+        assert!(
+            f64::from(after) <= mark * 0.95 + 1.0,
+            "from {t} to {after} (mark {mark})"
+        );
+        // Far below the mark, the same loss only holds (after the hold time).
+        let before = r.c.target();
+        let low = r.report(second + 3, u64::from(before), 20, 1, Some(0.05), 0);
+        assert_eq!((r.c.verdict, low), (Verdict::Hold, before));
     }
 
     #[test]
