@@ -16,7 +16,8 @@
 //! An RTM call has no per-participant WebRTC sessions
 //! ([`crate::core::CoreConfig::per_participant_media`] is off): its media travels over a
 //! second FPNN connection, to the RTC gate ([`rtc`]), fed by the media engine through a
-//! [`Relay`]. The RTM gate's session says which room that connection serves
+//! [`Relay`], over TCP or FPNN's reliable UDP (`rtc_transport`). The RTM gate's session says
+//! which room that connection serves
 //! ([`session::Session::rtc_target`]); the connection lives on across RTM gate reconnects.
 
 mod connection;

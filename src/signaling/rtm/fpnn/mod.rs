@@ -1,5 +1,6 @@
 //! Sans-IO codec for FPNN over TCP, the transport under the RTM gate and the RTC gate, with the
-//! framework's optional ECDH + AES-CFB encryption.
+//! framework's optional ECDH + AES-CFB encryption; and ([`udp`]) the framework's reliable UDP,
+//! which the RTC gate may be reached over instead.
 //!
 //! Nothing here touches a socket or a clock: bytes go in with [`Link::read`] (or
 //! [`Decoder::push`]) and whole [`Frame`]s come out of [`Link::next_frame`]; frames go out as bytes
