@@ -153,7 +153,7 @@ async fn run(transport: &'static str, loss: f64, seed: u64) -> Run {
         .get(((voice_latency.len() as f64 - 1.0) * 0.95).round().max(0.0) as usize)
         .copied()
         .unwrap_or(-1);
-    let units: Vec<VideoUnit> = shown.iter().map(|(_, g)| unit(g)).collect();
+    let units: Vec<VideoUnit> = shown.iter().map(|(_, g)| g.unit()).collect();
     let decoded = tokio::task::block_in_place(|| support::encoded::decode_h264(&units));
     let mut times: Vec<i64> = shown.iter().map(|(at, _)| *at).collect();
     times.insert(0, since);
@@ -188,16 +188,6 @@ async fn run(transport: &'static str, loss: f64, seed: u64) -> Run {
         voice_arrived: voice.len(),
         voice_in_time,
         voice_p95,
-    }
-}
-
-fn unit(g: &Got) -> VideoUnit {
-    VideoUnit {
-        key: g.int("flags") == 1,
-        sps: g.bin("sps"),
-        pps: g.bin("pps"),
-        data: g.bin("data"),
-        captured_ms: g.int("timestamp"),
     }
 }
 

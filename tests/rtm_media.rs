@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use rmpv::Value;
 use roomagent::core::{CallPhase, ClientId, Command};
-use roomagent::media::relay::VideoUnit;
 use roomagent::signaling::rtm::fpnn::map;
 use support::Agent;
 use support::rtc_gate::{Got, RtcGate, unix_ms};
@@ -101,18 +100,8 @@ async fn invited(gate: &Gate, rtc: &RtcGate, config: &str) -> Agent {
     agent
 }
 
-fn unit(g: &Got) -> VideoUnit {
-    VideoUnit {
-        key: g.int("flags") == 1,
-        sps: g.bin("sps"),
-        pps: g.bin("pps"),
-        data: g.bin("data"),
-        captured_ms: g.int("timestamp"),
-    }
-}
-
 fn decode_video(quests: &[Got]) -> usize {
-    let units: Vec<_> = quests.iter().map(unit).collect();
+    let units: Vec<_> = quests.iter().map(Got::unit).collect();
     tokio::task::block_in_place(|| support::encoded::decode_h264(&units))
 }
 

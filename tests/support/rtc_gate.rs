@@ -38,6 +38,17 @@ impl Got {
         field(&self.body, key).and_then(as_i64).unwrap_or(-1)
     }
 
+    /// A `video` quest as the access unit it carries.
+    pub fn unit(&self) -> VideoUnit {
+        VideoUnit {
+            key: self.int("flags") == 1,
+            sps: self.bin("sps"),
+            pps: self.bin("pps"),
+            data: self.bin("data"),
+            captured_ms: self.int("timestamp"),
+        }
+    }
+
     pub fn bin(&self, key: &str) -> Vec<u8> {
         field(&self.body, key)
             .and_then(fpnn::as_bytes)

@@ -192,6 +192,8 @@ pub struct Arq {
     resend_after: Duration,
     next_package_id: u16,
     last_sent: Instant,
+    /// When the session began (the heartbeat's timestamp counts from it).
+    started: Instant,
     out: VecDeque<Vec<u8>>,
     random: u64,
     // ---- receiving
@@ -249,6 +251,7 @@ impl Arq {
             resend_after: RESEND_MIN,
             next_package_id: xorshift(&mut random) as u16,
             last_sent: now,
+            started: now,
             out: VecDeque::new(),
             random,
             peer_first: None,
@@ -440,10 +443,9 @@ impl Arq {
     fn heartbeat(&mut self, now: Instant) {
         let seq = self.loose_seq();
         let mut d = self.header(HEARTBEAT, DISCARDABLE, seq);
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        // The framework writes its send time here and its receivers never read it; the
+        // milliseconds since the session started keep this module off the wall clock.
+        let ms = now.saturating_duration_since(self.started).as_millis() as u64;
         d.extend_from_slice(&ms.to_be_bytes());
         self.last_sent = now;
         self.out.push_back(d);
