@@ -192,7 +192,10 @@ fn take_target(args: &mut Args, fleet: bool) -> Result<Option<Selector>, String>
         Some(v) if fleet => serde_json::from_value::<Selector>(v)
             .map(Some)
             .map_err(|e| format!("\"target\": {e}")),
-        Some(_) => Err("\"target\" only applies to fleet commands (<prefix>/all/cmd/…)".into()),
+        Some(_) => Err(
+            "\"target\" only applies to fleet commands (<prefix>/all, group/<g> or site/<s>/cmd/…)"
+                .into(),
+        ),
     }
 }
 

@@ -292,6 +292,50 @@ async fn fleet_commands_reach_the_selected_devices_only() {
         "room3 is not in the lobby group: {third:?}"
     );
     assert!(!agents[2].now().mic_muted);
+    // The broker fans out: a group's topic reaches that group, a site's topic the site.
+    dash.publish(
+        "roomagent/group/boardroom/cmd/volume",
+        r#"{"id":"g","level":33}"#,
+    )
+    .await;
+    dash.wait_json("roomagent/room3/state", |v| v["volume"] == 33)
+        .await;
+    dash.publish(
+        "roomagent/site/berlin/cmd/volume",
+        r#"{"id":"s","level":44}"#,
+    )
+    .await;
+    for login in ["room", "room2", "room3"] {
+        dash.wait_json(&format!("roomagent/{login}/reply"), |v| {
+            v["id"] == "s" && v["ok"] == true
+        })
+        .await;
+    }
+    dash.publish(
+        "roomagent/site/paris/cmd/volume",
+        r#"{"id":"p","level":55}"#,
+    )
+    .await;
+    let others = dash.drain(Duration::from_millis(500)).await;
+    let answered: Vec<(String, Value)> = others
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/reply"))
+        .filter_map(|(t, p, _)| Some((t.clone(), serde_json::from_str::<Value>(p).ok()?)))
+        .filter(|(_, v)| v["id"] == "g" || v["id"] == "p")
+        .map(|(t, v)| (t, v["ok"].clone()))
+        .collect();
+    assert_eq!(
+        answered,
+        vec![("roomagent/room3/reply".to_string(), json!(true))],
+        "only the boardroom answers its group's topic, and nobody another site's"
+    );
+    for a in &agents[..2] {
+        assert_eq!(
+            a.now().volume,
+            44,
+            "the lobby missed the boardroom's command and took the site's"
+        );
+    }
     for a in agents {
         a.stop().await;
     }
@@ -656,11 +700,12 @@ async fn the_readme_acl_confines_each_device_to_its_own_topics() {
         ("dashboard", "dash-pw"),
         (ID, "room-pw"),
         ("room2", "room2-pw"),
+        ("berlin-ops", "ops-pw"),
     ];
     let broker = Broker::start_with_acl(&users, &readme_acl());
     let mut dash =
         Dashboard::connect_as(broker.port, &["roomagent/#"], "dashboard", "dash-pw").await;
-    let login = format!("username = \"{ID}\"\npassword = \"room-pw\"");
+    let login = format!("username = \"{ID}\"\npassword = \"room-pw\"\nsite = \"berlin\"");
     let agent = Agent::start_toml(&mqtt_toml(
         &server.api(),
         ID,
@@ -722,5 +767,38 @@ async fn the_readme_acl_confines_each_device_to_its_own_topics() {
         .collect();
     assert!(forged.is_empty(), "room2 reached room's topics: {forged:?}");
     assert!(!agent.now().mic_muted, "nobody muted the room");
+
+    // A site's operators reach the site's rooms through the site's topic, and nothing else.
+    let ops = Dashboard::connect_as(broker.port, &[], "berlin-ops", "ops-pw").await;
+    ops.publish("roomagent/all/cmd/mute", r#"{"id":"ops-fleet"}"#)
+        .await;
+    ops.publish(
+        &format!("roomagent/{ID}/cmd/mute"),
+        r#"{"id":"ops-direct"}"#,
+    )
+    .await;
+    ops.publish("roomagent/site/paris/cmd/mute", r#"{"id":"ops-paris"}"#)
+        .await;
+    ops.publish(
+        "roomagent/site/berlin/cmd/volume",
+        r#"{"id":"ops-site","level":21}"#,
+    )
+    .await;
+    dash.wait_json(REPLY, |v| v["id"] == "ops-site" && v["ok"] == true)
+        .await;
+    dash.wait_json(STATE, |v| v["volume"] == 21).await;
+    let seen = dash.drain(Duration::from_millis(300)).await;
+    let beyond: Vec<_> = seen
+        .iter()
+        .filter(|(t, p, _)| t == REPLY && p.contains("ops-") && !p.contains("ops-site"))
+        .collect();
+    assert!(
+        beyond.is_empty(),
+        "berlin-ops reached beyond its site's topic: {beyond:?}"
+    );
+    assert!(
+        !agent.now().mic_muted,
+        "the operator's fleet and direct mutes were refused"
+    );
     agent.stop().await;
 }

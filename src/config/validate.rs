@@ -72,7 +72,20 @@ fn check_device(c: &Config, err: &mut impl FnMut(&str, String)) {
             "device.id",
             format!("{id:?} may only contain letters, digits, '-' and '_' (at most 64)"),
         );
+    } else if crate::mqtt::topics::RESERVED_IDS.contains(&id.as_str()) {
+        err(
+            "device.id",
+            format!("{id:?} is reserved: <prefix>/{id}/… are the fleet's command topics"),
+        );
     }
+}
+
+/// A group or site name: one MQTT topic level, as a device id.
+fn topic_level(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
 }
 
 /// `[media]`: sizes, rates and intervals.
@@ -192,6 +205,18 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                     q.prefix
                 ),
             );
+        }
+        for (key, tag) in [("group", &q.group), ("site", &q.site)] {
+            if let Some(t) = tag
+                && !topic_level(t)
+            {
+                err(
+                    &format!("mqtt.{key}"),
+                    format!(
+                        "{t:?} names the topic <prefix>/{key}/{t}/cmd/+: only letters, digits, '-' and '_' (at most 64)"
+                    ),
+                );
+            }
         }
         if q.client_cert_file.is_some() != q.client_key_file.is_some() {
             err(

@@ -142,7 +142,8 @@ impl Options {
         Ok(Options {
             host: m.host.clone(),
             port: m.port,
-            topics: Topics::new(&m.prefix, &c.device.id),
+            topics: Topics::new(&m.prefix, &c.device.id)
+                .with_tags(m.group.as_deref(), m.site.as_deref()),
             credentials,
             tls,
             keep_alive: Duration::from_secs(m.keep_alive_s),

@@ -7,7 +7,14 @@ pub struct Topics {
     pub prefix: String,
     /// The device id.
     pub id: String,
+    /// The fleet group whose command topic this device also reads.
+    pub group: Option<String>,
+    /// The site whose command topic this device also reads.
+    pub site: Option<String>,
 }
+
+/// Device ids that would make a device's topics collide with the fleet's.
+pub const RESERVED_IDS: [&str; 3] = ["all", "group", "site"];
 
 impl Topics {
     /// Topics for `id` under `prefix`.
@@ -15,7 +22,16 @@ impl Topics {
         Topics {
             prefix: prefix.to_string(),
             id: id.to_string(),
+            group: None,
+            site: None,
         }
+    }
+
+    /// Also reads the command topics of this group and site.
+    pub fn with_tags(mut self, group: Option<&str>, site: Option<&str>) -> Topics {
+        self.group = group.map(str::to_string);
+        self.site = site.map(str::to_string);
+        self
     }
 
     fn t(&self, leaf: &str) -> String {
@@ -52,27 +68,48 @@ impl Topics {
         self.t("cmd/+")
     }
 
-    /// The fleet's command filter.
-    pub fn fleet_commands(&self) -> String {
-        format!("{}/all/cmd/+", self.prefix)
+    /// Every command filter this device subscribes: its own, the fleet's, and its group's
+    /// and site's (`<prefix>/group/<g>/cmd/+`, `<prefix>/site/<s>/cmd/+`), so the broker
+    /// does the fan-out and an ACL can give a site's operators that site's topic only.
+    pub fn command_filters(&self) -> Vec<String> {
+        let mut f = vec![self.commands(), format!("{}/all/cmd/+", self.prefix)];
+        if let Some(g) = &self.group {
+            f.push(format!("{}/group/{g}/cmd/+", self.prefix));
+        }
+        if let Some(s) = &self.site {
+            f.push(format!("{}/site/{s}/cmd/+", self.prefix));
+        }
+        f
     }
 
-    /// For a received topic: the verb and whether it was a fleet command; `None` for topics
-    /// that are not commands for us.
+    /// For a received topic: the verb and whether it was a fleet command (to all, a group or
+    /// a site: such commands may carry a `target`); `None` for topics that are not commands
+    /// for us.
     pub fn parse_command<'a>(&self, topic: &'a str) -> Option<(&'a str, bool)> {
         let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
         let (who, rest) = rest.split_once('/')?;
+        let (fleet, rest) = match who {
+            "all" => (true, rest),
+            "group" | "site" => {
+                let (name, rest) = rest.split_once('/')?;
+                let ours = if who == "group" {
+                    &self.group
+                } else {
+                    &self.site
+                };
+                if ours.as_deref() != Some(name) {
+                    return None;
+                }
+                (true, rest)
+            }
+            id if id == self.id => (false, rest),
+            _ => return None,
+        };
         let verb = rest.strip_prefix("cmd/")?;
         if verb.is_empty() || verb.contains('/') {
             return None;
         }
-        if who == self.id {
-            Some((verb, false))
-        } else if who == "all" {
-            Some((verb, true))
-        } else {
-            None
-        }
+        Some((verb, fleet))
     }
 }
 
@@ -96,5 +133,38 @@ mod tests {
         assert_eq!(t.parse_command("other/room-101/cmd/mute"), None);
         assert_eq!(t.parse_command("roomagent/room-101/cmd/"), None);
         assert_eq!(t.status(), "roomagent/room-101/status");
+    }
+
+    #[test]
+    fn group_and_site_topics_are_read_for_our_own_tags_only() {
+        let t = Topics::new("roomagent", "room-101").with_tags(Some("lobby"), Some("berlin"));
+        assert_eq!(
+            t.command_filters(),
+            [
+                "roomagent/room-101/cmd/+",
+                "roomagent/all/cmd/+",
+                "roomagent/group/lobby/cmd/+",
+                "roomagent/site/berlin/cmd/+"
+            ]
+        );
+        assert_eq!(
+            t.parse_command("roomagent/group/lobby/cmd/mute"),
+            Some(("mute", true))
+        );
+        assert_eq!(
+            t.parse_command("roomagent/site/berlin/cmd/restart"),
+            Some(("restart", true))
+        );
+        assert_eq!(t.parse_command("roomagent/group/boardroom/cmd/mute"), None);
+        assert_eq!(t.parse_command("roomagent/site/paris/cmd/mute"), None);
+        assert_eq!(t.parse_command("roomagent/group/lobby/cmd/"), None);
+        assert_eq!(t.parse_command("roomagent/group/lobby/mute"), None);
+        assert_eq!(t.parse_command("roomagent/group/cmd/mute"), None);
+        let untagged = Topics::new("roomagent", "room-101");
+        assert_eq!(untagged.command_filters().len(), 2);
+        assert_eq!(
+            untagged.parse_command("roomagent/group/lobby/cmd/mute"),
+            None
+        );
     }
 }

@@ -121,8 +121,9 @@ impl Worker<'_> {
     /// a word about events that did not survive the outage.
     fn queue_connect(&mut self) {
         let t = &self.opts.topics;
-        self.outbox.subscribe(t.commands());
-        self.outbox.subscribe(t.fleet_commands());
+        for filter in t.command_filters() {
+            self.outbox.subscribe(filter);
+        }
         if let Some(p) = &self.opts.discovery_prefix {
             self.outbox.subscribe(format!("{p}/status"));
         }

@@ -129,3 +129,30 @@ fn the_command_age_limit_has_a_range() {
         assert_eq!(flagged(&c), bad, "{age}");
     }
 }
+
+#[test]
+fn fleet_topic_names_are_single_topic_levels_and_ids_do_not_collide_with_them() {
+    let mut c = Config::default();
+    c.mqtt.enabled = true;
+    let flagged = |c: &Config, key: &str| check(c, Purpose::Agent).iter().any(|(k, _)| k == key);
+    for reserved in ["all", "group", "site"] {
+        c.device.id = reserved.into();
+        assert!(flagged(&c, "device.id"), "{reserved}");
+    }
+    c.device.id = "room-101".into();
+    assert!(!flagged(&c, "device.id"));
+    for (tag, bad) in [
+        ("lobby", false),
+        ("floor_3-east", false),
+        ("", true),
+        ("a/b", true),
+        ("+", true),
+        ("#", true),
+        ("two words", true),
+    ] {
+        c.mqtt.group = Some(tag.into());
+        c.mqtt.site = Some(tag.into());
+        assert_eq!(flagged(&c, "mqtt.group"), bad, "{tag:?}");
+        assert_eq!(flagged(&c, "mqtt.site"), bad, "{tag:?}");
+    }
+}
