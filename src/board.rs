@@ -19,10 +19,14 @@ pub struct Board {
 impl Board {
     /// The board this runs on.
     pub fn read() -> Board {
-        let root = std::env::var_os("ROOMAGENT_BOARD_ROOT")
+        Board::read_at(&Board::root())
+    }
+
+    /// Where the board's files are: `/`, or `ROOMAGENT_BOARD_ROOT`.
+    pub fn root() -> std::path::PathBuf {
+        std::env::var_os("ROOMAGENT_BOARD_ROOT")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| "/".into());
-        Board::read_at(&root)
+            .unwrap_or_else(|| "/".into())
     }
 
     /// The board whose files are under `root`.

@@ -411,6 +411,7 @@ fn reload(agent: &mut Agent, config: &mut Config) -> Result<ReloadReport, String
     restart("mqtt", new.mqtt != config.mqtt);
     restart("room_server", new.room_server != config.room_server);
     restart("log", new.log != config.log);
+    restart("health", new.health != config.health);
     // What needs a restart keeps its running value until then.
     config.answer = new.answer;
     config.device.name = new.device.name;

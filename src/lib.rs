@@ -17,7 +17,7 @@
 //! * [`systemd`] — readiness, status, watchdog, reload and stop under a service manager;
 //!   `systemd::serve(config)` is what `roomagent run` calls.
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // allowed only in `memory` (two glibc calls)
+#![deny(unsafe_code)] // allowed only in `memory` (two glibc calls) and `health` (statvfs, adjtimex)
 
 pub mod backoff;
 pub mod board;
@@ -27,6 +27,7 @@ pub mod core;
 pub mod daemon;
 pub mod gpio;
 pub mod handle;
+pub mod health;
 pub mod logging;
 pub mod media;
 pub mod memory;

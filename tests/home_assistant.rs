@@ -187,6 +187,19 @@ fn value_templates_read_a_full_state_as_home_assistant_expects() {
     assert_eq!(r("signaling_backend"), "rtcpeer");
     assert_eq!(r("signaling_link"), "ON");
     assert_eq!(r("version"), "0.1.0");
+    // The problem sensor reads the health document (its attributes: the whole document).
+    let healthy = r#"{"device":"room-101","level":"ok","issues":[],"seq":3}"#;
+    let hot = json!({"device": "room-101", "level": "warning", "issues": [{
+        "code": "temperature", "severity": "warning", "since": 1, "detail": "82 °C"}]})
+    .to_string();
+    assert_eq!(
+        render(&template_of("problem"), healthy, "unknown").unwrap(),
+        "OFF"
+    );
+    assert_eq!(
+        render(&template_of("problem"), &hot, "unknown").unwrap(),
+        "ON"
+    );
     let telemetry = r#"{"device":"room-101","temperature_c":48.5,"cpu_percent":3.1}"#;
     assert_eq!(
         render(&template_of("temperature"), telemetry, "unknown").unwrap(),
@@ -229,7 +242,7 @@ async fn setup(answer: &str) -> (Server, Broker, Agent, Dashboard) {
     (server, broker, agent, dash)
 }
 
-const ALWAYS: [&str; 9] = [
+const ALWAYS: [&str; 10] = [
     "switch/room/mic_mute",
     "switch/room/camera",
     "button/room/hangup",
@@ -239,6 +252,7 @@ const ALWAYS: [&str; 9] = [
     "sensor/room/signaling_backend",
     "binary_sensor/room/signaling_link",
     "sensor/room/version",
+    "binary_sensor/room/problem",
 ];
 
 #[tokio::test]
@@ -348,12 +362,14 @@ fn mqtt_forget_clears_configs_first_then_state_after_a_gap() {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let order: Vec<&str> = stdout.lines().collect();
-        assert_eq!(order.len(), ALWAYS.len() + 3, "{stdout}");
+        assert_eq!(order.len(), ALWAYS.len() + 5, "{stdout}");
         assert!(
-            order[..order.len() - 2]
+            order[..order.len() - 4]
                 .iter()
                 .all(|l| l.contains("homeassistant/"))
         );
+        assert!(order[order.len() - 4].ends_with("roomagent/room/health"));
+        assert!(order[order.len() - 3].ends_with("roomagent/room/info"));
         assert!(
             order[order.len() - 2].ends_with(STATE) && order[order.len() - 1].ends_with(STATUS)
         );

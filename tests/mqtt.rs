@@ -17,6 +17,7 @@ const STATE: &str = "roomagent/room/state";
 const REPLY: &str = "roomagent/room/reply";
 const EVENT: &str = "roomagent/room/event";
 const STATUS: &str = "roomagent/room/status";
+const HEALTH: &str = "roomagent/room/health";
 
 async fn setup(answer: &str, mqtt_extra: &str) -> (Server, Broker, Agent, Dashboard) {
     let server = Server::start().await;
@@ -218,7 +219,8 @@ async fn malformed_commands_get_clear_errors_and_change_nothing() {
             "{verb}: {e:?} should mention {expect:?}"
         );
     }
-    // Nothing changed: ask for a republish and compare the latest state (uptime aside).
+    // Nothing changed: ask for a republish and compare the latest state (its uptime,
+    // sequence number and time aside).
     let r = command(&mut dash, "state", json!({})).await;
     assert_eq!(r["ok"], true);
     let all = dash.drain(Duration::from_millis(500)).await;
@@ -229,8 +231,10 @@ async fn malformed_commands_get_clear_errors_and_change_nothing() {
         .map(|(_, p, _)| serde_json::from_str(p).unwrap())
         .unwrap();
     let mut before = before;
-    before["uptime_s"] = json!(0);
-    after["uptime_s"] = json!(0);
+    for moving in ["uptime_s", "seq", "at"] {
+        before[moving] = json!(0);
+        after[moving] = json!(0);
+    }
     assert_eq!(before, after);
     agent.stop().await;
 }
@@ -801,4 +805,94 @@ async fn the_readme_acl_confines_each_device_to_its_own_topics() {
         "the operator's fleet and direct mutes were refused"
     );
     agent.stop().await;
+}
+
+fn codes(health: &Value) -> Vec<String> {
+    health["issues"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| i["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The health a dashboard reads: ok on a sound device; a hot board, an unsynchronised clock
+/// and a lost signaling server each appear as an issue with a level, and go when mended. The
+/// board is a stand-in root (its thermal zone and timesyncd's flag) given to the agent as
+/// ROOMAGENT_BOARD_ROOT.
+#[test]
+fn the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended() {
+    // The parent makes the root; the child (in the namespace) finds it in its environment.
+    let root = std::env::var_os("ROOMAGENT_BOARD_ROOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("roomagent-health-{}", std::process::id()))
+        });
+    let zone = root.join("sys/class/thermal/thermal_zone0");
+    let timesync = root.join("run/systemd/timesync");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::create_dir_all(&timesync).unwrap();
+    std::fs::write(zone.join("temp"), "45000\n").unwrap();
+    std::fs::write(timesync.join("synchronized"), "").unwrap();
+    let env = [("ROOMAGENT_BOARD_ROOT", root.display().to_string())];
+    support::netns::run_isolated_with(
+        "the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended",
+        &env,
+        async {
+            let server = Server::start().await;
+            let broker = Broker::start();
+            let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+            let toml = mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", "")
+                + "\n[health]\nsignaling_grace_s = 1\n# Only a nearly full disk of the machine running the test.\ndisk_free_warning_percent = 1\n";
+            let mut agent = Agent::start_toml(&toml).await;
+            agent.registered().await;
+            let h = dash.wait_json(HEALTH, |v| v["level"] == "ok").await;
+            assert_eq!(h["issues"], json!([]), "{h}");
+            assert_eq!(h["device"], ID);
+            assert!(
+                h["seq"].is_u64() && h["run"].is_u64() && h["at"].is_u64(),
+                "{h}"
+            );
+            let s = dash.wait_json(STATE, |v| v["registered"] == true).await;
+            assert!(s["seq"].is_u64() && s["run"] == h["run"], "{s}");
+
+            // A hot board: an error, with the temperature in words.
+            std::fs::write(zone.join("temp"), "87300\n").unwrap();
+            let r = command(&mut dash, "volume", json!({"level": 30})).await;
+            assert_eq!(r["ok"], true);
+            let h = dash.wait_json(HEALTH, |v| v["level"] == "error").await;
+            assert_eq!(codes(&h), ["temperature"], "{h}");
+            assert!(
+                h["issues"][0]["detail"].as_str().unwrap().contains("87 °C"),
+                "{h}"
+            );
+            let hot_since = h["issues"][0]["since"].clone();
+
+            // Cooler but the clock lost its synchronisation: a warning.
+            std::fs::write(zone.join("temp"), "50000\n").unwrap();
+            std::fs::remove_file(timesync.join("synchronized")).unwrap();
+            command(&mut dash, "volume", json!({"level": 31})).await;
+            let h = dash.wait_json(HEALTH, |v| v["level"] == "warning").await;
+            assert_eq!(codes(&h), ["clock_unsynchronised"], "{h}");
+            std::fs::write(timesync.join("synchronized"), "").unwrap();
+            command(&mut dash, "volume", json!({"level": 32})).await;
+            dash.wait_json(HEALTH, |v| v["level"] == "ok").await;
+
+            // The signaling server goes away: an error once the grace has passed, by itself
+            // (no other change wakes the agent), and ok again once it is back.
+            let addr = server.stop().await;
+            let h = dash.wait_json(HEALTH, |v| v["level"] == "error").await;
+            assert_eq!(codes(&h), ["signaling_down"], "{h}");
+            let since = h["issues"][0]["since"].as_u64().unwrap();
+            assert!(since <= h["at"].as_u64().unwrap() && json!(since) != hot_since);
+            let server = Server::start_on(addr).await;
+            agent.registered().await;
+            dash.wait_json(HEALTH, |v| v["level"] == "ok").await;
+            agent.stop().await;
+            drop(server);
+        },
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Running under a service manager (systemd).
     pub service: ServiceConfig,
+    /// When the device reports itself unhealthy.
+    pub health: HealthConfig,
     /// The file this configuration came from (for reloads).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -533,6 +535,32 @@ pub struct AppConfig {
     /// The organisation its users belong to.
     #[serde(default)]
     pub company: Option<String>,
+}
+
+/// `[health]`: the thresholds of the health a dashboard reads (`<prefix>/<id>/health`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// The board this hot (°C) is a warning.
+    pub temperature_warning_c: u32,
+    /// And this hot an error.
+    pub temperature_error_c: u32,
+    /// Less free disk space than this share (%) is a warning; less than half of it an error.
+    pub disk_free_warning_percent: u32,
+    /// Not registered with the signaling server for this long is an error (registering
+    /// after a start or a network change takes a few seconds).
+    pub signaling_grace_s: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            temperature_warning_c: 80,
+            temperature_error_c: 85,
+            disk_free_warning_percent: 10,
+            signaling_grace_s: 30,
+        }
+    }
 }
 
 /// `[service]`: how `roomagent run` behaves under systemd (`Type=notify`).

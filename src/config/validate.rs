@@ -49,7 +49,14 @@ pub fn check(c: &Config, purpose: Purpose) -> Vec<(String, String)> {
         check_device(c, &mut err);
         check_signaling(c, &mut err);
     }
-    for section in [check_media, check_ice, check_mqtt, check_gpio, check_answer] {
+    for section in [
+        check_media,
+        check_ice,
+        check_mqtt,
+        check_gpio,
+        check_answer,
+        check_health,
+    ] {
         section(c, &mut err);
     }
     p
@@ -281,6 +288,38 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                 format!("must be 1-86400 seconds, not {}", q.command_max_age_s),
             );
         }
+    }
+}
+
+/// `[health]`.
+fn check_health(c: &Config, err: &mut impl FnMut(&str, String)) {
+    let h = &c.health;
+    if !(40..=125).contains(&h.temperature_warning_c) {
+        err(
+            "health.temperature_warning_c",
+            format!("must be 40-125 °C, not {}", h.temperature_warning_c),
+        );
+    }
+    if h.temperature_error_c < h.temperature_warning_c || h.temperature_error_c > 125 {
+        err(
+            "health.temperature_error_c",
+            format!(
+                "must be from temperature_warning_c ({}) to 125 °C, not {}",
+                h.temperature_warning_c, h.temperature_error_c
+            ),
+        );
+    }
+    if !(1..=90).contains(&h.disk_free_warning_percent) {
+        err(
+            "health.disk_free_warning_percent",
+            format!("must be 1-90 %, not {}", h.disk_free_warning_percent),
+        );
+    }
+    if h.signaling_grace_s > 3600 {
+        err(
+            "health.signaling_grace_s",
+            format!("must be 0-3600 s, not {}", h.signaling_grace_s),
+        );
     }
 }
 

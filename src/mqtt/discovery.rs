@@ -230,6 +230,20 @@ fn diagnostics(t: &Topics) -> Vec<Spec> {
             }),
         ),
         diag(
+            "binary_sensor",
+            "problem",
+            "Problem",
+            json!({
+                "state_topic": t.health(),
+                "value_template": on_off("level", "value_json.level != 'ok'"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "problem",
+                // The whole document (level, issues, seq, at) as the entity's attributes.
+                "json_attributes_topic": t.health(),
+            }),
+        ),
+        diag(
             "sensor",
             "version",
             "Agent version",

@@ -5,7 +5,7 @@
 //! cleared, and an entity that still exists renders its value template against whatever
 //! arrives on its state topic, including the empty payload of a cleared retained state. So
 //! the configs are cleared and confirmed, then [`FORGET_GAP`] gives Home Assistant time to
-//! drop the entities, and only then are the state and status cleared. (The templates are
+//! drop the entities, and only then are the health, inventory, state and status cleared. (The templates are
 //! guarded against an empty state as well, so a different order would not produce errors
 //! either; this order also keeps entities from flashing `unavailable` before they go.)
 
@@ -18,8 +18,8 @@ use super::{Options, describe, discovery};
 /// The pause between clearing the discovery configs and clearing the state and status.
 pub const FORGET_GAP: Duration = Duration::from_secs(2);
 
-/// Clears the device's discovery configs, waits [`FORGET_GAP`], then clears its state and
-/// status. Returns the topics cleared, in the order they were cleared.
+/// Clears the device's discovery configs, waits [`FORGET_GAP`], then clears its health,
+/// inventory, state and status. Returns the topics cleared, in the order they were cleared.
 pub async fn forget(opts: &Options) -> Result<Vec<String>, String> {
     let mut o = opts.mqtt_options();
     o.set_clean_session(true);
@@ -33,7 +33,8 @@ pub async fn forget(opts: &Options) -> Result<Vec<String>, String> {
     if !configs.is_empty() {
         tokio::time::sleep(FORGET_GAP).await;
     }
-    let rest = [opts.topics.state(), opts.topics.status()];
+    let t = &opts.topics;
+    let rest = [t.health(), t.info(), t.state(), t.status()];
     clear(&client, &mut eventloop, &rest).await?;
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

@@ -104,6 +104,8 @@ pub struct Options {
     pub configuration_url: Option<String>,
     /// Which commands are fresh enough to run.
     pub freshness: Freshness,
+    /// When the device reports itself unhealthy.
+    pub health: crate::config::HealthConfig,
 }
 
 impl Options {
@@ -161,6 +163,7 @@ impl Options {
                 max_age: Duration::from_secs(m.command_max_age_s),
                 require_timestamp: m.require_timestamp,
             },
+            health: c.health.clone(),
         })
     }
 

@@ -40,9 +40,10 @@ pub fn rss_mib() -> Option<f64> {
         .map(|kb| kb / 1024.0)
 }
 
-/// The hottest thermal zone in °C, when the board has any (`/sys/class/thermal`).
+/// The hottest thermal zone in °C, when the board has any (`/sys/class/thermal`, under the
+/// board's root: [`crate::board::Board::root`]).
 pub fn temperature_c() -> Option<f64> {
-    let dir = std::fs::read_dir("/sys/class/thermal").ok()?;
+    let dir = std::fs::read_dir(crate::board::Board::root().join("sys/class/thermal")).ok()?;
     dir.filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("thermal_zone"))
         .filter_map(|e| std::fs::read_to_string(e.path().join("temp")).ok())

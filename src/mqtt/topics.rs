@@ -48,6 +48,16 @@ impl Topics {
         self.t("state")
     }
 
+    /// Retained health: level and issues.
+    pub fn health(&self) -> String {
+        self.t("health")
+    }
+
+    /// Retained inventory: what the device is and runs.
+    pub fn info(&self) -> String {
+        self.t("info")
+    }
+
     /// Call lifecycle events.
     pub fn event(&self) -> String {
         self.t("event")

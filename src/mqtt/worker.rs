@@ -1,6 +1,7 @@
 //! The publisher: turns the agent's state, events and statistics into publications and runs
 //! commands. It never awaits rumqttc: everything goes through the [`Outbox`].
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, QoS};
@@ -14,12 +15,16 @@ use super::link::{Incoming, Signal};
 use super::outbox::Outbox;
 use super::{Options, discovery, state_document, telemetry, unix_ms};
 use crate::command::{self, Refused, Request, Verb};
+use crate::core::CallEvent;
 use crate::handle::AgentHandle;
+use crate::health;
 
 /// How often a congested link is offered what waits in the outbox.
 const RETRY: Duration = Duration::from_millis(50);
 /// State changes are coalesced: the latest goes out this long after the first change.
 const STATE_COALESCE: Duration = Duration::from_millis(50);
+/// How often health looks at the system (temperature, disk, clock) between state changes.
+const HEALTH_PERIOD: Duration = Duration::from_secs(10);
 
 struct Worker<'a> {
     opts: &'a Options,
@@ -30,6 +35,15 @@ struct Worker<'a> {
     link: Signal,
     outbox: Outbox,
     retry_due: Option<Deadline>,
+    /// Numbers the retained documents (state, health) of this run, so a consumer that gets
+    /// two can tell which is newer (with `run`, the agent's start time).
+    seq: u64,
+    run: u128,
+    health: health::Tracker,
+    /// The health last published (re-sent only when it changes, and on each connection).
+    health_sent: Option<health::Health>,
+    encoder_replaced: Option<(String, String, String)>,
+    errors: VecDeque<(Instant, String)>,
 }
 
 /// Runs until `shutdown`, the agent going away or the poller ending.
@@ -52,12 +66,21 @@ pub(crate) async fn work(
         link: Signal::default(),
         outbox: Outbox::default(),
         retry_due: None,
+        seq: 0,
+        run: unix_ms(),
+        health: health::Tracker::default(),
+        health_sent: None,
+        encoder_replaced: None,
+        errors: VecDeque::new(),
     };
     let mut telemetry = tokio::time::interval(opts.telemetry_interval);
     telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state_due: Option<Deadline> = None;
+    let mut health_tick = tokio::time::interval(HEALTH_PERIOD);
+    health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let retry_due = w.retry_due;
+        let health_due = w.health.next_due(&opts.health).map(Deadline::from_std);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = signal.changed() => {
@@ -82,13 +105,21 @@ pub(crate) async fn work(
                 w.queue_state();
             }
             ev = events.recv() => match ev {
-                Ok(ev) => w.queue_event(serde_json::to_value(&ev).unwrap_or(Value::Null)),
+                Ok(ev) => {
+                    let health_changes = w.note_for_health(&ev);
+                    w.queue_event(serde_json::to_value(&ev).unwrap_or(Value::Null));
+                    if health_changes {
+                        w.queue_health(false);
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     warn!(missed = n, "MQTT publisher fell behind the call events");
                 }
                 Err(_) => return,
             },
             _ = telemetry.tick() => w.publish_telemetry(),
+            _ = health_tick.tick() => w.queue_health(false),
+            _ = crate::wait::sleep_until(health_due) => w.queue_health(false),
             _ = crate::wait::sleep_until(retry_due) => {}
         }
         w.flush();
@@ -130,6 +161,7 @@ impl Worker<'_> {
         self.outbox.retained(t.status(), "online".into());
         self.queue_discovery();
         self.queue_state();
+        self.queue_health(true);
         let dropped = self.outbox.take_dropped();
         if dropped > 0 {
             warn!(
@@ -151,17 +183,83 @@ impl Worker<'_> {
         self.outbox.message(self.opts.topics.event(), v.to_string());
     }
 
+    /// `seq` and `run` (this run's start, Unix ms) and `at` (now), so a consumer can tell
+    /// the newer of two retained documents even across the agent's restarts.
+    fn stamp(&mut self, doc: &mut Value) {
+        self.seq += 1;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("seq".into(), json!(self.seq));
+            o.insert("run".into(), json!(self.run));
+            o.insert("at".into(), json!(unix_ms()));
+        }
+    }
+
     fn queue_state(&mut self) {
         let s = self.agent.state().borrow().clone();
-        let doc = state_document(
+        let mut doc = state_document(
             &s,
             &self.opts.topics.id,
             &self.opts.name,
             &self.agent,
             self.started.elapsed(),
         );
+        self.stamp(&mut doc);
         self.outbox
             .retained(self.opts.topics.state(), doc.to_string());
+        // A state change can make or clear an issue (signaling, a lost device).
+        self.queue_health(false);
+    }
+
+    /// What an event tells health; whether it may change it.
+    fn note_for_health(&mut self, ev: &CallEvent) -> bool {
+        match ev {
+            CallEvent::EncoderReplaced { from, to, reason } => {
+                self.encoder_replaced = Some((from.clone(), to.clone(), reason.clone()));
+                true
+            }
+            CallEvent::Error { message } => {
+                self.errors.push_back((Instant::now(), message.clone()));
+                if self.errors.len() > 100 {
+                    self.errors.pop_front();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Looks at the device and publishes its health when it changed (or `always`, on a new
+    /// connection).
+    fn queue_health(&mut self, always: bool) {
+        let now = Instant::now();
+        while self
+            .errors
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > health::ERRORS_WINDOW)
+        {
+            self.errors.pop_front();
+        }
+        let info = self.agent.media_info();
+        let seen = health::Observed {
+            state: Some(self.agent.state().borrow().clone()),
+            media: info.is_some(),
+            passed_over: info.map(|i| i.passed_over.clone()).unwrap_or_default(),
+            encoder: info.map(|i| i.encoder.clone()),
+            encoder_replaced: self.encoder_replaced.clone(),
+            recent_errors: self.errors.iter().map(|(_, m)| m.clone()).collect(),
+            system: health::observe_system(),
+        };
+        let h = self
+            .health
+            .assess(&seen, &self.opts.health, now, unix_ms() as u64);
+        if !always && self.health_sent.as_ref() == Some(&h) {
+            return;
+        }
+        let mut doc = json!({"device": self.opts.topics.id, "level": h.level, "issues": h.issues});
+        self.stamp(&mut doc);
+        self.outbox
+            .retained(self.opts.topics.health(), doc.to_string());
+        self.health_sent = Some(h);
     }
 
     fn queue_discovery(&mut self) {
