@@ -98,9 +98,14 @@ pub struct Observed {
     pub encoder_replaced: Option<(String, String, String)>,
     /// Errors reported recently (within [`ERRORS_WINDOW`]), oldest first.
     pub recent_errors: Vec<String>,
+    /// The certificate files the configuration names.
+    pub certificates: Vec<crate::inventory::Certificate>,
     /// The system's readings.
     pub system: System,
 }
+
+/// A certificate this close to its expiry is a warning.
+pub const CERTIFICATE_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 /// Errors within this window make an `errors` issue.
 pub const ERRORS_WINDOW: Duration = Duration::from_secs(600);
@@ -120,7 +125,7 @@ struct Candidate {
     after: Duration,
 }
 
-fn candidates(seen: &Observed, t: &HealthConfig) -> Vec<Candidate> {
+fn candidates(seen: &Observed, t: &HealthConfig, unix_ms: u64) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut add = |code, severity, detail: String| {
         out.push(Candidate {
@@ -241,6 +246,40 @@ fn candidates(seen: &Observed, t: &HealthConfig) -> Vec<Candidate> {
             "the system clock is not synchronised (NTP): command times and certificates are judged by it".into(),
         );
     }
+    let now_s = (unix_ms / 1000) as i64;
+    let mut worst: Option<(Severity, String)> = None;
+    for c in &seen.certificates {
+        let found = match (c.not_after, &c.error) {
+            (Some(end), _) if end <= now_s => Some((
+                Severity::Error,
+                format!(
+                    "{} ({}) expired {} day(s) ago",
+                    c.key,
+                    c.file,
+                    (now_s - end) / 86_400
+                ),
+            )),
+            (Some(end), _) if end - now_s < CERTIFICATE_WARNING.as_secs() as i64 => Some((
+                Severity::Warning,
+                format!(
+                    "{} ({}) expires in {} day(s)",
+                    c.key,
+                    c.file,
+                    (end - now_s) / 86_400
+                ),
+            )),
+            (None, Some(e)) => Some((Severity::Warning, e.clone())),
+            _ => None,
+        };
+        if let Some(f) = found
+            && worst.as_ref().is_none_or(|w| f.0 > w.0)
+        {
+            worst = Some(f);
+        }
+    }
+    if let Some((severity, detail)) = worst {
+        add("certificate_expiry", severity, detail);
+    }
     if let Some(last) = seen.recent_errors.last() {
         add(
             "errors",
@@ -269,7 +308,7 @@ impl Tracker {
         now: Instant,
         unix_ms: u64,
     ) -> Health {
-        let found = candidates(seen, config);
+        let found = candidates(seen, config, unix_ms);
         self.began
             .retain(|code, _| found.iter().any(|c| c.code == *code));
         let mut issues = Vec::new();
@@ -320,17 +359,8 @@ pub fn observe_system() -> System {
 }
 
 /// Free space of the filesystem holding `path`.
-#[allow(unsafe_code)] // statvfs(3)
 pub fn disk(path: &Path) -> Option<Disk> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: all-zero is a valid `statvfs`; `c` is a NUL-terminated path and `st` an
-    // out-parameter of the right type.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frsize = st.f_frsize as u64;
+    let (free, total) = crate::sys::statvfs(path)?;
     let shown = if path == Path::new(".") {
         std::env::current_dir()
             .map(|p| p.display().to_string())
@@ -340,16 +370,15 @@ pub fn disk(path: &Path) -> Option<Disk> {
     };
     Some(Disk {
         path: shown,
-        free: st.f_bavail as u64 * frsize,
-        total: st.f_blocks as u64 * frsize,
+        free,
+        total,
     })
 }
 
 /// Whether the system clock is synchronised. systemd-timesyncd (the default on Debian,
 /// Raspberry Pi OS and Ubuntu) touches `/run/systemd/timesync/synchronized` once it is;
-/// otherwise the kernel's NTP state says (`adjtimex`, read-only), which the service's
-/// `ProtectClock=` may forbid: then `None`.
-#[allow(unsafe_code)] // adjtimex(2)
+/// otherwise the kernel's NTP state says, which the service's `ProtectClock=` may keep from
+/// the agent: then `None`.
 pub fn clock_synced() -> Option<bool> {
     let root = crate::board::Board::root();
     let timesync = root.join("run/systemd/timesync");
@@ -360,14 +389,7 @@ pub fn clock_synced() -> Option<bool> {
         // A stand-in root says only what its files say.
         return timesync.is_dir().then_some(false);
     }
-    // SAFETY: all-zero is a valid `timex`; with `modes = 0` the call only reads the kernel's
-    // state into it.
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    if state < 0 {
-        return None;
-    }
-    Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+    crate::sys::kernel_clock_synced()
 }
 
 #[cfg(test)]

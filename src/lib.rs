@@ -17,7 +17,7 @@
 //! * [`systemd`] — readiness, status, watchdog, reload and stop under a service manager;
 //!   `systemd::serve(config)` is what `roomagent run` calls.
 #![deny(missing_docs)]
-#![deny(unsafe_code)] // allowed only in `memory` (two glibc calls) and `health` (statvfs, adjtimex)
+#![deny(unsafe_code)] // allowed only in `memory` (two glibc calls) and `sys` (four libc calls)
 
 pub mod backoff;
 pub mod board;
@@ -28,12 +28,14 @@ pub mod daemon;
 pub mod gpio;
 pub mod handle;
 pub mod health;
+pub mod inventory;
 pub mod logging;
 pub mod media;
 pub mod memory;
 pub mod mqtt;
 pub mod room_server;
 pub mod signaling;
+pub mod sys;
 pub mod systemd;
 pub mod tls;
 pub mod wait;

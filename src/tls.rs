@@ -248,6 +248,84 @@ fn hint(e: &rustls::Error, section: &str) -> String {
     }
 }
 
+/// When the first certificate in a PEM file expires, Unix seconds (inventory: a client
+/// certificate that runs out takes the device off the broker).
+pub fn expiry(key: &str, path: &Path) -> Result<i64, String> {
+    let certs = read_certs(key, path).map_err(|e| e.to_string())?;
+    not_after(&certs[0])
+        .ok_or_else(|| format!("{key} {}: no validity in the certificate", path.display()))
+}
+
+/// One DER element at the start of `der`: (tag, content, the rest).
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A certificate's notAfter, Unix seconds: Certificate → tbsCertificate → ([0] version),
+/// serial, signature, issuer, validity → notAfter (RFC 5280 4.1).
+pub fn not_after(cert: &[u8]) -> Option<i64> {
+    const SEQUENCE: u8 = 0x30;
+    let (SEQUENCE, cert, _) = der_element(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, mut tbs, _) = der_element(cert)? else {
+        return None;
+    };
+    let (tag, _, rest) = der_element(tbs)?;
+    if tag == 0xa0 {
+        tbs = rest;
+    }
+    // serial, signature, issuer
+    for _ in 0..3 {
+        tbs = der_element(tbs)?.2;
+    }
+    let (SEQUENCE, validity, _) = der_element(tbs)? else {
+        return None;
+    };
+    let (_, _, rest) = der_element(validity)?;
+    let (tag, time, _) = der_element(rest)?;
+    let text = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
+    let digits = |s: &str| s.parse::<i64>().ok();
+    let (year, rest) = match tag {
+        // UTCTime: YYMMDDHHMMSS, years 1950-2049.
+        0x17 if text.len() == 12 => {
+            let yy = digits(&text[..2])?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
+        }
+        // GeneralizedTime: YYYYMMDDHHMMSS.
+        0x18 if text.len() == 14 => (digits(&text[..4])?, &text[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    let seconds = field(4)? * 3600 + field(6)? * 60 + field(8)?;
+    Some(days_from_civil(year, month, day) * 86_400 + seconds)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +356,30 @@ mod tests {
         let missing = read_certs("signaling.ca_file", &dir.join("none.pem")).unwrap_err();
         assert!(matches!(missing, TlsError::Read { .. }), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_certificates_expiry_is_read_from_its_der() {
+        for (y, m, d, unix) in [
+            (2031, 5, 6, 1_935_792_000),
+            (2051, 1, 2, 2_556_230_400),
+            (1999, 12, 31, 946_598_400),
+        ] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["room".to_string()]).unwrap();
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+            let cert = params.self_signed(&key).unwrap();
+            assert_eq!(not_after(cert.der()), Some(unix), "{y}-{m}-{d}");
+            let dir =
+                std::env::temp_dir().join(format!("roomagent-expiry-{}-{y}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("c.pem");
+            std::fs::write(&file, cert.pem()).unwrap();
+            assert_eq!(expiry("mqtt.client_cert_file", &file), Ok(unix));
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
     }
 }

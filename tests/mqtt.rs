@@ -461,6 +461,38 @@ async fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_reported() {
     ))
     .await;
     dash.wait(STATUS, |p| p == "online").await;
+    // The inventory shows when each certificate runs out (openssl made them for 2 days), and
+    // health warns about it.
+    let info = dash
+        .wait_json("roomagent/room/info", |v| v["certificates"].is_array())
+        .await;
+    let certs = info["certificates"].as_array().unwrap();
+    let keys: Vec<&str> = certs.iter().filter_map(|c| c["key"].as_str()).collect();
+    assert_eq!(keys, ["mqtt.ca_file", "mqtt.client_cert_file"], "{info}");
+    for c in certs {
+        let left = c["not_after"].as_f64().expect("not_after") - unix_s();
+        assert!((86_400.0..2.0 * 86_400.0 + 60.0).contains(&left), "{c}");
+    }
+    let h = dash
+        .wait_json(HEALTH, |v| {
+            codes(v).iter().any(|c| c == "certificate_expiry")
+        })
+        .await;
+    // (This machine's own health may have more issues: its clock, say.)
+    let issue = h["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == "certificate_expiry")
+        .unwrap();
+    assert_eq!(issue["severity"], "warning", "{h}");
+    assert!(
+        issue["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expires in 1 day"),
+        "{h}"
+    );
     agent.stop().await;
 
     let bad = tls.replace(&ca.display().to_string(), &wrong_ca.display().to_string());
@@ -836,6 +868,23 @@ fn the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended() {
     std::fs::create_dir_all(&timesync).unwrap();
     std::fs::write(zone.join("temp"), "45000\n").unwrap();
     std::fs::write(timesync.join("synchronized"), "").unwrap();
+    std::fs::create_dir_all(root.join("proc/device-tree")).unwrap();
+    std::fs::write(
+        root.join("proc/device-tree/model"),
+        "Raspberry Pi 5 Model B Rev 1.0\0",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("proc/device-tree/serial-number"),
+        "a1b2c3d4e5f60718\0",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\nVERSION_ID=\"13\"\n",
+    )
+    .unwrap();
     let env = [("ROOMAGENT_BOARD_ROOT", root.display().to_string())];
     support::netns::run_isolated_with(
         "the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended",
@@ -857,6 +906,33 @@ fn the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended() {
             );
             let s = dash.wait_json(STATE, |v| v["registered"] == true).await;
             assert!(s["seq"].is_u64() && s["run"] == h["run"], "{s}");
+            // The inventory: the board's files, and this namespace's own interfaces.
+            let info = dash
+                .wait_json("roomagent/room/info", |v| v["device"] == ID)
+                .await;
+            assert_eq!(
+                info["board"]["model"], "Raspberry Pi 5 Model B Rev 1.0",
+                "{info}"
+            );
+            assert_eq!(info["board"]["serial"], "a1b2c3d4e5f60718");
+            assert_eq!(info["os"]["name"], "Debian GNU/Linux 13 (trixie)");
+            assert_eq!(info["clock_synced"], true);
+            assert!(info["kernel"]["release"].is_string() && info["seq"].is_u64());
+            let v0 = info["network"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["interface"] == "v0")
+                .cloned()
+                .unwrap_or_else(|| panic!("no v0 in {info}"));
+            assert!(
+                v0["addresses"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("10.250.0.1")),
+                "{v0}"
+            );
+            assert!(v0["mac"].as_str().is_some_and(|m| m.len() == 17), "{v0}");
 
             // A hot board: an error, with the temperature in words.
             std::fs::write(zone.join("temp"), "87300\n").unwrap();

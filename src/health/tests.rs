@@ -173,3 +173,49 @@ fn the_disk_and_clock_of_this_machine_can_be_read() {
     assert!(d.total > 0 && d.free <= d.total, "{d:?}");
     assert!(disk(Path::new("/nonexistent/x")).is_none());
 }
+
+#[test]
+fn a_certificate_near_its_end_is_a_warning_and_one_past_it_an_error() {
+    let day = 86_400i64;
+    let now_s = 1_800_000_000i64;
+    let cert =
+        |key: &str, not_after: Option<i64>, error: Option<&str>| crate::inventory::Certificate {
+            key: key.into(),
+            file: format!("/etc/roomagent/{key}.pem"),
+            not_after,
+            error: error.map(String::from),
+        };
+    let check = |certs: Vec<crate::inventory::Certificate>| {
+        let seen = Observed {
+            certificates: certs,
+            ..Observed::default()
+        };
+        Tracker::default().assess(
+            &seen,
+            &HealthConfig::default(),
+            Instant::now(),
+            now_s as u64 * 1000,
+        )
+    };
+    assert_eq!(
+        check(vec![cert("ca", Some(now_s + 400 * day), None)]).level,
+        Level::Ok
+    );
+    let h = check(vec![
+        cert("ca", Some(now_s + 400 * day), None),
+        cert("client", Some(now_s + 10 * day), None),
+    ]);
+    assert_eq!(h.level, Level::Warning);
+    assert!(
+        h.issues[0].detail.contains("client") && h.issues[0].detail.contains("10 day"),
+        "{h:?}"
+    );
+    let h = check(vec![
+        cert("client", Some(now_s + 10 * day), None),
+        cert("ca", Some(now_s - 2 * day), None),
+    ]);
+    assert_eq!(h.level, Level::Error);
+    assert!(h.issues[0].detail.contains("expired 2 day"), "{h:?}");
+    let h = check(vec![cert("ca", None, Some("cannot read mqtt.ca_file"))]);
+    assert_eq!(h.level, Level::Warning);
+}

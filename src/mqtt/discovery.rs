@@ -1,7 +1,8 @@
 //! Home Assistant MQTT discovery: retained configs that make a room appear as a device with a
 //! microphone-mute switch, a camera switch, a hang-up button, call-state and in-call sensors,
 //! a call-event entity (ringing, answered, ended), diagnostic sensors (signaling backend and
-//! link, agent version, and the board temperature where the board has a thermal zone), all
+//! link, a problem sensor reading the health, agent version, and the board temperature where
+//! the board has a thermal zone), all
 //! available while the status topic says `online`.
 //!
 //! One config per entity on `<prefix>/<component>/<id>/<object>/config`: Home Assistant
@@ -362,7 +363,7 @@ mod tests {
             &device(),
             &Present { temperature: true },
         );
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
         for (topic, v) in &all {
             let v = v.as_ref().expect("every entity is present");
             assert!(topic.starts_with("homeassistant/") && topic.ends_with("/config"));
@@ -417,6 +418,7 @@ mod tests {
             [
                 "ha/sensor/r/signaling_backend/config",
                 "ha/binary_sensor/r/signaling_link/config",
+                "ha/binary_sensor/r/problem/config",
                 "ha/sensor/r/version/config",
                 "ha/sensor/r/temperature/config",
             ]

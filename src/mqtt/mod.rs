@@ -106,6 +106,8 @@ pub struct Options {
     pub freshness: Freshness,
     /// When the device reports itself unhealthy.
     pub health: crate::config::HealthConfig,
+    /// The certificate files the configuration names (inventory and health).
+    pub certificates: Vec<crate::inventory::Certificate>,
 }
 
 impl Options {
@@ -164,6 +166,7 @@ impl Options {
                 require_timestamp: m.require_timestamp,
             },
             health: c.health.clone(),
+            certificates: crate::inventory::certificates(c),
         })
     }
 

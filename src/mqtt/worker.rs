@@ -25,6 +25,8 @@ const RETRY: Duration = Duration::from_millis(50);
 const STATE_COALESCE: Duration = Duration::from_millis(50);
 /// How often health looks at the system (temperature, disk, clock) between state changes.
 const HEALTH_PERIOD: Duration = Duration::from_secs(10);
+/// How often the inventory is read again (addresses and disk change; the rest rarely).
+const INFO_PERIOD: Duration = Duration::from_secs(3600);
 
 struct Worker<'a> {
     opts: &'a Options,
@@ -76,6 +78,9 @@ pub(crate) async fn work(
     let mut telemetry = tokio::time::interval(opts.telemetry_interval);
     telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state_due: Option<Deadline> = None;
+    let mut info_tick = tokio::time::interval(INFO_PERIOD);
+    info_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    info_tick.reset();
     let mut health_tick = tokio::time::interval(HEALTH_PERIOD);
     health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -119,6 +124,7 @@ pub(crate) async fn work(
             },
             _ = telemetry.tick() => w.publish_telemetry(),
             _ = health_tick.tick() => w.queue_health(false),
+            _ = info_tick.tick() => w.queue_info(),
             _ = crate::wait::sleep_until(health_due) => w.queue_health(false),
             _ = crate::wait::sleep_until(retry_due) => {}
         }
@@ -162,6 +168,7 @@ impl Worker<'_> {
         self.queue_discovery();
         self.queue_state();
         self.queue_health(true);
+        self.queue_info();
         let dropped = self.outbox.take_dropped();
         if dropped > 0 {
             warn!(
@@ -210,6 +217,19 @@ impl Worker<'_> {
         self.queue_health(false);
     }
 
+    /// The inventory, read now.
+    fn queue_info(&mut self) {
+        let mut doc = crate::inventory::collect(
+            &self.opts.topics.id,
+            self.agent.media_info(),
+            &self.opts.certificates,
+            &health::observe_system(),
+        );
+        self.stamp(&mut doc);
+        self.outbox
+            .retained(self.opts.topics.info(), doc.to_string());
+    }
+
     /// What an event tells health; whether it may change it.
     fn note_for_health(&mut self, ev: &CallEvent) -> bool {
         match ev {
@@ -246,6 +266,7 @@ impl Worker<'_> {
             passed_over: info.map(|i| i.passed_over.clone()).unwrap_or_default(),
             encoder: info.map(|i| i.encoder.clone()),
             encoder_replaced: self.encoder_replaced.clone(),
+            certificates: self.opts.certificates.clone(),
             recent_errors: self.errors.iter().map(|(_, m)| m.clone()).collect(),
             system: health::observe_system(),
         };
@@ -389,6 +410,8 @@ impl Worker<'_> {
             Verb::State => {
                 self.queue_discovery();
                 self.queue_state();
+                self.queue_health(true);
+                self.queue_info();
                 Ok(json!({}))
             }
         }
