@@ -5,7 +5,9 @@
 # says what failed, then powers the container off.
 #
 #   boot-check.sh full       (scripts/package.sh --check, amd64 on Debian 12) everything below:
-#                            configure and register, watchdog, reload, crash and hang, stop
+#                            configure and register, watchdog, reload, crash and hang, stop,
+#                            restart over MQTT, then a reboot over MQTT (the container reboots
+#                            instead of powering off: the host checks nspawn's exit status 133)
 #   boot-check.sh platform   (packaging/platform-check.sh, arm64 on Debian 11, 12 and 13 under
 #                            qemu) configure and register with MQTT on the test's broker, the
 #                            profile `roomagent devices` picks, then a call that the host side
@@ -197,6 +199,49 @@ took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$(show Result)" = success ] && [ "$(show ExecMainStatus)" = 0 ] \
     || fail "stop: result $(show Result), exit status $(show ExecMainStatus)"
 echo "MEASURE systemctl stop took ${took_ms} ms (exit status 0)"
-systemctl stop dev-room-server
+
+# Restarts asked for over MQTT, on this root's own mosquitto: the agent's (it exits with 75,
+# which the unit counts as a success and restarts after) and the system's (the agent leaves a
+# request, roomagent-privileged.path starts the helper as root, the helper reboots: the host
+# sees the container reboot).
+systemctl is-active --quiet mosquitto || fail "mosquitto is not running in the root"
+systemctl is-active --quiet roomagent-privileged.path || fail "roomagent-privileged.path is not active"
+sed -i -e '/^\[mqtt\]$/,/^\[/s|^enabled = false$|enabled = true\ndiscovery = false|' /etc/roomagent/config.toml
+systemctl start roomagent
+registered() {
+    for _ in $(seq 150); do
+        case "$(show StatusText)" in "registered as "*) return 0 ;; esac
+        sleep 0.2
+    done
+    return 1
+}
+registered || fail "with MQTT on, the status is '$(show StatusText)'"
+pid=$(show MainPID)
+before=$(show NRestarts)
+ask() { # $1: payload; prints the reply
+    mosquitto_sub -t roomagent/room-101/reply -C 1 -W 20 >/root/reply &
+    sub=$!
+    sleep 0.5
+    mosquitto_pub -q 1 -t roomagent/room-101/cmd/restart -m "$1" || fail "mosquitto_pub failed"
+    wait $sub || true
+    cat /root/reply
+}
+start=$(date +%s%N)
+reply=$(ask '{"id":"r1"}')
+echo "$reply" | grep -q '"ok":true' || fail "cmd/restart was answered '$reply'"
+back=no
+for _ in $(seq 150); do
+    p=$(show MainPID)
+    if [ "$p" != "$pid" ] && [ "$p" != 0 ] && registered; then back=yes; break; fi
+    sleep 0.2
+done
+[ "$back" = yes ] || fail "after cmd/restart: $(show ActiveState)/$(show SubState), '$(show StatusText)'"
+[ "$(show NRestarts)" = $((before + 1)) ] || fail "NRestarts $(show NRestarts) after cmd/restart (was $before)"
+echo "MEASURE cmd/restart over MQTT -> restarted (exit 75) and registered again in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+reply=$(ask '{"id":"r2","scope":"system"}')
+echo "$reply" | grep -q '"ok":true' || fail "cmd/restart system was answered '$reply'"
+echo "reboot requested over MQTT: $reply"
 echo "boot check: OK"
+sleep 60
+echo "boot check FAILED: no reboot within 60 s of the request"
 off

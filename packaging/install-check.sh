@@ -45,10 +45,13 @@ installed() {
 
     # The unit: enabled for boot, and valid for this systemd.
     [ -L /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is not enabled"
+    [ -L /etc/systemd/system/paths.target.wants/roomagent-privileged.path ] || fail "roomagent-privileged.path is not enabled"
     # Outside a booted system systemd-analyze works offline from systemd 250 on (Debian 11 has
     # 247: there the booted check verifies the unit instead).
     if [ "$(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')" -ge 250 ]; then
         systemd-analyze verify roomagent.service || fail "systemd-analyze verify rejects roomagent.service"
+        systemd-analyze verify roomagent-privileged.path roomagent-privileged.service \
+            || fail "systemd-analyze verify rejects the privileged helper's units"
         exposure=$(systemd-analyze security --offline=true roomagent.service | sed -n 's/.*exposure level for roomagent.service: \([0-9.]*\).*/\1/p')
         echo "install check: exposure $exposure"
     fi
@@ -74,6 +77,7 @@ purge() {
     [ ! -e /etc/roomagent/config.toml ] || fail "/etc/roomagent/config.toml is still there after purge"
     [ ! -e /var/lib/roomagent ] || fail "/var/lib/roomagent is still there after purge"
     [ ! -e /etc/systemd/system/multi-user.target.wants/roomagent.service ] || fail "roomagent.service is still enabled after purge"
+    [ ! -e /etc/systemd/system/paths.target.wants/roomagent-privileged.path ] || fail "roomagent-privileged.path is still enabled after purge"
     echo "install check: upgrade and purge OK (edited config kept; binary, config, state, enablement gone)"
 }
 

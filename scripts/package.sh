@@ -254,7 +254,7 @@ $SUDO rm -rf "$ROOTFS"
 trap '$SUDO rm -rf "$ROOTFS"' EXIT
 start=$(date +%s)
 # shellcheck disable=SC2016 # $1 is the hook's argument, expanded by mmdebstrap's shell
-$SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus,iproute2 \
+$SUDO mmdebstrap --quiet --variant=apt --include=systemd-sysv,dbus,iproute2,mosquitto,mosquitto-clients \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook='mkdir -p "$1'"$IN_ROOT"'"' \
   --customize-hook="copy-in $DEB $ROOT/packaging/install-check.sh $ROOT/packaging/boot-check.sh $IN_ROOT" \
@@ -275,13 +275,18 @@ $SUDO ln -sf /etc/systemd/system/roomagent-boot-check.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/roomagent-boot-check.service"
 start=$(date +%s)
 nspawn=(systemd-nspawn --quiet "--directory=$ROOTFS" --private-network --register=no --keep-unit --console=pipe)
-$SUDO timeout 180 "${nspawn[@]}" --boot >"$OUT/boot.log" 2>&1 || true
+booted=0
+$SUDO timeout 180 "${nspawn[@]}" --boot >"$OUT/boot.log" 2>&1 || booted=$?
 if ! $SUDO test -f "$ROOTFS/boot-check.txt"; then
   tail -n 30 "$OUT/boot.log"
   fail "the booted root wrote no /boot-check.txt (its console is in $OUT/boot.log)"
 fi
 $SUDO cat "$ROOTFS/boot-check.txt"
 $SUDO tail -n 1 "$ROOTFS/boot-check.txt" | grep -qx "boot check: OK" || fail "the service check in the booted root failed"
+# The check ends by asking for a reboot over MQTT: nspawn exits with 133 when its container
+# reboots (0 when it powers off).
+[ "$booted" = 133 ] || fail "the container did not reboot on cmd/restart {\"scope\": \"system\"} (systemd-nspawn exited with $booted, not 133)"
+echo "package: the reboot asked for over MQTT rebooted the container (systemd-nspawn exit status 133)"
 echo "MEASURE boot check took $(( $(date +%s) - start )) s"
 
 # Upgrade over a locally edited configuration, then purge.

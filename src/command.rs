@@ -16,6 +16,33 @@ pub enum Verb {
     Reload,
     /// Republish state (and discovery).
     State,
+    /// Restart the agent or the whole device.
+    Restart {
+        /// The agent or the system.
+        scope: Scope,
+        /// Now, or once no call is going on.
+        when: When,
+    },
+}
+
+/// What a restart restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The agent (the service manager starts it again).
+    Agent,
+    /// The device (a reboot, through the privileged helper).
+    System,
+}
+
+/// When something disruptive happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Once no call is going on (at once when idle).
+    Idle,
+    /// At once, ending a call in progress.
+    Now,
 }
 
 /// Which devices a fleet command is for. Absent: all of them.
@@ -106,6 +133,21 @@ const TABLE: &[(&str, VerbParser)] = &[
     ("share_start", |_| Ok(Verb::Core(Command::ShareStart))),
     ("share_stop", |_| Ok(Verb::Core(Command::ShareStop))),
     ("reload", |_| Ok(Verb::Reload)),
+    ("restart", |a| {
+        let scope = match take_str(a, "scope", "restart")?.as_deref() {
+            None | Some("agent") => Scope::Agent,
+            Some("system") => Scope::System,
+            Some(other) => {
+                return Err(format!(
+                    "restart: \"scope\" must be \"agent\" or \"system\", not {other:?}"
+                ));
+            }
+        };
+        Ok(Verb::Restart {
+            scope,
+            when: take_when(a, "restart")?,
+        })
+    }),
     ("state", |_| Ok(Verb::State)),
 ];
 
@@ -132,6 +174,25 @@ fn take_positive(args: &mut Args, key: &str, verb: &str, what: &str) -> Result<i
         ));
     }
     Ok(v)
+}
+
+fn take_str(args: &mut Args, key: &str, verb: &str) -> Result<Option<String>, String> {
+    match args.remove(key) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{verb}: \"{key}\" must be a string, not {other}")),
+        None => Ok(None),
+    }
+}
+
+/// `"when"`: `"idle"` (the default) or `"now"`.
+fn take_when(args: &mut Args, verb: &str) -> Result<When, String> {
+    match take_str(args, "when", verb)?.as_deref() {
+        None | Some("idle") => Ok(When::Idle),
+        Some("now") => Ok(When::Now),
+        Some(other) => Err(format!(
+            "{verb}: \"when\" must be \"idle\" or \"now\", not {other:?}"
+        )),
+    }
 }
 
 fn take_bool(args: &mut Args, key: &str, verb: &str) -> Result<Option<bool>, String> {
@@ -275,6 +336,20 @@ mod tests {
         );
         assert_eq!(ok("reload", "").verb, Verb::Reload);
         assert_eq!(ok("state", "").verb, Verb::State);
+        assert_eq!(
+            ok("restart", "").verb,
+            Verb::Restart {
+                scope: Scope::Agent,
+                when: When::Idle
+            }
+        );
+        assert_eq!(
+            ok("restart", r#"{"scope":"system","when":"now"}"#).verb,
+            Verb::Restart {
+                scope: Scope::System,
+                when: When::Now
+            }
+        );
     }
 
     #[test]
@@ -312,6 +387,19 @@ mod tests {
             ("volume", br#"{"level":-1}"#, false, "0-100"),
             ("volume", br#"{"level":true}"#, false, "must be a number"),
             ("camera_on", br#"{"on":1}"#, false, "true or false"),
+            (
+                "restart",
+                br#"{"scope":"galaxy"}"#,
+                false,
+                "\"agent\" or \"system\"",
+            ),
+            (
+                "restart",
+                br#"{"when":"later"}"#,
+                false,
+                "\"idle\" or \"now\"",
+            ),
+            ("restart", br#"{"when":1}"#, false, "must be a string"),
             ("hangup", br#"{"target":{"ids":["x"]}}"#, false, "fleet"),
             ("hangup", br#"{"target":{"ids":"x"}}"#, true, "\"target\""),
             (

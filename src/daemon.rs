@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use crate::handle::{AgentHandle, HandleError, ReloadReport};
+pub use crate::handle::{AgentHandle, HandleError, ReloadReport, Restarting};
 
+use crate::command::{Scope, When};
 use crate::config::Config;
 use crate::core::{Action, Agent, AgentState, CallEvent, Command, MediaEvent};
 use crate::handle::Request;
@@ -41,6 +42,15 @@ pub struct StartUp {
     /// runs on without buttons and LEDs).
     pub gpio_error: Option<String>,
 }
+
+/// The agent stopped because it was asked to restart: `roomagent run` exits with
+/// [`RESTART_EXIT`], which the unit tells systemd to count as a success and restart after.
+#[derive(Debug, thiserror::Error)]
+#[error("restarting as asked ({0})")]
+pub struct RestartRequested(pub String);
+
+/// `roomagent run`'s exit status for a requested restart (`EX_TEMPFAIL`).
+pub const RESTART_EXIT: u8 = 75;
 
 /// How long shutdown may take in all: inside the service's `TimeoutStopSec=10`, with room
 /// for the process to exit.
@@ -433,6 +443,7 @@ async fn run_loop(
         mut died,
     } = inputs;
     let mut commands_open = true;
+    let mut pending_restart: Option<(Scope, String)> = None;
     loop {
         let deadline = agent.next_timeout().map(Instant::from_std);
         tokio::select! {
@@ -477,11 +488,74 @@ async fn run_loop(
                 Some(Request::Ping(reply)) => {
                     let _ = reply.send(());
                 }
+                Some(Request::Restart { scope, when, reason, reply }) => {
+                    if agent.state().busy() && when == When::Idle {
+                        info!(?scope, %reason, "restart queued until the call ends");
+                        pending_restart = Some((scope, reason));
+                        let _ = reply.send(Ok(Restarting::Queued));
+                    } else {
+                        match restart(scope, reason, config) {
+                            Ok(exit) => {
+                                let _ = reply.send(Ok(Restarting::Now));
+                                if let Some(exit) = exit {
+                                    return Err(exit.into());
+                                }
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                }
                 None => commands_open = false,
             },
             _ = crate::wait::sleep_until(deadline) => agent.handle_timeout(Instant::now().into_std()),
         }
         out.drain(agent);
+        if pending_restart.is_some() && !agent.state().busy() {
+            let (scope, reason) = pending_restart.take().expect("checked");
+            info!(?scope, "the call ended: restarting as asked");
+            match restart(scope, reason, config) {
+                Ok(Some(exit)) => return Err(exit.into()),
+                Ok(None) => {}
+                Err(message) => {
+                    warn!(%message, "the queued restart failed");
+                    let _ = out.events.send(CallEvent::Error { message });
+                }
+            }
+        }
+    }
+}
+
+/// Carries out a restart: the agent's ends the core loop with [`RestartRequested`]; the
+/// system's leaves a reboot request for the privileged helper and runs on until the reboot
+/// stops it.
+fn restart(
+    scope: Scope,
+    reason: String,
+    config: &Config,
+) -> Result<Option<RestartRequested>, String> {
+    match scope {
+        Scope::Agent => {
+            info!(%reason, "restarting the agent as asked");
+            Ok(Some(RestartRequested(reason)))
+        }
+        Scope::System => {
+            let dir = config.service.requests_dir().ok_or_else(|| {
+                "a system restart needs the privileged helper: run the agent as the roomagent \
+                 service (the package's roomagent-privileged.path) or set [service] requests_dir"
+                    .to_string()
+            })?;
+            let file = crate::privileged::request(
+                &dir,
+                &crate::privileged::Action::Reboot {
+                    reason: reason.clone(),
+                },
+                crate::mqtt::unix_ms(),
+            )?;
+            info!(%reason, request = %file.display(), "reboot requested from the privileged helper");
+            Ok(None)
+        }
     }
 }
 

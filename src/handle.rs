@@ -7,6 +7,7 @@
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::command::{Scope, When};
 use crate::core::{AgentState, CallEvent, Command, CommandError};
 use crate::media::{EngineInfo, MediaHandle, MediaStats};
 
@@ -31,11 +32,26 @@ pub struct ReloadReport {
     pub needs_restart: Vec<String>,
 }
 
+/// What became of a restart request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarting {
+    /// Under way.
+    Now,
+    /// Waiting for the call to end.
+    Queued,
+}
+
 /// What the core loop is asked through the handle.
 pub(crate) enum Request {
     Command(Command, oneshot::Sender<Result<(), CommandError>>),
     Reload(oneshot::Sender<Result<ReloadReport, String>>),
     Ping(oneshot::Sender<()>),
+    Restart {
+        scope: Scope,
+        when: When,
+        reason: String,
+        reply: oneshot::Sender<Result<Restarting, String>>,
+    },
 }
 
 /// Talks to a running agent. Cheap to clone.
@@ -84,6 +100,25 @@ impl AgentHandle {
         self.ask(Request::Reload)
             .await
             .unwrap_or_else(|| Err("the agent is not running".to_string()))
+    }
+
+    /// Restarts the agent (the service manager starts it again) or reboots the device
+    /// (through the privileged helper), at once or once no call is going on. `reason` goes
+    /// to the log and the helper.
+    pub async fn restart(
+        &self,
+        scope: Scope,
+        when: When,
+        reason: String,
+    ) -> Result<Restarting, String> {
+        self.ask(|reply| Request::Restart {
+            scope,
+            when,
+            reason,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err("the agent is not running".to_string()))
     }
 
     /// Answers once the core loop has taken a request off its queue and the media engine (when

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod media;
 pub mod memory;
 pub mod mqtt;
+pub mod privileged;
 pub mod room_server;
 pub mod signaling;
 pub mod sys;

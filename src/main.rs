@@ -48,6 +48,13 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// The privileged helper, run as root by roomagent-privileged.service when the agent
+    /// leaves a request (a reboot): takes the requests in the directory and carries them out.
+    Privileged {
+        /// The directory the agent leaves requests in.
+        #[arg(long, default_value = "/var/lib/roomagent/requests")]
+        requests: PathBuf,
+    },
     /// Run only the development room server (the [room_server] section of the file).
     RoomServer {
         /// Configuration file with a [room_server] section.
@@ -136,6 +143,13 @@ fn main() -> ExitCode {
                 anyhow::Ok(())
             }))
         }
+        Cmd::Privileged { requests } => match roomagent::privileged::serve(&requests) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("roomagent privileged: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::RoomServer { config } => {
             let cfg = match config::load_for(&config, Purpose::RoomServer) {
                 Ok(cfg) => cfg,
@@ -167,6 +181,13 @@ fn runtime() -> tokio::runtime::Runtime {
 fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.downcast_ref::<roomagent::daemon::RestartRequested>()
+                .is_some() =>
+        {
+            eprintln!("roomagent: {e}");
+            ExitCode::from(roomagent::daemon::RESTART_EXIT)
+        }
         Err(e) => {
             eprintln!("roomagent: {e:#}");
             ExitCode::FAILURE

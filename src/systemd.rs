@@ -349,6 +349,14 @@ async fn serve_agent(
             result = &mut agent => {
                 // The agent ended without being asked to: report it and let systemd restart us.
                 let result = result.context("the agent task panicked").and_then(|r| r);
+                if let Err(e) = &result
+                    && let Some(asked) = e.downcast_ref::<daemon::RestartRequested>()
+                {
+                    // Asked to restart: a clean stop whose exit status makes systemd start
+                    // the agent again.
+                    service.notify.send(&format!("STOPPING=1\nSTATUS={asked}"));
+                    return Ended::Stop(result);
+                }
                 let why = match &result {
                     Ok(()) => "the agent stopped by itself".to_string(),
                     Err(e) => format!("{e:#}"),

@@ -972,3 +972,114 @@ fn the_health_a_dashboard_reads_names_what_is_wrong_and_clears_when_mended() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+fn restarting(result: anyhow::Result<()>) -> bool {
+    result.err().is_some_and(|e| {
+        e.downcast_ref::<roomagent::daemon::RestartRequested>()
+            .is_some()
+    })
+}
+
+/// `cmd/restart`: the agent's restart waits for the call to end unless the sender says
+/// `now`, and ends the agent with the status systemd restarts it after; the system's leaves a
+/// reboot request for the privileged helper, or says why it cannot.
+#[tokio::test]
+async fn a_restart_never_interrupts_a_call_unless_told_now() {
+    let dir = std::env::temp_dir().join(format!("roomagent-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let toml = mqtt_toml(&server.api(), ID, broker.port, "mode = \"always\"", "");
+
+    // No helper (not the service, no requests_dir): a clear refusal, nothing else happens.
+    let mut agent = Agent::start_toml(&toml).await;
+    agent.registered().await;
+    dash.wait(STATUS, |p| p == "online").await;
+    let r = command(&mut dash, "restart", json!({"scope": "system"})).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("privileged helper"),
+        "{r}"
+    );
+    let r = command(&mut dash, "restart", json!({"scope": "everything"})).await;
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"agent\" or \"system\""),
+        "{r}"
+    );
+
+    // In a call: queued; the call goes on; when it ends, the agent restarts.
+    let mut alice = Peer::connect(&server.api(), "alice", "alice").await;
+    let room = alice.call_agent(ROOM).await;
+    agent.phase(CallPhase::InCall).await;
+    let r = command(&mut dash, "restart", json!({})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["queued"], true, "{r}");
+    assert_eq!(
+        (r["scope"].as_str(), r["when"].as_str()),
+        (Some("agent"), Some("idle"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        agent.now().call,
+        CallPhase::InCall,
+        "the call was not interrupted"
+    );
+    alice
+        .request("meeting", "exit", json!({"roomId": room}))
+        .await;
+    assert!(
+        restarting(agent.ended().await),
+        "restarted once the call ended"
+    );
+
+    // In a call with "now": the call ends at once (the caller is told) and the agent restarts.
+    let mut agent = Agent::start_toml(&toml).await;
+    agent.registered().await;
+    dash.wait(STATUS, |p| p == "online").await;
+    alice.call_agent(ROOM).await;
+    agent.phase(CallPhase::InCall).await;
+    let r = command(&mut dash, "restart", json!({"when": "now"})).await;
+    assert_eq!(
+        (r["ok"].clone(), r["queued"].clone()),
+        (json!(true), json!(false)),
+        "{r}"
+    );
+    assert!(restarting(agent.ended().await));
+    let exit = alice.push("meeting", "ExitRoom").await;
+    assert_eq!(exit["client"]["id"], ROOM, "{exit}");
+
+    // The system's restart with a helper: a reboot request is left for it; the agent runs on.
+    let with_helper = format!("{toml}\n[service]\nrequests_dir = \"{}\"\n", dir.display());
+    let mut agent = Agent::start_toml(&with_helper).await;
+    agent.registered().await;
+    dash.wait(STATUS, |p| p == "online").await;
+    let r = command(
+        &mut dash,
+        "restart",
+        json!({"scope": "system", "when": "now"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let requests: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let action = roomagent::privileged::read(&requests[0]).unwrap();
+    assert!(matches!(
+        action,
+        roomagent::privileged::Action::Reboot { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = command(&mut dash, "volume", json!({"level": 50})).await;
+    assert_eq!(
+        r["ok"], true,
+        "the agent runs until the reboot stops it: {r}"
+    );
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

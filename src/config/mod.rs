@@ -571,17 +571,31 @@ pub struct ServiceConfig {
     /// it is ready anyway (with a status saying why it is not registered). 0: ready as soon
     /// as the configuration is loaded and the adapters run.
     pub ready_timeout_s: u64,
+    /// Where the agent leaves requests for the privileged helper (a reboot); empty: the
+    /// `requests` directory in the service's state directory (`$STATE_DIRECTORY`).
+    pub requests_dir: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             ready_timeout_s: 15,
+            requests_dir: None,
         }
     }
 }
 
 impl ServiceConfig {
+    /// Where requests for the privileged helper go: [`ServiceConfig::requests_dir`], else
+    /// `$STATE_DIRECTORY/requests` under systemd; `None` elsewhere.
+    pub fn requests_dir(&self) -> Option<PathBuf> {
+        self.requests_dir.clone().or_else(|| {
+            let dirs = std::env::var_os("STATE_DIRECTORY")?;
+            let first = std::env::split_paths(&dirs).next()?;
+            Some(first.join("requests"))
+        })
+    }
+
     /// [`ServiceConfig::ready_timeout_s`] as a duration.
     pub fn ready_timeout(&self) -> Duration {
         Duration::from_secs(self.ready_timeout_s)

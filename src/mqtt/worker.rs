@@ -407,6 +407,15 @@ impl Worker<'_> {
                 .reload()
                 .await
                 .map(|r| json!({"applied": r.applied, "needs_restart": r.needs_restart})),
+            Verb::Restart { scope, when } => {
+                let reason = format!("restart command over MQTT ({scope:?}, {when:?})");
+                self.agent
+                    .restart(scope, when, reason)
+                    .await
+                    .map(|r| {
+                        json!({"scope": scope, "when": when, "queued": r == crate::handle::Restarting::Queued})
+                    })
+            }
             Verb::State => {
                 self.queue_discovery();
                 self.queue_state();
