@@ -752,6 +752,9 @@ async fn the_readme_acl_confines_each_device_to_its_own_topics() {
     .await;
     dash.wait(STATUS, |p| p == "online").await;
     dash.wait_json(STATE, |v| v["registered"] == true).await;
+    dash.wait_json(HEALTH, |v| v["device"] == ID).await;
+    dash.wait_json("roomagent/room/info", |v| v["device"] == ID)
+        .await;
     let r = command(&mut dash, "volume", json!({"level": 12})).await;
     assert_eq!(r["ok"], true, "{r}");
     dash.wait_json(STATE, |v| v["volume"] == 12).await;
