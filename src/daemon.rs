@@ -398,7 +398,7 @@ fn reload(agent: &mut Agent, config: &mut Config) -> Result<ReloadReport, String
     let Some(path) = config.source.clone() else {
         return Err("this agent was not started from a configuration file".into());
     };
-    let new = crate::config::load(&path).map_err(|e| e.to_string())?;
+    let new = crate::config::load_running(&path).map_err(|e| e.to_string())?;
     let mut report = ReloadReport {
         applied: Vec::new(),
         needs_restart: Vec::new(),

@@ -48,6 +48,15 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// For a team without a dashboard: the fleet on the broker of the file's [mqtt] section
+    /// (a user that may read <prefix>/# and write command topics).
+    Fleet {
+        /// Configuration file with the [mqtt] section to use.
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        what: FleetCmd,
+    },
     /// The privileged helper, run as root by roomagent-privileged.service when the agent
     /// leaves a request (a reboot): takes the requests in the directory and carries them out.
     Privileged {
@@ -61,6 +70,87 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// A table of the devices, from their retained status, state, health and inventory.
+    Ls,
+    /// Sends one command to many devices and says who ran it: "47 ok, 2 refused, 1 offline".
+    Cmd {
+        /// The verb (as on <prefix>/<id>/cmd/<verb>).
+        verb: String,
+        /// Its arguments, a JSON object (`{"level": 40}`).
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Only this group (its topic <prefix>/group/<g>/cmd/<verb>).
+        #[arg(long, conflicts_with_all = ["site", "ids"])]
+        group: Option<String>,
+        /// Only this site.
+        #[arg(long, conflicts_with = "ids")]
+        site: Option<String>,
+        /// Only these devices (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        ids: Option<Vec<String>>,
+        /// How long to wait for the replies, seconds.
+        #[arg(long, default_value_t = 10)]
+        wait_s: u64,
+    },
+}
+
+fn fleet(config: &std::path::Path, what: FleetCmd) -> ExitCode {
+    use roomagent::mqtt::fleet::{self, Target};
+    let cfg = match config::load(config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = match roomagent::mqtt::Options::from_config(&cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("roomagent fleet: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime().block_on(async move {
+        match what {
+            FleetCmd::Ls => fleet::directory(&opts).await.map(|d| {
+                print!("{}", d.table());
+                true
+            }),
+            FleetCmd::Cmd {
+                verb,
+                args,
+                group,
+                site,
+                ids,
+                wait_s,
+            } => {
+                let args: serde_json::Value =
+                    serde_json::from_str(&args).map_err(|e| format!("--args is not JSON: {e}"))?;
+                let target = match (group, site, ids) {
+                    (Some(g), _, _) => Target::Group(g),
+                    (_, Some(s), _) => Target::Site(s),
+                    (_, _, Some(ids)) => Target::Ids(ids),
+                    _ => Target::All,
+                };
+                let wait = std::time::Duration::from_secs(wait_s);
+                let o = fleet::command(&opts, &verb, args, &target, wait).await?;
+                print!("{}", o.summary());
+                Ok(o.refused.is_empty() && o.offline.is_empty() && o.silent.is_empty())
+            }
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("roomagent fleet: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -86,7 +176,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Run { config } => {
-            let cfg = match config::load(&config) {
+            let cfg = match config::load_running(&config) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -143,6 +233,7 @@ fn main() -> ExitCode {
                 anyhow::Ok(())
             }))
         }
+        Cmd::Fleet { config, what } => fleet(&config, what),
         Cmd::Privileged { requests } => match roomagent::privileged::serve(&requests) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -416,7 +416,7 @@ impl Service {
             .send("RELOADING=1\nSTATUS=reloading the configuration");
         if self.not_configured.is_some()
             && let Some(path) = &self.source
-            && let Ok(new) = crate::config::load(path)
+            && let Ok(new) = crate::config::load_running(path)
             && !new.not_configured
         {
             info!(

@@ -1086,3 +1086,280 @@ async fn a_restart_never_interrupts_a_call_unless_told_now() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `roomagent fleet --config CONF ARGS…`: success, stdout, stderr.
+async fn fleet(conf: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomagent"))
+        .arg("fleet")
+        .arg("--config")
+        .arg(conf)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `roomagent fleet`, the binary as a person runs it: `ls` shows the devices as their retained
+/// documents say, `cmd` reaches the selected ones once and counts who ran it, who refused and
+/// who is offline.
+#[tokio::test]
+async fn the_fleet_command_lists_devices_and_counts_their_replies() {
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let mut agents = Vec::new();
+    for (login, group) in [
+        ("room", "lobby"),
+        ("room2", "lobby"),
+        ("room3", "boardroom"),
+    ] {
+        let mut a = Agent::start_toml(&mqtt_toml(
+            &server.api(),
+            login,
+            broker.port,
+            "mode = \"never\"",
+            &format!("group = \"{group}\"\nsite = \"berlin\""),
+        ))
+        .await;
+        a.registered().await;
+        dash.wait_json(&format!("roomagent/{login}/info"), |v| v["group"] == group)
+            .await;
+        agents.push(a);
+    }
+    let room2 = agents.remove(1);
+    room2.stop().await;
+    dash.wait("roomagent/room2/status", |p| p == "offline")
+        .await;
+
+    let dir = std::env::temp_dir().join(format!("roomagent-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ops.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[device]\nid = \"ops\"\n[media]\nenabled = false\n[gpio]\nenabled = false\n\
+             [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n",
+            broker.port
+        ),
+    )
+    .unwrap();
+    let (ok, table, err) = fleet(&conf, &["ls"]).await;
+    assert!(ok, "{err}");
+    let line = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("no {id} in\n{table}"))
+            .to_string()
+    };
+    assert!(
+        line("room").contains("online") && line("room").contains("lobby"),
+        "{table}"
+    );
+    assert!(line("room2").contains("offline"), "{table}");
+    assert!(
+        line("room3").contains("boardroom") && line("room3").contains("idle"),
+        "{table}"
+    );
+    assert!(
+        table.contains("3 devices: 2 online, 1 offline or unknown"),
+        "{table}"
+    );
+
+    let (ok, out, err) = fleet(
+        &conf,
+        &[
+            "cmd",
+            "volume",
+            "--args",
+            r#"{"level":20}"#,
+            "--group",
+            "lobby",
+        ],
+    )
+    .await;
+    assert!(!ok, "someone was offline: {out}{err}");
+    assert!(
+        out.starts_with("1 ok, 0 refused, 1 offline, 0 no answer"),
+        "{out}{err}"
+    );
+    assert!(out.contains("offline   room2"), "{out}");
+    assert_eq!(agents[0].now().volume, 20);
+    assert_ne!(agents[1].now().volume, 20, "room3 is not in the lobby");
+
+    let (_, out, _) = fleet(
+        &conf,
+        &[
+            "cmd",
+            "volume",
+            "--args",
+            r#"{"level":500}"#,
+            "--site",
+            "berlin",
+        ],
+    )
+    .await;
+    assert!(out.starts_with("0 ok, 2 refused, 1 offline"), "{out}");
+    assert!(
+        out.contains("refused   room3: volume: \"level\" must be 0-100"),
+        "{out}"
+    );
+
+    let (ok, out, err) = fleet(&conf, &["cmd", "state", "--ids", "room,room3"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("2 ok, 0 refused, 0 offline, 0 no answer"),
+        "{out}"
+    );
+    for a in agents {
+        a.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Remote configuration: a dashboard's retained `config/desired` is checked with the file's
+/// loader, kept on the device, applied like a reload (a restart for what needs one), and
+/// answered on `config/reported`; a bad one, or one with a secret, changes nothing and says
+/// why; clearing it goes back to the file.
+#[tokio::test]
+async fn a_desired_configuration_is_checked_applied_kept_and_reported() {
+    const DESIRED: &str = "roomagent/room/config/desired";
+    const REPORTED: &str = "roomagent/room/config/reported";
+    let dir = std::env::temp_dir().join(format!("roomagent-desired-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let overlay = dir.join("state/desired.toml");
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[service]\ndesired_file = \"{}\"\n",
+            mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", ""),
+            overlay.display()
+        ),
+    )
+    .unwrap();
+    let start = || async {
+        let cfg = roomagent::config::load_running(&file).expect("valid");
+        let mut a = Agent::start(cfg).await;
+        a.registered().await;
+        a
+    };
+    let mut agent = start().await;
+    dash.wait(STATUS, |p| p == "online").await;
+    let set = |dash: &Dashboard, v: Value| {
+        let text = if v.is_null() {
+            String::new()
+        } else {
+            v.to_string()
+        };
+        let c = dash.client.clone();
+        async move {
+            c.publish(DESIRED, QoS::AtLeastOnce, true, text)
+                .await
+                .unwrap();
+        }
+    };
+
+    // Auto-answer on, from the dashboard: applied at once, no restart.
+    set(
+        &dash,
+        json!({"answer": {"mode": "always", "delay_ms": 100}}),
+    )
+    .await;
+    let r = dash
+        .wait_json(REPORTED, |v| v["applied"] == json!(["answer"]))
+        .await;
+    assert_eq!(
+        (r["restart"].clone(), r["errors"].clone()),
+        (json!("none"), json!([])),
+        "{r}"
+    );
+    assert_eq!(r["hash"].as_str().map(str::len), Some(64), "{r}");
+    assert_eq!(r["file"]["changed"], false, "{r}");
+    assert!(overlay.exists(), "kept on the device");
+    let mut alice = Peer::connect(&server.api(), "alice", "alice").await;
+    let room = alice.call_agent(ROOM).await;
+    agent.phase(CallPhase::InCall).await;
+    alice
+        .request("meeting", "exit", json!({"roomId": room}))
+        .await;
+    agent.phase(CallPhase::Idle).await;
+
+    // A bad one and one with a secret: nothing changes, the report says why.
+    let kept = std::fs::read(&overlay).unwrap();
+    set(&dash, json!({"answer": {"mode": "sometimes"}})).await;
+    let r = dash.wait_json(REPORTED, |v| v["errors"] != json!([])).await;
+    assert!(
+        r["errors"][0].as_str().unwrap().starts_with("answer.mode"),
+        "{r}"
+    );
+    set(
+        &dash,
+        json!({"signaling": {"login": {"password": "Hunter2-x9Qv"}}}),
+    )
+    .await;
+    let r = dash
+        .wait_json(REPORTED, |v| {
+            v.to_string().contains("secrets are never sent")
+        })
+        .await;
+    assert!(
+        !r.to_string().contains("Hunter2"),
+        "the secret is not echoed: {r}"
+    );
+    assert_eq!(std::fs::read(&overlay).unwrap(), kept, "nothing changed");
+
+    // What needs a restart: the agent restarts itself (idle: at once) and comes back with it.
+    set(
+        &dash,
+        json!({"answer": {"mode": "always"}, "signaling": {"keepalive_s": 25}}),
+    )
+    .await;
+    let r = dash
+        .wait_json(REPORTED, |v| v["needs_restart"] == json!(["signaling"]))
+        .await;
+    assert_eq!(r["restart"], "now", "{r}");
+    let hash = r["hash"].clone();
+    assert!(restarting(agent.ended().await));
+    let agent = start().await;
+    let r = dash
+        .wait_json(REPORTED, |v| v["in_effect"] == true && v["hash"] == hash)
+        .await;
+    assert_eq!(r["needs_restart"], json!([]), "{r}");
+
+    // A hand edit of the file shows as drift.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("# edited by hand\n");
+    std::fs::write(&file, text).unwrap();
+    set(
+        &dash,
+        json!({"answer": {"mode": "always", "delay_ms": 300}, "signaling": {"keepalive_s": 25}}),
+    )
+    .await;
+    let r = dash
+        .wait_json(REPORTED, |v| v["file"]["changed"] == true)
+        .await;
+    assert_eq!(r["applied"], json!(["answer"]), "{r}");
+    assert_eq!(r["restart"], "none", "{r}");
+
+    // Cleared: back to the file alone (its keep-alive needs a restart again).
+    set(&dash, Value::Null).await;
+    let r = dash
+        .wait_json(REPORTED, |v| {
+            v["hash"].is_null() && v["errors"] == json!([])
+        })
+        .await;
+    assert_eq!(r["needs_restart"], json!(["signaling"]), "{r}");
+    assert!(!overlay.exists());
+    assert!(restarting(agent.ended().await));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! Every option is documented in `config.example.toml`. Unknown keys and wrong types are
 //! rejected; [`load`] reports every problem it can find, not just the first.
 
+pub mod desired;
 pub mod led;
 mod load;
 mod secret;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use desired::load_running;
 pub use load::{ConfigError, ConfigErrors, load, load_for, parse, parse_bytes};
 pub use secret::{Secret, SecretBytes, SecretSource};
 pub use setup::{NOT_CONFIGURED, not_configured_status};
@@ -574,6 +576,9 @@ pub struct ServiceConfig {
     /// Where the agent leaves requests for the privileged helper (a reboot); empty: the
     /// `requests` directory in the service's state directory (`$STATE_DIRECTORY`).
     pub requests_dir: Option<PathBuf>,
+    /// Where the configuration a dashboard set (`config/desired` over MQTT) is kept; empty:
+    /// `desired.toml` in the service's state directory (`$STATE_DIRECTORY`).
+    pub desired_file: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -581,11 +586,19 @@ impl Default for ServiceConfig {
         ServiceConfig {
             ready_timeout_s: 15,
             requests_dir: None,
+            desired_file: None,
         }
     }
 }
 
 impl ServiceConfig {
+    /// Where a dashboard's configuration is kept: [`ServiceConfig::desired_file`], else
+    /// `$STATE_DIRECTORY/desired.toml` under systemd; `None` elsewhere (no remote
+    /// configuration then).
+    pub fn desired_file(&self) -> Option<PathBuf> {
+        self.desired_file.clone().or_else(desired::default_file)
+    }
+
     /// Where requests for the privileged helper go: [`ServiceConfig::requests_dir`], else
     /// `$STATE_DIRECTORY/requests` under systemd; `None` elsewhere.
     pub fn requests_dir(&self) -> Option<PathBuf> {

@@ -21,9 +21,8 @@ pub const FORGET_GAP: Duration = Duration::from_secs(2);
 /// Clears the device's discovery configs, waits [`FORGET_GAP`], then clears its health,
 /// inventory, state and status. Returns the topics cleared, in the order they were cleared.
 pub async fn forget(opts: &Options) -> Result<Vec<String>, String> {
-    let mut o = opts.mqtt_options();
+    let mut o = opts.client_options(&format!("{}-forget", opts.topics.id));
     o.set_clean_session(true);
-    o.set_client_id(format!("{}-forget", opts.topics.id));
     let (client, mut eventloop) = AsyncClient::new(o, 64);
     let configs = match &opts.discovery_prefix {
         Some(prefix) => discovery::all_topics(prefix, &opts.topics),

@@ -27,13 +27,17 @@ pub(crate) struct Signal {
     pub ha_online: u64,
 }
 
-/// A command received on a command topic.
+/// A command received on a command topic, or the desired configuration (verb
+/// [`DESIRED`]).
 #[derive(Debug)]
 pub(crate) struct Incoming {
     pub verb: String,
     pub fleet: bool,
     pub payload: Vec<u8>,
 }
+
+/// The `verb` of an [`Incoming`] that is the retained desired configuration.
+pub(crate) const DESIRED: &str = "config/desired";
 
 /// The channels from the poller to the publisher.
 pub(crate) struct Channels {
@@ -105,6 +109,19 @@ fn on_publish(opts: &Options, ha_status: Option<&str>, out: &Channels, p: Publis
     if Some(p.topic.as_str()) == ha_status {
         if p.payload.as_ref() == b"online" {
             out.signal.send_modify(|s| s.ha_online += 1);
+        }
+        return;
+    }
+    if p.topic == opts.topics.config_desired() {
+        // Retained on purpose: the configuration a dashboard wants, delivered on every
+        // connection (the publisher applies it once).
+        let msg = Incoming {
+            verb: DESIRED.to_string(),
+            fleet: false,
+            payload: p.payload.to_vec(),
+        };
+        if out.commands.try_send(msg).is_err() {
+            warn!("too many MQTT commands waiting; dropped the desired configuration");
         }
         return;
     }

@@ -13,6 +13,7 @@
 //! commands are ignored. Subscriptions are renewed on every ConnAck.
 
 pub mod discovery;
+pub mod fleet;
 mod forget;
 pub mod freshness;
 mod link;
@@ -108,6 +109,11 @@ pub struct Options {
     pub health: crate::config::HealthConfig,
     /// The certificate files the configuration names (inventory and health).
     pub certificates: Vec<crate::inventory::Certificate>,
+    /// The configuration file the agent runs from, and its sha256 then (remote configuration
+    /// reports a hand edit since as drift).
+    pub config_file: Option<(std::path::PathBuf, String)>,
+    /// Where a dashboard's configuration is kept; `None`: remote configuration is off.
+    pub desired_file: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -167,12 +173,20 @@ impl Options {
             },
             health: c.health.clone(),
             certificates: crate::inventory::certificates(c),
+            config_file: c.source.as_ref().map(|p| {
+                let hash = std::fs::read(p)
+                    .map(|b| crate::config::desired::sha256_hex(&b))
+                    .unwrap_or_default();
+                (p.clone(), hash)
+            }),
+            desired_file: c.service.desired_file(),
         })
     }
 
+    /// The device's connection: its id as client id, a persistent session, and its status
+    /// topic's `offline` as the last will.
     pub(crate) fn mqtt_options(&self) -> MqttOptions {
-        let mut o = MqttOptions::new(self.topics.id.clone(), self.host.clone(), self.port);
-        o.set_keep_alive(self.keep_alive);
+        let mut o = self.client_options(&self.topics.id);
         o.set_clean_session(false);
         o.set_last_will(LastWill::new(
             self.topics.status(),
@@ -180,6 +194,14 @@ impl Options {
             QoS::AtLeastOnce,
             true,
         ));
+        o
+    }
+
+    /// A connection to the same broker with the same credentials and TLS, as `client_id`,
+    /// with no will (the tools: `mqtt-forget`, `fleet`).
+    pub(crate) fn client_options(&self, client_id: &str) -> MqttOptions {
+        let mut o = MqttOptions::new(client_id, self.host.clone(), self.port);
+        o.set_keep_alive(self.keep_alive);
         if let Some((user, pass)) = &self.credentials {
             o.set_credentials(user.clone(), pass.expose().to_string());
         }

@@ -58,6 +58,16 @@ impl Topics {
         self.t("info")
     }
 
+    /// Retained, written by a dashboard: the configuration it wants (remote configuration).
+    pub fn config_desired(&self) -> String {
+        self.t("config/desired")
+    }
+
+    /// Retained, written by the device: what became of the desired configuration.
+    pub fn config_reported(&self) -> String {
+        self.t("config/reported")
+    }
+
     /// Call lifecycle events.
     pub fn event(&self) -> String {
         self.t("event")

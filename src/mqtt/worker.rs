@@ -96,6 +96,7 @@ pub(crate) async fn work(
                 w.on_signal(s);
             }
             cmd = commands.recv() => match cmd {
+                Some(c) if c.verb == super::link::DESIRED => w.on_desired(&c.payload).await,
                 Some(c) => w.on_command(&c.verb, c.fleet, &c.payload).await,
                 None => return,
             },
@@ -161,6 +162,7 @@ impl Worker<'_> {
         for filter in t.command_filters() {
             self.outbox.subscribe(filter);
         }
+        self.outbox.subscribe(t.config_desired());
         if let Some(p) = &self.opts.discovery_prefix {
             self.outbox.subscribe(format!("{p}/status"));
         }
@@ -225,6 +227,10 @@ impl Worker<'_> {
             &self.opts.certificates,
             &health::observe_system(),
         );
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("group".into(), json!(self.opts.group));
+            o.insert("site".into(), json!(self.opts.site));
+        }
         self.stamp(&mut doc);
         self.outbox
             .retained(self.opts.topics.info(), doc.to_string());
@@ -356,6 +362,101 @@ impl Worker<'_> {
         }
         self.outbox
             .message(self.opts.topics.reply(), doc.to_string());
+    }
+
+    /// The desired configuration: checked with the file's loader, kept as the overlay,
+    /// applied as a reload (a restart, once idle, for what needs one), and answered on
+    /// `config/reported`. Anything wrong changes nothing and says why.
+    async fn on_desired(&mut self, payload: &[u8]) {
+        let report = self.apply_desired(payload).await;
+        let mut doc = report;
+        if let Some((path, at_start)) = &self.opts.config_file {
+            let now = std::fs::read(path)
+                .map(|b| crate::config::desired::sha256_hex(&b))
+                .unwrap_or_default();
+            doc["file"] = json!({
+                "path": path.display().to_string(),
+                "sha256": now,
+                // Drift: edited by hand since the agent started (and not restarted since).
+                "changed": &now != at_start,
+            });
+        }
+        self.stamp(&mut doc);
+        self.outbox
+            .retained(self.opts.topics.config_reported(), doc.to_string());
+    }
+
+    async fn apply_desired(&mut self, payload: &[u8]) -> Value {
+        use crate::config::desired;
+        let refused = |hash: Value, errors: Vec<String>| {
+            info!(?errors, "refused a desired configuration");
+            json!({"hash": hash, "applied": [], "needs_restart": [], "restart": "none", "errors": errors})
+        };
+        let (Some(overlay), Some((file, _))) = (&self.opts.desired_file, &self.opts.config_file)
+        else {
+            return refused(
+                Value::Null,
+                vec!["remote configuration needs the agent to run from a file as the service (its state directory keeps the desired configuration) or [service] desired_file".into()],
+            );
+        };
+        let kept = std::fs::read(overlay).ok().map(|b| desired::sha256_hex(&b));
+        let wanted = if payload.is_empty() {
+            None
+        } else {
+            match desired::parse_desired(payload) {
+                Ok(d) => Some(d),
+                Err(errors) => return refused(Value::Null, errors),
+            }
+        };
+        let hash = wanted
+            .as_ref()
+            .map(|d| json!(d.hash))
+            .unwrap_or(Value::Null);
+        if wanted.as_ref().map(|d| &d.hash) == kept.as_ref() {
+            // Already in effect (the retained message again after a reconnect or restart).
+            return json!({"hash": hash, "applied": [], "needs_restart": [], "restart": "none", "errors": [], "in_effect": true});
+        }
+        if let Some(d) = &wanted
+            && let Err(errors) = desired::check(file, &d.table)
+        {
+            return refused(hash, errors);
+        }
+        if let Err(e) = desired::store(overlay, wanted.as_ref().map(|d| &d.table)) {
+            return refused(hash, vec![e]);
+        }
+        let report = match self.agent.reload().await {
+            Ok(r) => r,
+            Err(e) => return refused(hash, vec![e]),
+        };
+        let restart = if report.needs_restart.is_empty() {
+            "none"
+        } else {
+            match self
+                .agent
+                .restart(
+                    crate::command::Scope::Agent,
+                    crate::command::When::Idle,
+                    format!(
+                        "the desired configuration changes {}",
+                        report.needs_restart.join(", ")
+                    ),
+                )
+                .await
+            {
+                Ok(crate::handle::Restarting::Queued) => "queued",
+                Ok(crate::handle::Restarting::Now) => "now",
+                Err(e) => return refused(hash, vec![e]),
+            }
+        };
+        info!(applied = ?report.applied, needs_restart = ?report.needs_restart, restart, "desired configuration applied");
+        json!({
+            "hash": hash,
+            "applied": report.applied,
+            "needs_restart": report.needs_restart,
+            "restart": restart,
+            "errors": [],
+            "in_effect": restart == "none",
+        })
     }
 
     /// Parses, selects, checks freshness, runs and answers one command.
