@@ -419,6 +419,15 @@ pub async fn command(
     let mut link = Link::open(opts, &filters).await?;
     let mut dir = Directory::new(prefix);
     link.read(&mut dir).await?;
+    // Only the replies from here on: a verb like `state` makes every device republish its
+    // documents, and a broker queues only so many messages for one client (mosquitto: 1,000)
+    // before it drops the rest, replies among them.
+    for f in document_filters(prefix) {
+        link.client
+            .unsubscribe(f)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let (mut waiting, offline) = Outcome::expect(&dir, target);
     let mut outcome = Outcome {
         offline,
