@@ -290,6 +290,12 @@ fn start_mqtt(
     }
     let opts = crate::mqtt::Options::from_config(config).context("MQTT configuration")?;
     info!(broker = %format!("{}:{}", opts.host, opts.port), "MQTT management on");
+    if opts.topics.id.len() > crate::mqtt::CLIENT_ID_PORTABLE {
+        warn!(
+            id = %opts.topics.id,
+            "the device id is the MQTT client id and is longer than 23 bytes: brokers that keep              to MQTT 3.1's limit (EMQX Cloud Serverless) refuse it; a shorter [device] id works everywhere"
+        );
+    }
     let stop = CancellationToken::new();
     let (status, fut) = crate::mqtt::start(opts, handle.clone(), stop.clone());
     parts.supervise("mqtt", MQTT_BUDGET, stop, fut);

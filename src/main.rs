@@ -47,6 +47,10 @@ enum Cmd {
         /// Configuration file of the device being decommissioned.
         #[arg(short, long)]
         config: PathBuf,
+        /// The MQTT client id to connect as (default `<device id>-forget`; a broker may
+        /// require at most 23 bytes or a given pattern).
+        #[arg(long)]
+        client_id: Option<String>,
     },
     /// For a team without a dashboard: the fleet on the broker of the file's [mqtt] section
     /// (a user that may read <prefix>/# and write command topics).
@@ -214,7 +218,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::MqttForget { config } => {
+        Cmd::MqttForget { config, client_id } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
@@ -224,7 +228,7 @@ fn main() -> ExitCode {
             };
             exit(runtime().block_on(async move {
                 let opts = roomagent::mqtt::Options::from_config(&cfg)?;
-                let cleared = roomagent::mqtt::forget(&opts)
+                let cleared = roomagent::mqtt::forget(&opts, client_id.as_deref())
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot clear the retained topics: {e}"))?;
                 for t in cleared {

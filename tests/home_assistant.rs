@@ -338,7 +338,7 @@ fn mqtt_forget_clears_configs_first_then_state_after_a_gap() {
         let toml = mqtt_toml(&server.api(), ID, broker.port, "mode = \"never\"", "");
         std::fs::write(&conf, toml).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomagent"))
-            .args(["mqtt-forget", "--config"])
+            .args(["mqtt-forget", "--client-id", "decommission-1", "--config"])
             .arg(&conf)
             .output();
         let watch = async {

@@ -344,6 +344,9 @@ pub struct MqttConfig {
     pub command_max_age_s: u64,
     /// Refuse commands without a `"ts"` (Home Assistant's controls send none).
     pub require_timestamp: bool,
+    /// TLS ALPN protocols to offer (AWS IoT Core's custom authentication on port 443 needs
+    /// `["mqtt"]`); empty: none.
+    pub alpn: Vec<String>,
 }
 
 impl Default for MqttConfig {
@@ -370,6 +373,7 @@ impl Default for MqttConfig {
             reconnect_max_ms: 30_000,
             command_max_age_s: 30,
             require_timestamp: false,
+            alpn: Vec::new(),
         }
     }
 }

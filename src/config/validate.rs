@@ -231,6 +231,15 @@ fn check_mqtt(c: &Config, err: &mut impl FnMut(&str, String)) {
                 "client_cert_file and client_key_file go together".into(),
             );
         }
+        if !q.alpn.is_empty() && q.ca_file.is_none() {
+            err("mqtt.alpn", "ALPN is part of TLS: set ca_file too".into());
+        }
+        if q.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+            err(
+                "mqtt.alpn",
+                "each protocol name is 1-255 bytes (AWS IoT Core: \"mqtt\")".into(),
+            );
+        }
         if q.client_cert_file.is_some() && q.ca_file.is_none() {
             err(
                 "mqtt.ca_file",

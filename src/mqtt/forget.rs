@@ -19,9 +19,11 @@ use super::{Options, describe, discovery};
 pub const FORGET_GAP: Duration = Duration::from_secs(2);
 
 /// Clears the device's discovery configs, waits [`FORGET_GAP`], then clears its health,
-/// inventory, state and status. Returns the topics cleared, in the order they were cleared.
-pub async fn forget(opts: &Options) -> Result<Vec<String>, String> {
-    let mut o = opts.client_options(&format!("{}-forget", opts.topics.id));
+/// inventory, state and status. Connects as `client_id`, else as `<device id>-forget` (which
+/// a broker that keeps to 23 bytes refuses for a long id). Returns the topics cleared, in the order they were cleared.
+pub async fn forget(opts: &Options, client_id: Option<&str>) -> Result<Vec<String>, String> {
+    let default_id = format!("{}-forget", opts.topics.id);
+    let mut o = opts.client_options(client_id.unwrap_or(&default_id));
     o.set_clean_session(true);
     let (client, mut eventloop) = AsyncClient::new(o, 64);
     let configs = match &opts.discovery_prefix {

@@ -87,6 +87,8 @@ pub struct Options {
     pub credentials: Option<(String, Secret)>,
     /// TLS: CA PEM and optional client certificate + key PEM (the key hidden from `Debug`).
     pub tls: Option<TlsSecretPem>,
+    /// TLS ALPN protocols to offer.
+    pub alpn: Vec<String>,
     /// Keep-alive.
     pub keep_alive: Duration,
     /// Telemetry period.
@@ -156,6 +158,7 @@ impl Options {
                 .with_tags(m.group.as_deref(), m.site.as_deref()),
             credentials,
             tls,
+            alpn: m.alpn.clone(),
             keep_alive: Duration::from_secs(m.keep_alive_s),
             telemetry_interval: Duration::from_secs(m.telemetry_interval_s),
             discovery_prefix: m.discovery.then(|| m.discovery_prefix.clone()),
@@ -206,9 +209,11 @@ impl Options {
             o.set_credentials(user.clone(), pass.expose().to_string());
         }
         if let Some((ca, client)) = &self.tls {
+            let alpn = (!self.alpn.is_empty())
+                .then(|| self.alpn.iter().map(|p| p.as_bytes().to_vec()).collect());
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: ca.clone(),
-                alpn: None,
+                alpn,
                 client_auth: client
                     .as_ref()
                     .map(|(c, k)| (c.clone(), k.expose().to_vec())),
@@ -342,4 +347,47 @@ pub fn state_document(
         }
     }
     v
+}
+
+/// MQTT 3.1 limited client ids to 23 bytes; 3.1.1 lets brokers allow more, and some do not
+/// (EMQX Cloud Serverless, for one). The device id is the client id.
+pub const CLIENT_ID_PORTABLE: usize = 23;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(extra: &str) -> Options {
+        let dir = std::env::temp_dir().join(format!("roomagent-alpn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not read until connecting").unwrap();
+        let text = format!(
+            "[device]\nid = \"room\"\n[mqtt]\nenabled = true\nca_file = \"{}\"\n{extra}",
+            ca.display()
+        );
+        let c = crate::config::parse(&text, crate::config::Purpose::Agent).unwrap();
+        Options::from_config(&c).unwrap()
+    }
+
+    fn alpn_of(o: &MqttOptions) -> Option<Vec<Vec<u8>>> {
+        match o.transport() {
+            Transport::Tls(TlsConfiguration::Simple { alpn, .. }) => alpn,
+            _ => panic!("TLS expected"),
+        }
+    }
+
+    #[test]
+    fn alpn_is_offered_when_configured_and_the_tools_connect_without_a_will() {
+        assert_eq!(alpn_of(&options("").mqtt_options()), None);
+        let o = options("alpn = [\"mqtt\"]");
+        assert_eq!(alpn_of(&o.mqtt_options()), Some(vec![b"mqtt".to_vec()]));
+        assert_eq!(
+            alpn_of(&o.client_options("ops-f1")),
+            Some(vec![b"mqtt".to_vec()])
+        );
+        assert!(o.mqtt_options().last_will().is_some());
+        assert!(o.client_options("ops-f1").last_will().is_none());
+        assert_eq!(o.client_options("ops-f1").client_id(), "ops-f1");
+    }
 }

@@ -156,3 +156,22 @@ fn fleet_topic_names_are_single_topic_levels_and_ids_do_not_collide_with_them() 
         assert_eq!(flagged(&c, "mqtt.site"), bad, "{tag:?}");
     }
 }
+
+#[test]
+fn alpn_needs_tls_and_names_of_one_to_255_bytes() {
+    let mut c = Config::default();
+    c.device.id = "r".into();
+    c.mqtt.enabled = true;
+    let flagged = |c: &Config| {
+        check(c, Purpose::Agent)
+            .iter()
+            .any(|(k, _)| k == "mqtt.alpn")
+    };
+    assert!(!flagged(&c));
+    c.mqtt.alpn = vec!["mqtt".into()];
+    assert!(flagged(&c), "without ca_file");
+    c.mqtt.ca_file = Some("/etc/hostname".into());
+    assert!(!flagged(&c));
+    c.mqtt.alpn = vec![String::new()];
+    assert!(flagged(&c));
+}
