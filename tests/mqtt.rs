@@ -486,11 +486,10 @@ async fn tls_with_a_client_certificate_connects_and_a_wrong_ca_is_reported() {
         .find(|i| i["code"] == "certificate_expiry")
         .unwrap();
     assert_eq!(issue["severity"], "warning", "{h}");
+    // Whole days left: 2 when the agent looks within the second openssl made them, else 1.
+    let detail = issue["detail"].as_str().unwrap();
     assert!(
-        issue["detail"]
-            .as_str()
-            .unwrap()
-            .contains("expires in 1 day"),
+        detail.contains("expires in 1 day") || detail.contains("expires in 2 day"),
         "{h}"
     );
     agent.stop().await;
