@@ -8,7 +8,7 @@
 //! the administrator's: the service cannot write it, and a hand edit there is reported as
 //! drift, not overwritten.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -215,14 +215,6 @@ pub fn load_running(file: &Path) -> Result<Config, ConfigErrors> {
             }
         },
     }
-}
-
-/// Where the overlay lives: `[service] desired_file`, else `$STATE_DIRECTORY/desired.toml`
-/// under systemd.
-pub(super) fn default_file() -> Option<PathBuf> {
-    let dirs = std::env::var_os("STATE_DIRECTORY")?;
-    let first = std::env::split_paths(&dirs).next()?;
-    Some(first.join("desired.toml"))
 }
 
 #[cfg(test)]

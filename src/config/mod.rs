@@ -595,22 +595,29 @@ impl Default for ServiceConfig {
     }
 }
 
+/// The service's state directory, as systemd passes it (`StateDirectory=`: the first of
+/// `$STATE_DIRECTORY`); `None` outside the service.
+fn state_directory() -> Option<PathBuf> {
+    let dirs = std::env::var_os("STATE_DIRECTORY")?;
+    std::env::split_paths(&dirs).next()
+}
+
 impl ServiceConfig {
     /// Where a dashboard's configuration is kept: [`ServiceConfig::desired_file`], else
     /// `$STATE_DIRECTORY/desired.toml` under systemd; `None` elsewhere (no remote
     /// configuration then).
     pub fn desired_file(&self) -> Option<PathBuf> {
-        self.desired_file.clone().or_else(desired::default_file)
+        self.desired_file
+            .clone()
+            .or_else(|| Some(state_directory()?.join("desired.toml")))
     }
 
     /// Where requests for the privileged helper go: [`ServiceConfig::requests_dir`], else
     /// `$STATE_DIRECTORY/requests` under systemd; `None` elsewhere.
     pub fn requests_dir(&self) -> Option<PathBuf> {
-        self.requests_dir.clone().or_else(|| {
-            let dirs = std::env::var_os("STATE_DIRECTORY")?;
-            let first = std::env::split_paths(&dirs).next()?;
-            Some(first.join("requests"))
-        })
+        self.requests_dir
+            .clone()
+            .or_else(|| Some(state_directory()?.join("requests")))
     }
 
     /// [`ServiceConfig::ready_timeout_s`] as a duration.
