@@ -370,17 +370,8 @@ impl Link {
         }
     }
 
-    async fn close(self) {
-        let _ = self.client.disconnect().await;
-        let mut events = self.events;
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Ok(ev) = events.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
+    async fn close(mut self) {
+        super::forget::hang_up(&self.client, &mut self.events).await;
     }
 }
 

@@ -37,6 +37,15 @@ pub async fn forget(opts: &Options, client_id: Option<&str>) -> Result<Vec<Strin
     let t = &opts.topics;
     let rest = [t.health(), t.info(), t.state(), t.status()];
     clear(&client, &mut eventloop, &rest).await?;
+    hang_up(&client, &mut eventloop).await;
+    let mut all = configs;
+    all.extend(rest);
+    Ok(all)
+}
+
+/// Disconnects cleanly (the broker then sends no will) and drives the event loop until the
+/// DISCONNECT is out, for at most 2 s: the tools' (`mqtt-forget`, `fleet`) goodbye.
+pub(crate) async fn hang_up(client: &AsyncClient, eventloop: &mut EventLoop) {
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(ev) = eventloop.poll().await {
@@ -46,9 +55,6 @@ pub async fn forget(opts: &Options, client_id: Option<&str>) -> Result<Vec<Strin
         }
     })
     .await;
-    let mut all = configs;
-    all.extend(rest);
-    Ok(all)
 }
 
 /// Publishes an empty retained message on every topic and waits until the broker has
