@@ -115,6 +115,8 @@ pub const ERRORS_WINDOW: Duration = Duration::from_secs(600);
 pub struct Tracker {
     /// Code → (first seen, Unix ms then).
     began: BTreeMap<&'static str, (Instant, u64)>,
+    /// When the next issue still waiting out its grace is due, as of the last assessment.
+    due: Option<Instant>,
 }
 
 struct Candidate {
@@ -128,11 +130,17 @@ struct Candidate {
 fn candidates(seen: &Observed, t: &HealthConfig, unix_ms: u64) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut add = |code, severity, detail: String| {
+        // A registration in progress is not down: that one waits out its grace.
+        let after = if code == "signaling_down" {
+            Duration::from_secs(t.signaling_grace_s)
+        } else {
+            Duration::ZERO
+        };
         out.push(Candidate {
             code,
             severity,
             detail,
-            after: Duration::ZERO,
+            after,
         })
     };
     if let Some(s) = &seen.state {
@@ -291,11 +299,6 @@ fn candidates(seen: &Observed, t: &HealthConfig, unix_ms: u64) -> Vec<Candidate>
             ),
         );
     }
-    for c in &mut out {
-        if c.code == "signaling_down" {
-            c.after = Duration::from_secs(t.signaling_grace_s);
-        }
-    }
     out
 }
 
@@ -312,9 +315,12 @@ impl Tracker {
         self.began
             .retain(|code, _| found.iter().any(|c| c.code == *code));
         let mut issues = Vec::new();
+        self.due = None;
         for c in found {
             let (first, since) = *self.began.entry(c.code).or_insert((now, unix_ms));
             if now.duration_since(first) < c.after {
+                let due = first + c.after;
+                self.due = Some(self.due.map_or(due, |d| d.min(due)));
                 continue;
             }
             issues.push(Issue {
@@ -333,11 +339,10 @@ impl Tracker {
         Health { level, issues }
     }
 
-    /// When the next issue that waits out its grace becomes due, if any.
-    pub fn next_due(&self, config: &HealthConfig) -> Option<Instant> {
-        self.began
-            .get("signaling_down")
-            .map(|(first, _)| *first + Duration::from_secs(config.signaling_grace_s))
+    /// When an issue still waiting out its grace becomes due (as of the last assessment),
+    /// if any: never a moment already past, so a caller sleeping until it does not spin.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due
     }
 }
 

@@ -52,13 +52,14 @@ fn signaling_down_is_an_error_only_after_its_grace_and_keeps_its_since() {
     };
     let h = t.assess(&seen, &cfg, t0, 1_000);
     assert_eq!(h.level, Level::Ok, "registering takes a moment");
-    assert_eq!(t.next_due(&cfg), Some(t0 + Duration::from_secs(30)));
+    assert_eq!(t.next_due(), Some(t0 + Duration::from_secs(30)));
     let h = t.assess(&seen, &cfg, t0 + Duration::from_secs(29), 30_000);
     assert_eq!(h.level, Level::Ok);
     let h = t.assess(&seen, &cfg, t0 + Duration::from_secs(30), 31_000);
     assert_eq!(h.level, Level::Error);
     assert_eq!(codes(&h), ["signaling_down"]);
     assert_eq!(h.issues[0].since, 1_000, "since the first look that saw it");
+    assert_eq!(t.next_due(), None, "reported: nothing more to wake up for");
     assert!(h.issues[0].detail.contains("cannot reach ws://server:8080"));
     // Registered again: gone, and a new outage starts a new grace.
     let ok = Observed {
@@ -70,7 +71,7 @@ fn signaling_down_is_an_error_only_after_its_grace_and_keeps_its_since() {
             .level,
         Level::Ok
     );
-    assert_eq!(t.next_due(&cfg), None);
+    assert_eq!(t.next_due(), None);
     let h = t.assess(&seen, &cfg, t0 + Duration::from_secs(50), 51_000);
     assert_eq!(h.level, Level::Ok);
 }

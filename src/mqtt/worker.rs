@@ -85,7 +85,7 @@ pub(crate) async fn work(
     health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let retry_due = w.retry_due;
-        let health_due = w.health.next_due(&opts.health).map(Deadline::from_std);
+        let health_due = w.health.next_due().map(Deadline::from_std);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = signal.changed() => {
