@@ -88,16 +88,23 @@ fn docking_login_needs_app_id_secret_and_account() {
     }
 }
 
-#[test]
-fn the_home_assistant_configuration_url_must_be_a_web_page() {
+/// A configuration with MQTT on (and the device id that needs).
+fn with_mqtt() -> Config {
     let mut c = Config::default();
     c.device.id = "r".into();
     c.mqtt.enabled = true;
-    let flagged = |c: &Config| {
-        check(c, Purpose::Agent)
-            .iter()
-            .any(|(k, _)| k == "mqtt.configuration_url")
-    };
+    c
+}
+
+/// Whether `check` names `key`.
+fn flags(c: &Config, key: &str) -> bool {
+    check(c, Purpose::Agent).iter().any(|(k, _)| k == key)
+}
+
+#[test]
+fn the_home_assistant_configuration_url_must_be_a_web_page() {
+    let mut c = with_mqtt();
+    let flagged = |c: &Config| flags(c, "mqtt.configuration_url");
     assert!(!flagged(&c), "optional");
     c.mqtt.configuration_url = Some("http://room-101.local/".into());
     assert!(!flagged(&c));
@@ -109,14 +116,8 @@ fn the_home_assistant_configuration_url_must_be_a_web_page() {
 
 #[test]
 fn the_command_age_limit_has_a_range() {
-    let mut c = Config::default();
-    c.device.id = "r".into();
-    c.mqtt.enabled = true;
-    let flagged = |c: &Config| {
-        check(c, Purpose::Agent)
-            .iter()
-            .any(|(k, _)| k == "mqtt.command_max_age_s")
-    };
+    let mut c = with_mqtt();
+    let flagged = |c: &Config| flags(c, "mqtt.command_max_age_s");
     assert!(!flagged(&c), "the default (30 s) is fine");
     for (age, bad) in [
         (0, true),
@@ -132,15 +133,13 @@ fn the_command_age_limit_has_a_range() {
 
 #[test]
 fn fleet_topic_names_are_single_topic_levels_and_ids_do_not_collide_with_them() {
-    let mut c = Config::default();
-    c.mqtt.enabled = true;
-    let flagged = |c: &Config, key: &str| check(c, Purpose::Agent).iter().any(|(k, _)| k == key);
+    let mut c = with_mqtt();
     for reserved in ["all", "group", "site"] {
         c.device.id = reserved.into();
-        assert!(flagged(&c, "device.id"), "{reserved}");
+        assert!(flags(&c, "device.id"), "{reserved}");
     }
     c.device.id = "room-101".into();
-    assert!(!flagged(&c, "device.id"));
+    assert!(!flags(&c, "device.id"));
     for (tag, bad) in [
         ("lobby", false),
         ("floor_3-east", false),
@@ -152,21 +151,15 @@ fn fleet_topic_names_are_single_topic_levels_and_ids_do_not_collide_with_them() 
     ] {
         c.mqtt.group = Some(tag.into());
         c.mqtt.site = Some(tag.into());
-        assert_eq!(flagged(&c, "mqtt.group"), bad, "{tag:?}");
-        assert_eq!(flagged(&c, "mqtt.site"), bad, "{tag:?}");
+        assert_eq!(flags(&c, "mqtt.group"), bad, "{tag:?}");
+        assert_eq!(flags(&c, "mqtt.site"), bad, "{tag:?}");
     }
 }
 
 #[test]
 fn alpn_needs_tls_and_names_of_one_to_255_bytes() {
-    let mut c = Config::default();
-    c.device.id = "r".into();
-    c.mqtt.enabled = true;
-    let flagged = |c: &Config| {
-        check(c, Purpose::Agent)
-            .iter()
-            .any(|(k, _)| k == "mqtt.alpn")
-    };
+    let mut c = with_mqtt();
+    let flagged = |c: &Config| flags(c, "mqtt.alpn");
     assert!(!flagged(&c));
     c.mqtt.alpn = vec!["mqtt".into()];
     assert!(flagged(&c), "without ca_file");
