@@ -9,6 +9,11 @@
 #[allow(unused_imports)]
 mod support;
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::percentile;
+
 use std::time::{Duration, Instant};
 
 use roomagent::mqtt::fleet::{self, Target};
@@ -20,10 +25,6 @@ use tokio::sync::mpsc;
 
 const DEVICES: usize = 1000;
 const ROUNDS: usize = 5;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
 
 fn device_toml(id: &str, port: u16) -> String {
     format!(

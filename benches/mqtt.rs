@@ -8,16 +8,17 @@
 #[allow(unused_imports)]
 mod support;
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::percentile;
+
 use std::time::{Duration, Instant};
 
 use support::mqtt::{Broker, Dashboard};
 use support::*;
 
 const COMMANDS: usize = 1000;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
 
 async fn run() {
     let server = Server::start().await;

@@ -239,11 +239,9 @@ async fn malformed_commands_get_clear_errors_and_change_nothing() {
     agent.stop().await;
 }
 
-#[tokio::test]
-async fn fleet_commands_reach_the_selected_devices_only() {
-    let server = Server::start().await;
-    let broker = Broker::start();
-    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+/// Three agents at site "berlin": "room" and "room2" in group "lobby", "room3" in
+/// "boardroom"; each registered, with its state and inventory on the broker.
+async fn lobby_and_boardroom(server: &Server, broker: &Broker, dash: &mut Dashboard) -> Vec<Agent> {
     let mut agents = Vec::new();
     for (login, group) in [
         ("room", "lobby"),
@@ -263,8 +261,19 @@ async fn fleet_commands_reach_the_selected_devices_only() {
             v["registered"] == true
         })
         .await;
+        dash.wait_json(&format!("roomagent/{login}/info"), |v| v["group"] == group)
+            .await;
         agents.push(a);
     }
+    agents
+}
+
+#[tokio::test]
+async fn fleet_commands_reach_the_selected_devices_only() {
+    let server = Server::start().await;
+    let broker = Broker::start();
+    let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
+    let agents = lobby_and_boardroom(&server, &broker, &mut dash).await;
     // Everyone, without a selector.
     dash.publish("roomagent/all/cmd/volume", r#"{"id":"v","level":20}"#)
         .await;
@@ -1111,25 +1120,7 @@ async fn the_fleet_command_lists_devices_and_counts_their_replies() {
     let server = Server::start().await;
     let broker = Broker::start();
     let mut dash = Dashboard::connect(broker.port, &["roomagent/#"]).await;
-    let mut agents = Vec::new();
-    for (login, group) in [
-        ("room", "lobby"),
-        ("room2", "lobby"),
-        ("room3", "boardroom"),
-    ] {
-        let mut a = Agent::start_toml(&mqtt_toml(
-            &server.api(),
-            login,
-            broker.port,
-            "mode = \"never\"",
-            &format!("group = \"{group}\"\nsite = \"berlin\""),
-        ))
-        .await;
-        a.registered().await;
-        dash.wait_json(&format!("roomagent/{login}/info"), |v| v["group"] == group)
-            .await;
-        agents.push(a);
-    }
+    let mut agents = lobby_and_boardroom(&server, &broker, &mut dash).await;
     let room2 = agents.remove(1);
     room2.stop().await;
     dash.wait("roomagent/room2/status", |p| p == "offline")
